@@ -1,0 +1,48 @@
+"""`rlhf-asr` entry point: dispatches to one module per subcommand.
+
+Each subcommand lives in `rlhf_asr/commands/<name>.py` and exposes `main(argv) -> int`.
+Modules are imported lazily so `rlhf-asr --help` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("train", "ORPO fine-tuning on a preference manifest (same options as finetune.py)"),
+    "evaluate": ("evaluate", "WER/CER and preference accuracy of a model on a manifest"),
+    "transcribe": ("transcribe", "transcribe audio files with a base, merged or adapter checkpoint"),
+    "merge": ("merge", "fold a LoRA/AdaLoRA adapter into its base model: merge ADAPTER_DIR OUTPUT_DIR"),
+    "import-ct2": ("import_ct2", "convert a CTranslate2 Whisper checkpoint: import-ct2 SRC DST"),
+    "make-pairs": ("make_pairs", "mine preference pairs from an ASR manifest with a model's own mistakes"),
+    "bench": ("bench", "measure memory and step time of sft / naive / concat / ours"),
+    "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),
+    "results": ("results", "reproduce docs/results.md: base vs SFT vs ORPO over seeds"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: rlhf-asr COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "`rlhf-asr COMMAND --help` shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"rlhf-asr: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"rlhf_asr.commands.{COMMANDS[name][0]}")
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
