@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from rlhf_asr.errors import UserInputError
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "ORPO fine-tuning on a preference manifest (same options as finetune.py)"),
@@ -41,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlhf-asr: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"rlhf_asr.commands.{COMMANDS[name][0]}")
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except UserInputError as error:
+        # Bad input is the user's to fix: one clear line, no traceback.
+        print(f"rlhf-asr {name}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
