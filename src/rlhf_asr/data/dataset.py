@@ -1,0 +1,86 @@
+"""Preference examples as model inputs: log-Mel features and the two token sequences.
+
+Transcripts are tokenized once, up front, so a transcript too long for Whisper's decoder is
+reported before training starts (with its manifest line), not in the middle of an epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder
+from rlhf_asr.errors import UserInputError
+
+SAMPLING_RATE = 16_000
+Augmenter = Callable[[np.ndarray, int], np.ndarray]
+
+
+def encode_pair(example, encoder: TranscriptEncoder, language: str | None) -> tuple[EncodedTranscript, EncodedTranscript]:
+    """Chosen and rejected token sequences of one example (segments when timestamps are on)."""
+    if encoder.timestamps:
+        return (
+            encoder.encode_segments(example.chosen_segments, language),
+            encoder.encode_segments(example.rejected_segments, language),
+        )
+    return encoder.encode(example.chosen, language), encoder.encode(example.rejected, language)
+
+
+class PreferenceDataset(Dataset):
+    """Items: `input_features` [n_mels, 3000] float32, `chosen`, `rejected`, `index`.
+
+    Args:
+        examples: PreferenceExample rows from the manifest reader.
+        feature_extractor: the model's own WhisperFeatureExtractor.
+        encoder: builds the decoder token sequences.
+        default_language: language code for rows without one (multilingual models only).
+        augmenter: waveform augmentation, for the training split only.
+        skip_invalid: drop (and count) rows whose transcript is too long instead of stopping.
+    """
+
+    def __init__(
+        self,
+        examples: Sequence,
+        feature_extractor,
+        encoder: TranscriptEncoder,
+        default_language: str | None = None,
+        augmenter: Augmenter | None = None,
+        skip_invalid: bool = False,
+    ):
+        self.feature_extractor = feature_extractor
+        self.augmenter = augmenter
+        self.examples, self.pairs, self.skipped = [], [], []
+        for example in examples:
+            language = (example.language or default_language) if encoder.multilingual else None
+            pair = encode_pair(example, encoder, language)
+            longest = max(len(pair[0].ids), len(pair[1].ids))
+            if longest > MAX_TARGET_TOKENS:
+                self.skipped.append(f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                continue
+            self.examples.append(example)
+            self.pairs.append(pair)
+        if self.skipped and not skip_invalid:
+            shown = "\n  ".join(self.skipped[:5])
+            raise UserInputError(
+                f"{len(self.skipped)} row(s) cannot be trained on:\n  {shown}\n"
+                "(--skip_invalid_rows True skips such rows and reports how many)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def transcript_lengths(self) -> list[int]:
+        """Decoder tokens per pair (chosen + rejected), for length-grouped batching."""
+        return [len(c.ids) + len(r.ids) for c, r in self.pairs]
+
+    def __getitem__(self, index: int) -> dict:
+        example = self.examples[index]
+        audio = load_audio(example.audio_path, SAMPLING_RATE)
+        if self.augmenter is not None:
+            audio = self.augmenter(audio, SAMPLING_RATE)
+        features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="np").input_features[0]
+        chosen, rejected = self.pairs[index]
+        return {"input_features": features.astype(np.float32), "chosen": chosen, "rejected": rejected, "index": index}

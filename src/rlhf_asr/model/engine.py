@@ -1,0 +1,166 @@
+"""The preference forward pass: per-sequence log-probs of the chosen and rejected transcripts.
+
+Three ways to compute the same numbers (they are compared in the tests and in `rlhf-asr bench`):
+
+- "naive": the whole model twice, once per transcript (encoder twice, full logits twice).
+- "concat": encoder once, its output copied to double batch, decoder on [chosen; rejected]
+  stacked along the batch, full logits (what earlier ORPO-for-Whisper code did).
+- "packed" (ours): encoder once; each pair's two transcripts are packed side by side along the
+  decoder's time axis, with a block-causal mask and positions restarting at 0 for the rejected
+  block. One decoder pass, the audio's cross-attention keys and values computed once and shared,
+  no copy of the encoder output, and the label log-probs taken chunk by chunk from the hidden
+  states, never as a [2B, L, vocab] tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rlhf_asr.loss.logps import chunked_token_logps, logits_token_logps, sequence_logps
+from rlhf_asr.model.encoder_cache import EncoderCache
+
+MODES = ("packed", "naive", "concat")
+
+
+def whisper_core(model: nn.Module) -> nn.Module:
+    """The WhisperForConditionalGeneration inside a PEFT wrapper (LoRA layers are injected in place)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def packed_attention_mask(
+    chosen_len: int, rejected_len: int, batch: int, device, additive_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """[B, 1, Lc+Lr, Lc+Lr] mask: causal within each block, nothing across blocks.
+
+    Boolean (True = may attend) for SDPA; additive in `additive_dtype` for eager attention, which
+    adds the mask to the scores. Padding needs no mask: each block is right-padded, so real tokens
+    never see their pads, and pads are never scored.
+    """
+    total = chosen_len + rejected_len
+    causal = torch.ones(total, total, dtype=torch.bool, device=device).tril()
+    block = torch.zeros(total, total, dtype=torch.bool, device=device)
+    block[:chosen_len, :chosen_len] = True
+    block[chosen_len:, chosen_len:] = True
+    mask = causal & block
+    if additive_dtype is not None:
+        mask = torch.zeros(total, total, dtype=additive_dtype, device=device).masked_fill(
+            ~mask, torch.finfo(additive_dtype).min
+        )
+    return mask.expand(batch, 1, total, total)
+
+
+class PreferenceWhisper(nn.Module):
+    """Wraps a Whisper model (plain or PEFT) and returns per-sequence label log-probs.
+
+    Kept as a module, not a function, so DistributedDataParallel wraps the whole preference
+    forward and synchronises gradients as for any model.
+
+    forward(...) returns a dict of [B] tensors: `chosen_logps`, `chosen_tokens`, `rejected_logps`,
+    `rejected_tokens` (sums of scored token log-probs and counts of scored tokens).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mode: str = "packed",
+        freeze_encoder: bool = False,
+        logps_chunk_size: int = 1024,
+        encoder_cache: EncoderCache | None = None,
+    ):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.model = model
+        self.mode = mode
+        self.freeze_encoder = freeze_encoder
+        self.logps_chunk_size = logps_chunk_size
+        self.encoder_cache = encoder_cache
+
+    # Trainer and PEFT look for these on the model they are given.
+    @property
+    def config(self):
+        return whisper_core(self.model).config
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        chosen_input_ids: torch.Tensor,
+        chosen_labels: torch.Tensor,
+        rejected_input_ids: torch.Tensor,
+        rejected_labels: torch.Tensor,
+        example_index: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        if self.mode == "naive":
+            chosen = self._full_model_logps(input_features, chosen_input_ids, chosen_labels)
+            rejected = self._full_model_logps(input_features, rejected_input_ids, rejected_labels)
+        elif self.mode == "concat":
+            chosen, rejected = self._concat_logps(
+                input_features, chosen_input_ids, chosen_labels, rejected_input_ids, rejected_labels
+            )
+        else:
+            chosen, rejected = self._packed_logps(
+                input_features, chosen_input_ids, chosen_labels, rejected_input_ids, rejected_labels, example_index
+            )
+        return {
+            "chosen_logps": chosen[0],
+            "chosen_tokens": chosen[1],
+            "rejected_logps": rejected[0],
+            "rejected_tokens": rejected[1],
+        }
+
+    def encode(self, input_features: torch.Tensor, example_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder output [B, frames, d]; under no_grad and from the cache when the encoder is frozen."""
+        encoder = whisper_core(self.model).model.encoder
+        if not self.freeze_encoder:
+            return encoder(input_features).last_hidden_state
+        if self.encoder_cache is not None and example_index is not None:
+            return self.encoder_cache.get_or_compute(example_index, input_features, encoder)
+        with torch.no_grad():
+            return encoder(input_features).last_hidden_state
+
+    def _full_model_logps(self, input_features, input_ids, labels):
+        logits = self.model(input_features=input_features, decoder_input_ids=input_ids).logits
+        return sequence_logps(logits_token_logps(logits, labels), labels)
+
+    def _concat_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels):
+        core = whisper_core(self.model)
+        batch = input_features.shape[0]
+        hidden = self.encode(input_features)
+        pad_id = core.config.pad_token_id
+        length = max(chosen_ids.shape[1], rejected_ids.shape[1])
+        ids = torch.cat([_pad_to(chosen_ids, length, pad_id), _pad_to(rejected_ids, length, pad_id)])
+        labels = torch.cat([_pad_to(chosen_labels, length, -100), _pad_to(rejected_labels, length, -100)])
+        out = core.model.decoder(input_ids=ids, encoder_hidden_states=torch.cat([hidden, hidden]), use_cache=False)
+        logits = core.proj_out(out.last_hidden_state)
+        logps, counts = sequence_logps(logits_token_logps(logits, labels), labels)
+        return (logps[:batch], counts[:batch]), (logps[batch:], counts[batch:])
+
+    def _packed_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels, example_index):
+        core = whisper_core(self.model)
+        batch, chosen_len = chosen_ids.shape
+        rejected_len = rejected_ids.shape[1]
+        hidden = self.encode(input_features, example_index)
+        ids = torch.cat([chosen_ids, rejected_ids], dim=1)
+        positions = torch.cat(
+            [torch.arange(chosen_len, device=ids.device), torch.arange(rejected_len, device=ids.device)]
+        ).expand(batch, -1)
+        eager = core.config._attn_implementation == "eager"
+        mask = packed_attention_mask(chosen_len, rejected_len, batch, ids.device, torch.float32 if eager else None)
+        out = core.model.decoder(
+            input_ids=ids, attention_mask=mask, position_ids=positions, encoder_hidden_states=hidden, use_cache=False
+        )
+        labels = torch.cat([chosen_labels, rejected_labels], dim=1)
+        token_logps = chunked_token_logps(
+            out.last_hidden_state, core.get_output_embeddings().weight, labels, self.logps_chunk_size
+        )
+        chosen = sequence_logps(token_logps[:, :chosen_len], chosen_labels)
+        rejected = sequence_logps(token_logps[:, chosen_len:], rejected_labels)
+        return chosen, rejected
+
+
+def _pad_to(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
+    return nn.functional.pad(tensor, (0, length - tensor.shape[1]), value=value)

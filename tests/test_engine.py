@@ -1,0 +1,128 @@
+"""The shared-encoder preference forward equals the plain two-pass forward (loss and gradients)."""
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import WhisperForConditionalGeneration
+
+from conftest import tiny_whisper_config
+from rlhf_asr.data.collator import PreferenceCollator
+from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.loss.orpo import orpo_loss
+from rlhf_asr.model.bundled import bundled_processor
+from rlhf_asr.model.encoder_cache import EncoderCache
+from rlhf_asr.model.engine import PreferenceWhisper, packed_attention_mask
+
+PAIRS = [
+    ("the cat sat on the mat", "the cat sat on a hat"),
+    ("a quick brown fox jumps over the lazy dog near the river bank", "a quick brown box"),
+    ("hello world", "hello word and more words that make it longer"),
+]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    processor = bundled_processor("tiny.en")
+    encoder = TranscriptEncoder(processor.tokenizer)
+    gen = torch.Generator().manual_seed(0)
+    items = [
+        {
+            "input_features": torch.randn(80, 3000, generator=gen).numpy(),
+            "chosen": encoder.encode(chosen, None),
+            "rejected": encoder.encode(rejected, None),
+            "index": i,
+        }
+        for i, (chosen, rejected) in enumerate(PAIRS)
+    ]
+    return PreferenceCollator(pad_token_id=processor.tokenizer.eos_token_id)(items)
+
+
+def _loss_and_grads(model, mode, batch, **engine_kwargs):
+    model.zero_grad()
+    engine = PreferenceWhisper(model, mode=mode, logps_chunk_size=7, **engine_kwargs)
+    out = engine(**batch)
+    loss = orpo_loss(out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]).loss
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return loss.detach(), out, grads
+
+
+def _assert_same(reference, candidate):
+    loss_ref, out_ref, grads_ref = reference
+    loss, out, grads = candidate
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-5, atol=1e-5)
+    for key in out_ref:
+        torch.testing.assert_close(out[key], out_ref[key], rtol=1e-5, atol=1e-4)
+    assert grads.keys() == grads_ref.keys() and grads
+    for name in grads_ref:
+        torch.testing.assert_close(grads[name], grads_ref[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("mode", ["packed", "concat"])
+def test_full_finetuning_matches_two_pass(batch, attn, mode):
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config(attn=attn))
+    model.train()  # dropout is 0 in the config; train mode checks nothing depends on eval
+    reference = _loss_and_grads(model, "naive", batch)
+    _assert_same(reference, _loss_and_grads(model, mode, batch))
+
+
+def test_lora_with_gradient_checkpointing_matches_two_pass(batch, tiny_model):
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+    model = get_peft_model(tiny_model, config)
+    for name, param in model.named_parameters():  # LoRA B starts at 0: make the adapter matter
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    reference = _loss_and_grads(model, "naive", batch)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    _assert_same(reference, _loss_and_grads(model, "packed", batch))
+
+
+def test_frozen_encoder_and_cache_match_and_skip_encoder(batch, tiny_model):
+    reference_loss, reference_out, grads_ref = _loss_and_grads(tiny_model, "naive", batch)
+    cache = EncoderCache()
+    first = _loss_and_grads(tiny_model, "packed", batch, freeze_encoder=True, encoder_cache=cache)
+    second = _loss_and_grads(tiny_model, "packed", batch, freeze_encoder=True, encoder_cache=cache)
+    assert (cache.misses, cache.hits) == (3, 3)
+    torch.testing.assert_close(first[0], reference_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(second[0], reference_loss, rtol=1e-5, atol=1e-5)
+    assert not any(name.startswith("model.encoder") for name in first[2])
+    for name, grad in second[2].items():
+        torch.testing.assert_close(grad, grads_ref[name], rtol=1e-4, atol=1e-6)
+
+
+def test_disk_encoder_cache_round_trips(tmp_path, tiny_model):
+    cache = EncoderCache(directory=tmp_path)
+    features = torch.randn(2, 80, 3000)
+    encoder = tiny_model.model.encoder
+    first = cache.get_or_compute(torch.tensor([5, 9]), features, encoder)
+    second = cache.get_or_compute(torch.tensor([9, 5]), features.flip(0), encoder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.pt", "9.pt"]
+    torch.testing.assert_close(second, first.flip(0))
+
+
+def test_memory_cache_respects_its_bound(tiny_model):
+    cache = EncoderCache(max_bytes=1500 * 32 * 4)  # room for exactly one utterance
+    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
+    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_packed_mask_blocks_cross_talk():
+    mask = packed_attention_mask(3, 2, batch=1, device="cpu")[0, 0]
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0],
+            [1, 1, 1, 0, 0],
+            [0, 0, 0, 1, 0],
+            [0, 0, 0, 1, 1],
+        ],
+        dtype=torch.bool,
+    )
+    assert torch.equal(mask, expected)
+    additive = packed_attention_mask(3, 2, batch=2, device="cpu", additive_dtype=torch.float32)
+    assert additive.shape == (2, 1, 5, 5)
+    assert torch.equal(additive[1, 0] == 0, expected)
