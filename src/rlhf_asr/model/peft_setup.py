@@ -1,0 +1,93 @@
+"""A Whisper model ready to train: 8-bit loading, LoRA / AdaLoRA / full fine-tuning, frozen encoder."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import torch
+from peft import AdaLoraConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.loading import load_base_model
+
+
+def target_module_pattern(modules: list[str], decoder_only: bool) -> str | list[str]:
+    """PEFT target modules; a regex restricted to the decoder when the encoder is frozen."""
+    if not decoder_only:
+        return modules
+    return rf"model\.decoder\..*\.({'|'.join(modules)})"
+
+
+def load_training_model(source: str, attn_implementation: str = "sdpa", use_8bit: bool = False):
+    """WhisperForConditionalGeneration for training, in 8 bits only where CUDA and bitsandbytes exist."""
+    if use_8bit and not (torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes")):
+        print("[rlhf-asr] --use_8bit needs CUDA and bitsandbytes: loading in full precision instead")
+        use_8bit = False
+    if use_8bit:
+        from transformers import BitsAndBytesConfig, WhisperForConditionalGeneration
+
+        model = WhisperForConditionalGeneration.from_pretrained(
+            source, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map={"": 0}
+        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = load_base_model(source)
+    model.config._attn_implementation = attn_implementation
+    # Generation settings of old checkpoints would force a language/task on evaluation.
+    model.config.forced_decoder_ids = None
+    model.generation_config.forced_decoder_ids = None
+    return model
+
+
+def apply_peft(model, model_args, total_steps: int):
+    """Wraps `model` for the chosen method and freezes what is not trained; prints the trainable share."""
+    modules = [name.strip() for name in model_args.target_modules.split(",") if name.strip()]
+    method = model_args.peft_method
+    if model_args.freeze_encoder:
+        model.model.encoder.requires_grad_(False)
+    if method == "none":
+        model.model.encoder.embed_positions.requires_grad_(False)
+        report_trainable(model, method)
+        return model
+    targets = target_module_pattern(modules, model_args.freeze_encoder)
+    if method == "lora":
+        config = LoraConfig(
+            r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout, target_modules=targets
+        )
+    elif method == "adalora":
+        config = adalora_config(model_args, targets, total_steps)
+    else:
+        raise UserInputError(f"unknown --peft {method!r}: use lora, adalora or none")
+    model = get_peft_model(model, config)
+    report_trainable(model, method)
+    return model
+
+
+def adalora_config(model_args, targets, total_steps: int) -> AdaLoraConfig:
+    """AdaLoRA with its pruning schedule scaled to this run's length.
+
+    Rank is pruned from init_r towards target_r between step tinit and step total - tfinal, so both
+    are set as shares of the run; AdaLoRA rejects a schedule with no room for pruning.
+    """
+    tinit = max(1, math.floor(model_args.adalora_tinit * total_steps))
+    tfinal = max(1, math.floor(model_args.adalora_tfinal * total_steps))
+    if total_steps - tinit - tfinal < 1:
+        tinit, tfinal = 0, 0
+    return AdaLoraConfig(
+        init_r=model_args.adalora_init_r,
+        target_r=model_args.adalora_target_r,
+        tinit=tinit,
+        tfinal=tfinal,
+        deltaT=model_args.adalora_delta_t,
+        total_step=max(total_steps, 1),
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=targets,
+    )
+
+
+def report_trainable(model, method: str) -> None:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"[rlhf-asr] {method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)")

@@ -1,0 +1,163 @@
+"""Recipe: ORPO fine-tuning of Whisper on a preference manifest, end to end.
+
+Assembles the components (manifest reader, dataset, collator, model with PEFT, the packed
+engine, ORPOTrainer and its callbacks), trains, and saves the final model with its processor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from transformers import set_seed
+from transformers.trainer_utils import IntervalStrategy
+
+from rlhf_asr.data.augment import build_augmenter
+from rlhf_asr.data.collator import PreferenceCollator
+from rlhf_asr.data.dataset import PreferenceDataset
+from rlhf_asr.data.manifest import normalize_language, read_preference_manifest
+from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.encoder_cache import EncoderCache
+from rlhf_asr.model.engine import PreferenceWhisper
+from rlhf_asr.model.loading import load_processor, resolve_model_source
+from rlhf_asr.model.peft_setup import apply_peft, load_training_model
+from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
+from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
+
+
+def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> str | None:
+    """Language code for rows without one; None for English-only models, which have no language token."""
+    if not encoder.multilingual:
+        if data_args.language and normalize_language(data_args.language) != "en":
+            print(f"[rlhf-asr] English-only model: --language {data_args.language} is ignored")
+        return None
+    if not data_args.language:
+        return None
+    try:
+        return normalize_language(data_args.language)
+    except ValueError as error:
+        raise UserInputError(f"--language: {error}") from None
+
+
+def build_dataset(path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None):
+    report = read_preference_manifest(
+        path,
+        min_duration=data_args.min_audio_len,
+        max_duration=data_args.max_audio_len,
+        timestamps=data_args.timestamps,
+        skip_invalid=data_args.skip_invalid_rows,
+        known_languages=encoder.known_languages(),
+        duration_tolerance=(data_args.duration_tolerance, 0.10),
+    )
+    print(f"[rlhf-asr] {report.summary()}")
+    examples = report.examples[:max_rows] if max_rows else report.examples
+    dataset = PreferenceDataset(
+        examples,
+        processor.feature_extractor,
+        encoder,
+        default_language=default_language(data_args, encoder),
+        augmenter=augmenter,
+        skip_invalid=data_args.skip_invalid_rows,
+    )
+    if dataset.skipped:
+        print(f"[rlhf-asr] {path}: {len(dataset.skipped)} more row(s) skipped: transcript too long")
+    return dataset, report
+
+
+def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
+    if config.max_steps and config.max_steps > 0:
+        return int(config.max_steps)
+    batches = math.ceil(num_examples / (config.per_device_train_batch_size * max(config.world_size, 1)))
+    return max(1, math.ceil(config.num_train_epochs * math.ceil(batches / config.gradient_accumulation_steps)))
+
+
+def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args: DataArguments) -> EncoderCache | None:
+    if config.encoder_cache == "none":
+        return None
+    if not model_args.freeze_encoder or data_args.augment_config_path:
+        raise UserInputError("--encoder_cache needs --freeze_encoder True and no --augment_config_path")
+    directory = Path(config.output_dir) / "encoder_cache" if config.encoder_cache == "disk" else None
+    return EncoderCache(max_bytes=config.encoder_cache_mb * 1024**2, directory=directory)
+
+
+def last_eval_metrics(log_history: list[dict]) -> dict | None:
+    evals = [row for row in log_history if "eval_loss" in row]
+    return evals[-1] if evals else None
+
+
+def run_training(model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig) -> dict:
+    """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json."""
+    if not data_args.train_data:
+        raise UserInputError("--train_data is required")
+    set_seed(config.seed)
+    source = resolve_model_source(model_args.base_model)
+    processor = load_processor(source)
+    try:
+        encoder = TranscriptEncoder(processor.tokenizer, task=data_args.task, timestamps=data_args.timestamps)
+    except ValueError as error:
+        raise UserInputError(str(error)) from None
+
+    augmenter = build_augmenter(data_args.augment_config_path)
+    train_set, train_report = build_dataset(
+        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows
+    )
+    eval_set = None
+    if data_args.test_data:
+        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder)
+    else:
+        config.eval_strategy = IntervalStrategy.NO
+
+    total_steps = total_training_steps(len(train_set), config)
+    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit)
+    model = apply_peft(model, model_args, total_steps)
+    if model_args.use_compile:
+        config.torch_compile = True
+    engine = PreferenceWhisper(
+        model,
+        mode=config.engine,
+        freeze_encoder=model_args.freeze_encoder,
+        logps_chunk_size=config.logps_chunk_size,
+        encoder_cache=make_encoder_cache(config, model_args, data_args),
+    )
+    callbacks = [CurvePlotCallback()] if config.plot else []
+    adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
+    if adalora:
+        callbacks.append(adalora)
+    if config.eval_wer and data_args.test_data:
+        from rlhf_asr.trainer.wer_callback import WerEvalCallback
+
+        callbacks.append(WerEvalCallback(processor, data_args.test_data, default_language(data_args, encoder), config))
+
+    trainer = ORPOTrainer(
+        model=engine,
+        args=config,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=PreferenceCollator(
+            pad_token_id=processor.tokenizer.eos_token_id,
+            disable_prompt_loss=config.disable_prompt_loss,
+            rejected_scope=config.rejected_scope,
+        ),
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+    result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model(config.output_dir)
+    summary = {
+        "base_model": model_args.base_model,
+        "peft": model_args.peft_method,
+        "train_rows": len(train_set),
+        "train_rows_skipped": len(train_report.skipped) + len(train_set.skipped),
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "train_loss": result.metrics.get("train_loss"),
+        "final_eval": last_eval_metrics(trainer.state.log_history),
+        "adalora_rank_history": adalora.rank_history if adalora else None,
+    }
+    if trainer.is_world_process_zero():
+        Path(config.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"[rlhf-asr] saved to {config.output_dir}")
+    return summary

@@ -1,0 +1,78 @@
+"""Trainer callbacks: AdaLoRA's rank reallocation and the training-curve plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+
+class AdaLoraCallback(TrainerCallback):
+    """Calls AdaLoRA's `update_and_allocate` after every optimizer step.
+
+    AdaLoRA only reallocates rank when this is called, with the gradients still present (after
+    `optimizer.step()`, before `zero_grad()`); the stock Trainer never calls it, so without this
+    callback AdaLoRA trains as a plain fixed-rank LoRA.
+    """
+
+    def __init__(self, peft_model):
+        self.peft_model = peft_model
+        self.rank_history: list[tuple[int, int]] = []  # (step, total rank budget in use)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.peft_model.base_model.update_and_allocate(state.global_step)
+        self.rank_history.append((state.global_step, total_adalora_rank(self.peft_model)))
+
+
+def total_adalora_rank(peft_model) -> int:
+    """Number of singular values AdaLoRA keeps (nonzero entries of every lora_E)."""
+    total = 0
+    for name, param in peft_model.named_parameters():
+        if "lora_E" in name:
+            total += int((param.detach() != 0).sum())
+    return total
+
+
+class CurvePlotCallback(TrainerCallback):
+    """Writes `training_curves.png` (loss, NLL, odds ratio, reward accuracy) at the end of training."""
+
+    PANELS = (
+        ("loss", "loss"),
+        ("nll_loss", "NLL (chosen)"),
+        ("log_odds_chosen", "log odds ratio"),
+        ("rewards/accuracies", "reward accuracy"),
+    )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and state.log_history:
+            plot_training_curves(state.log_history, Path(args.output_dir) / "training_curves.png")
+
+
+def plot_training_curves(log_history: list[dict], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = CurvePlotCallback.PANELS
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
+    drawn = False
+    for ax, (key, title) in zip(axes, panels):
+        for prefix, style in (("", "-"), ("eval_", "o--")):
+            points = [(row["step"], row[prefix + key]) for row in log_history if prefix + key in row]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, style, label="eval" if prefix else "train")
+                drawn = True
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    if not drawn:
+        plt.close(fig)
+        return None
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

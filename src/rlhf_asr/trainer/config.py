@@ -1,0 +1,120 @@
+"""Options of a training run: model, data, and `ORPOConfig` (the Trainer's own arguments).
+
+The three dataclasses are parsed together by HfArgumentParser, so every Hugging Face
+`TrainingArguments` option passes through unchanged, and the classic `finetune.py` flags keep
+their names, meanings and defaults.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
+
+
+@dataclass
+class ModelArguments:
+    base_model: str = field(
+        default="openai/whisper-tiny",
+        metadata={"help": "Hub id or local folder of a Whisper checkpoint (`tiny.en`/`base` = the bundled weights)."},
+    )
+    use_adalora: bool = field(default=True, metadata={"help": "AdaLoRA instead of LoRA (ignored with --peft none)."})
+    peft: str | None = field(
+        default=None,
+        metadata={"help": "lora | adalora | none (full fine-tuning). Default: from --use_adalora.", "choices": ["lora", "adalora", "none"]},
+    )
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank (AdaLoRA: initial rank is --adalora_init_r)."})
+    lora_alpha: int = field(default=64)
+    lora_dropout: float = field(default=0.05)
+    target_modules: str = field(default=DEFAULT_TARGET_MODULES, metadata={"help": "Comma-separated module names."})
+    adalora_init_r: int = field(default=12)
+    adalora_target_r: int = field(default=4)
+    adalora_tinit: float = field(default=0.1, metadata={"help": "Warm-up before rank pruning, as a share of all steps."})
+    adalora_tfinal: float = field(default=0.2, metadata={"help": "Final fine-tuning at the target rank, as a share."})
+    adalora_delta_t: int = field(default=1, metadata={"help": "Steps between two rank reallocations."})
+    freeze_encoder: bool = field(default=False, metadata={"help": "Train the decoder only; the encoder runs under no_grad."})
+    use_8bit: bool = field(default=False, metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only)."})
+    use_compile: bool = field(default=False, metadata={"help": "torch.compile the model (sets --torch_compile)."})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager"})
+
+    @property
+    def peft_method(self) -> str:
+        if self.peft is not None:
+            return self.peft
+        return "adalora" if self.use_adalora else "lora"
+
+
+@dataclass
+class DataArguments:
+    train_data: str = field(default=None, metadata={"help": "Preference manifest (JSON lines or a JSON array)."})
+    test_data: str | None = field(default=None, metadata={"help": "Held-out preference manifest for evaluation."})
+    language: str | None = field(
+        default="Chinese", metadata={"help": "Language of rows without one (multilingual models; English-only ignore it)."}
+    )
+    task: str = field(default="transcribe", metadata={"help": "transcribe | translate", "choices": ["transcribe", "translate"]})
+    min_audio_len: float = field(default=0.5, metadata={"help": "Shorter audio is skipped (seconds)."})
+    max_audio_len: float = field(default=30.0, metadata={"help": "Longer audio is skipped (seconds, at most 30)."})
+    timestamps: bool = field(default=False, metadata={"help": "Train on `chosens`/`rejecteds` segments with timestamp tokens."})
+    augment_config_path: str | None = field(default=None, metadata={"help": "JSON/YAML audio augmentation config (train only)."})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip and count bad manifest rows instead of stopping."})
+    duration_tolerance: float = field(
+        default=0.5, metadata={"help": "Seconds a declared duration may differ from the audio file's (and 10%%)."}
+    )
+    max_train_rows: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+
+
+@dataclass
+class ORPOConfig(TrainingArguments):
+    """TrainingArguments with the ORPO options and the classic finetune.py defaults."""
+
+    output_dir: str = field(default="output/", metadata={"help": "Where checkpoints, logs and the final model go."})
+    learning_rate: float = field(default=1e-3)
+    num_train_epochs: float = field(default=3)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=8)
+    warmup_steps: float = field(default=50)
+    fp16: bool = field(default=True, metadata={"help": "fp16 mixed precision (switched off where there is no GPU)."})
+    logging_steps: float = field(default=10)
+    eval_strategy: str = field(default="epoch", metadata={"help": "no | steps | epoch (no when there is no --test_data)."})
+    save_strategy: str = field(default="epoch")
+    save_total_limit: int | None = field(default=5)
+    remove_unused_columns: bool = field(default=False)
+    report_to: None | str | list[str] = field(default="auto", metadata={"help": "auto = tensorboard where installed."})
+
+    alpha: float = field(default=1.0, metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen)."})
+    disable_prompt_loss: bool = field(
+        default=False, metadata={"help": "Leave the task-prompt tokens (language, task, notimestamps) out of the loss."}
+    )
+    rejected_scope: str = field(
+        default="all",
+        metadata={"help": "all | diverging: score the rejected transcript from its first token that differs from chosen.",
+                  "choices": ["all", "diverging"]},
+    )
+    engine: str = field(
+        default="packed", metadata={"help": "packed (one encoder pass, shared) | naive | concat", "choices": ["packed", "naive", "concat"]}
+    )
+    logps_chunk_size: int = field(default=1024, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."})
+    encoder_cache: str = field(
+        default="none", metadata={"help": "none | memory | disk: reuse encoder outputs across epochs (frozen encoder, no augmentation).",
+                                  "choices": ["none", "memory", "disk"]}
+    )
+    encoder_cache_mb: int = field(default=2048, metadata={"help": "Memory budget of --encoder_cache memory."})
+    group_by_length: bool = field(default=False, metadata={"help": "Batch pairs of similar transcript length (less padding)."})
+    eval_wer: bool = field(default=False, metadata={"help": "Also decode the test set and log WER/CER at each evaluation."})
+    eval_wer_max_rows: int = field(default=200, metadata={"help": "Rows decoded for --eval_wer."})
+    plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})
+
+    def __post_init__(self):
+        # One clear line instead of TrainingArguments' error when half precision has no GPU.
+        if (self.fp16 or self.bf16) and not torch.cuda.is_available():
+            print("[rlhf-asr] no CUDA device: fp16/bf16 switched off, training in float32")
+            self.fp16 = self.bf16 = False
+        if self.report_to == "auto":
+            self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+        if self.group_by_length:
+            self.train_sampling_strategy = "group_by_length"
+        super().__post_init__()

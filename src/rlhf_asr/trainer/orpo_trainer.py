@@ -1,0 +1,132 @@
+"""`ORPOTrainer`: the Hugging Face Trainer with the ORPO loss on the shared-encoder engine.
+
+The Trainer holds a `PreferenceWhisper` (so DDP wraps the whole preference forward); checkpoints
+hold the inner Whisper or PEFT model in its own standard format, so an adapter checkpoint is an
+ordinary PEFT folder and resuming restores it with the optimizer, scheduler, step and RNG state.
+Metric names follow TRL's ORPO trainer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import torch
+from safetensors.torch import load_file
+from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from rlhf_asr.loss.orpo import orpo_loss
+
+ADAPTER_FILE = "adapter_model.safetensors"
+FULL_MODEL_FILE = "model.safetensors"
+
+
+class ORPOTrainer(Trainer):
+    """Trainer whose `model` is a `PreferenceWhisper` and whose `args` is an `ORPOConfig`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stored_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+    @property
+    def whisper(self) -> torch.nn.Module:
+        """The inner Whisper (PEFT or plain) model that checkpoints hold."""
+        return self.accelerator.unwrap_model(self.model).model
+
+    # ---- loss and metrics ----
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        split = "train" if model.training else "eval"
+        out = model(**inputs)
+        result = orpo_loss(
+            out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"], alpha=self.args.alpha
+        )
+        self._store_metrics(split, out, result)
+        return (result.loss, out) if return_outputs else result.loss
+
+    def _store_metrics(self, split: str, out: dict, result) -> None:
+        gather = self.accelerator.gather_for_metrics
+        chosen_rewards, rejected_rewards = gather(result.chosen_rewards), gather(result.rejected_rewards)
+        values = {
+            "rewards/chosen": chosen_rewards.mean(),
+            "rewards/rejected": rejected_rewards.mean(),
+            "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean(),
+            "rewards/margins": (chosen_rewards - rejected_rewards).mean(),
+            "logps/chosen": gather((out["chosen_logps"] / out["chosen_tokens"]).detach()).mean(),
+            "logps/rejected": gather((out["rejected_logps"] / out["rejected_tokens"]).detach()).mean(),
+            "nll_loss": gather(result.nll_loss).mean(),
+            "log_odds_ratio": gather(result.log_odds_ratio).mean(),
+            "log_odds_chosen": gather(result.log_odds_chosen).mean(),
+        }
+        for key, value in values.items():
+            self._stored_metrics[split][key].append(float(value))
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        split = "train" if "loss" in logs else "eval"
+        prefix = "eval_" if split == "eval" else ""
+        for key, values in self._stored_metrics[split].items():
+            if values:
+                logs[f"{prefix}{key}"] = sum(values) / len(values)
+        self._stored_metrics[split].clear()
+        super().log(logs, start_time)
+
+    # ---- batching ----
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.group_by_length and hasattr(dataset, "transcript_lengths"):
+            # The stock sampler would load every clip to measure it; transcript lengths are known.
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=dataset.transcript_lengths(),
+            )
+        return super()._get_train_sampler(train_dataset)
+
+    # ---- checkpoints ----
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self.whisper.save_pretrained(output_dir, safe_serialization=True)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        load_whisper_weights(self.whisper, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        load_whisper_weights(self.whisper, self.state.best_model_checkpoint)
+
+
+def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
+    """Loads a checkpoint written by `ORPOTrainer._save` into the live model, in place."""
+    adapter = os.path.join(checkpoint_dir, ADAPTER_FILE)
+    full = os.path.join(checkpoint_dir, FULL_MODEL_FILE)
+    if hasattr(whisper, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        if not os.path.isfile(adapter):
+            raise ValueError(f"{checkpoint_dir} holds no {ADAPTER_FILE}: not a checkpoint of this adapter run")
+        result = set_peft_model_state_dict(whisper, load_file(adapter))
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise ValueError(f"checkpoint {checkpoint_dir} does not match the adapter: {unexpected[:3]}")
+        return
+    if not os.path.isfile(full):
+        raise ValueError(f"{checkpoint_dir} holds no {FULL_MODEL_FILE}: not a checkpoint of this run")
+    missing, unexpected = whisper.load_state_dict(load_file(full), strict=False)
+    # The output projection is tied to the token embedding and saved once.
+    missing = [key for key in missing if key != "proj_out.weight"]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {checkpoint_dir} does not match the model: {(missing + unexpected)[:3]}")
+
