@@ -81,6 +81,7 @@ class PreferenceDataset(Dataset):
         audio = load_audio(example.audio_path, SAMPLING_RATE)
         if self.augmenter is not None:
             audio = self.augmenter(audio, SAMPLING_RATE)
-        features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="np").input_features[0]
+        # The torch STFT path is several times faster than the numpy one on CPU.
+        features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
         chosen, rejected = self.pairs[index]
-        return {"input_features": features.astype(np.float32), "chosen": chosen, "rejected": rejected, "index": index}
+        return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": index}

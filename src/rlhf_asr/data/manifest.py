@@ -1,0 +1,384 @@
+"""Preference and ASR manifests: every row checked up front, every problem named.
+
+A bad row found mid-training costs hours; a bad row silently dropped skews the data. So all
+rows are validated before training starts (audio via its header only: cheap), and each
+problem is reported as "file:line: reason". By default any problem stops the run; with
+`skip_invalid=True` (the CLI's --skip_invalid_rows) invalid rows are skipped and counted.
+Rows outside the user's duration range are a filter, not an error: always skipped, counted.
+
+Formats: JSON lines (one object per line) or one JSON array. Preference rows:
+    {"audio": {"path": "a.wav"}, "duration": 2.1, "chosen": "...", "rejected": "...",
+     "language": "English", "chosens": [{"start": 0, "end": 2.1, "text": "..."}], "rejecteds": [...]}
+ASR rows: {"audio": {"path"}, "duration", "sentence" (or "text"), "language"?, "sentences"?}.
+Relative audio paths resolve against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, AudioError, audio_duration
+from rlhf_asr.errors import UserInputError
+
+SEGMENT_SLACK_SECONDS = 0.05  # timestamps are rounded (Whisper: 0.02 s steps)
+SHOWN_PROBLEMS = 5  # problems quoted in the error message before "and N more"
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    audio_path: Path
+    duration: float
+    chosen: str
+    rejected: str
+    language: str | None  # Whisper language code ("en", "zh"), None when the row has none
+    chosen_segments: tuple[Segment, ...] | None  # only with timestamps=True
+    rejected_segments: tuple[Segment, ...] | None
+    source: str  # "train.jsonl:12", for messages about this example later on
+
+
+@dataclass(frozen=True)
+class AsrExample:
+    audio_path: Path
+    duration: float
+    text: str
+    language: str | None
+    segments: tuple[Segment, ...] | None
+    source: str
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One skipped row. `kind` is the short category counted in summaries."""
+
+    manifest: Path
+    line: int
+    reason: str
+    kind: str
+    filtered: bool = False  # a duration-filter skip, not an error
+
+    def __str__(self) -> str:
+        return f"{self.manifest}:{self.line}: {self.reason}"
+
+
+@dataclass
+class ManifestReport:
+    manifest: Path
+    rows_read: int = 0
+    examples: list = field(default_factory=list)
+    skipped: list[RowProblem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """'train.jsonl: 120 rows read, 3 skipped (2 audio file missing, 1 chosen equals rejected)'."""
+        text = f"{self.manifest.name}: {self.rows_read} rows read, {len(self.skipped)} skipped"
+        counts = Counter(problem.kind for problem in self.skipped)
+        if counts:
+            text += " (" + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()) + ")"
+        return text
+
+
+@lru_cache(maxsize=1)
+def _whisper_tables() -> tuple[dict[str, str], dict[str, str]]:
+    # Imported lazily: the tokenizer module costs about a second to import.
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
+
+    return LANGUAGES, TO_LANGUAGE_CODE
+
+
+def normalize_language(value: str) -> str:
+    """'English', 'english', 'en' or '<|en|>' -> 'en'. ValueError for names Whisper lacks."""
+    languages, to_code = _whisper_tables()
+    key = value.strip().lower()
+    if key.startswith("<|") and key.endswith("|>"):
+        key = key[2:-2]
+    if key in languages:
+        return key
+    if key in to_code:
+        return to_code[key]
+    raise ValueError(f"unknown language {value!r} (Whisper knows e.g. {', '.join(list(languages)[:8])}, ...)")
+
+
+class _Bad(Exception):
+    """Raised while parsing a row: the row's first problem."""
+
+    def __init__(self, kind: str, reason: str, filtered: bool = False):
+        super().__init__(reason)
+        self.kind, self.reason, self.filtered = kind, reason, filtered
+
+
+@dataclass(frozen=True)
+class _Context:
+    manifest: Path
+    min_duration: float
+    max_duration: float
+    timestamps: bool
+    known_languages: frozenset[str] | None
+    check_audio: bool
+    duration_tolerance: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        low, high = self.min_duration, self.max_duration
+        if not 0 <= low <= high <= WHISPER_MAX_SECONDS:
+            raise UserInputError(
+                f"durations must satisfy 0 <= min_duration <= max_duration <= {WHISPER_MAX_SECONDS:g} "
+                f"(Whisper's window), got min_duration={low:g}, max_duration={high:g}"
+            )
+        if len(self.duration_tolerance) != 2 or min(self.duration_tolerance) < 0:
+            raise UserInputError(f"duration_tolerance must be (seconds, fraction) >= 0, got {self.duration_tolerance}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _get(row: dict, name: str, kind: type | tuple[type, ...], what: str, label: str | None = None) -> Any:
+    label = label or name
+    if name not in row:
+        raise _Bad("missing field", f"missing field {label!r}")
+    value = row[name]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Bad("wrong type", f"field {label!r} should be {what}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def _text(row: dict, name: str) -> str:
+    value = _get(row, name, str, "a string")
+    if not value.strip():
+        raise _Bad("empty transcript", f"field {name!r} is empty")
+    return value
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite number >= 0, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def _segments(row: dict, name: str, duration: float) -> tuple[Segment, ...]:
+    items = _get(row, name, list, "a list of {start, end, text} segments (timestamps are on)")
+    if not items:
+        raise _Bad("bad segments", f"field {name!r} is an empty list")
+    segments = []
+    for index, item in enumerate(items):
+        where = f"{name}[{index}]"
+        if not isinstance(item, dict):
+            raise _Bad("bad segments", f"{where} should be an object, got {_short(item)}")
+        start, end, text = _seconds(item.get("start")), _seconds(item.get("end")), item.get("text")
+        if start is None or end is None:
+            raise _Bad("bad segments", f"{where} needs numbers start and end >= 0, got {_short(item)}")
+        if start > end or end > duration + SEGMENT_SLACK_SECONDS:
+            raise _Bad("bad segments", f"{where} spans {start:g}-{end:g} s: needs start <= end <= {duration:.2f} s")
+        if not isinstance(text, str) or not text.strip():
+            raise _Bad("bad segments", f"{where} has no text")
+        segments.append(Segment(start, end, text))
+    return tuple(segments)
+
+
+def _language(row: dict, ctx: _Context) -> str | None:
+    value = row.get("language")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _Bad("wrong type", f"field 'language' should be a string, got {_short(value)}")
+    try:
+        code = normalize_language(value)
+    except ValueError as error:
+        raise _Bad("unknown language", str(error)) from None
+    if ctx.known_languages is not None and code not in ctx.known_languages:
+        known = ", ".join(sorted(ctx.known_languages)[:8])
+        reason = f"language {value!r} ({code}) is unknown to the tokenizer (it knows e.g. {known})"
+        raise _Bad("unknown language", reason)
+    return code
+
+
+def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
+    """Resolved audio path and its duration (read from the file when check_audio)."""
+    audio = _get(row, "audio", dict, 'an object like {"path": "a.wav"}')
+    path = Path(_get(audio, "path", str, "a string", label="audio.path")).expanduser()
+    declared = _get(row, "duration", (int, float), "a number")
+    if not math.isfinite(declared) or declared <= 0:
+        raise _Bad("wrong type", f"field 'duration' should be a positive number, got {_short(declared)}")
+    path = (ctx.manifest.parent / path).absolute()  # no-op for absolute paths
+    if not path.is_file():
+        raise _Bad("audio file missing", f"audio file missing: {path}")
+    duration = float(declared)
+    if ctx.check_audio:
+        try:
+            duration = audio_duration(path)
+        except AudioError as error:
+            raise _Bad(error.kind, f"{error.kind}: {path}: {error.reason}") from None
+        off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
+        if off > seconds and off > fraction * duration:
+            raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
+    if duration > ctx.max_duration:
+        kind = f"longer than {ctx.max_duration:g} s"
+        raise _Bad(kind, f"audio lasts {duration:.2f} s, {kind} (max_duration)", filtered=True)
+    if duration < ctx.min_duration:
+        kind = f"shorter than {ctx.min_duration:g} s"
+        raise _Bad(kind, f"audio lasts {duration:.2f} s, {kind} (min_duration)", filtered=True)
+    return path, duration
+
+
+def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
+    chosen, rejected = _text(row, "chosen"), _text(row, "rejected")
+    if chosen.split() == rejected.split():  # equal up to whitespace
+        raise _Bad("chosen equals rejected", f"chosen equals rejected: {_short(chosen)}")
+    language = _language(row, ctx)
+    path, duration = _audio(row, ctx)
+    chosen_segments = rejected_segments = None
+    if ctx.timestamps:
+        chosen_segments, rejected_segments = _segments(row, "chosens", duration), _segments(row, "rejecteds", duration)
+    return PreferenceExample(
+        path, duration, chosen, rejected, language, chosen_segments, rejected_segments, f"{ctx.manifest.name}:{line}"
+    )
+
+
+def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
+    if "sentence" not in row and "text" not in row:
+        raise _Bad("missing field", "missing field 'sentence' (or 'text')")
+    text = _text(row, "sentence" if "sentence" in row else "text")
+    language = _language(row, ctx)
+    path, duration = _audio(row, ctx)
+    segments = _segments(row, "sentences", duration) if ctx.timestamps else None
+    return AsrExample(path, duration, text, language, segments, f"{ctx.manifest.name}:{line}")
+
+
+_SPACE = re.compile(r"\s*")
+
+
+def _array_rows(text: str) -> Iterator[tuple[int, Any]]:
+    """(line, value) for each element of an already validated JSON array."""
+    decoder, line, counted = json.JSONDecoder(), 1, 0
+    pos = _SPACE.match(text, text.index("[") + 1).end()
+    while text[pos] != "]":
+        line, counted = line + text.count("\n", counted, pos), pos
+        value, end = decoder.raw_decode(text, pos)
+        yield line, value
+        pos = _SPACE.match(text, end).end()
+        if text[pos] == ",":
+            pos = _SPACE.match(text, pos + 1).end()
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
+    """(line, value or _Bad) for each non-blank line."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, _Bad("invalid JSON", f"invalid JSON: {error.msg} (column {error.colno})")
+
+
+def _rows(path: Path) -> list[tuple[int, Any]]:
+    if not path.exists():
+        raise UserInputError(f"manifest {path} not found")
+    if not path.is_file():
+        raise UserInputError(f"manifest {path} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserInputError(f"cannot read manifest {path}: {error}") from None
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            json.loads(text)
+            rows = list(_array_rows(text))
+        except json.JSONDecodeError as error:
+            try:  # JSON lines whose first row happens to be a list: each row is reported below
+                json.loads(stripped.split("\n", 1)[0])
+            except json.JSONDecodeError:
+                where = f"{path}:{error.lineno}"
+                raise UserInputError(f"{where}: invalid JSON array: {error.msg} (column {error.colno})") from None
+            rows = list(_jsonl_rows(text))
+    else:
+        rows = list(_jsonl_rows(text))
+    if not rows:
+        raise UserInputError(f"manifest {path} is empty")
+    return rows
+
+
+def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_invalid: bool) -> ManifestReport:
+    path = ctx.manifest
+    report = ManifestReport(path)
+    for line, value in _rows(path):
+        report.rows_read += 1
+        try:
+            if isinstance(value, _Bad):
+                raise value
+            if not isinstance(value, dict):
+                raise _Bad("not an object", f"row should be a JSON object, got {type(value).__name__} {_short(value)}")
+            report.examples.append(parse(value, line, ctx))
+        except _Bad as bad:
+            report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered))
+    errors = [problem for problem in report.skipped if not problem.filtered]
+    if errors and not skip_invalid:
+        shown = [f"  {problem}" for problem in errors[:SHOWN_PROBLEMS]]
+        more = [f"  ... and {len(errors) - SHOWN_PROBLEMS} more"] if len(errors) > SHOWN_PROBLEMS else []
+        raise UserInputError(
+            "\n".join(
+                [f"{path}: {len(errors)} invalid row(s) of {report.rows_read}:", *shown, *more]
+                + ["Fix them, or pass --skip_invalid_rows to skip them (they are then counted and reported)."]
+            )
+        )
+    if not report.examples:
+        raise UserInputError(f"no usable rows: {report.summary()}")
+    return report
+
+
+def read_preference_manifest(
+    path: str | Path,
+    *,
+    min_duration: float = 0.5,
+    max_duration: float = WHISPER_MAX_SECONDS,
+    timestamps: bool = False,
+    skip_invalid: bool = False,
+    known_languages: Collection[str] | None = None,
+    check_audio: bool = True,
+    duration_tolerance: tuple[float, float] = (0.5, 0.10),
+) -> ManifestReport:
+    """Read and check a preference manifest; `report.examples` are PreferenceExample.
+
+    known_languages: language codes the tokenizer knows (None: not checked).
+    check_audio: open each file's header for its real duration (existence is always checked).
+    duration_tolerance: (seconds, fraction); a declared duration is wrong when off by more than both.
+    Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
+    """
+    known = None if known_languages is None else frozenset(known_languages)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
+    return _read(ctx, _preference_row, skip_invalid)
+
+
+def read_asr_manifest(
+    path: str | Path,
+    *,
+    min_duration: float = 0.5,
+    max_duration: float = WHISPER_MAX_SECONDS,
+    timestamps: bool = False,
+    skip_invalid: bool = False,
+    known_languages: Collection[str] | None = None,
+    check_audio: bool = True,
+    duration_tolerance: tuple[float, float] = (0.5, 0.10),
+) -> ManifestReport:
+    """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
+
+    Same options and errors as read_preference_manifest; with timestamps, "sentences" is required.
+    """
+    known = None if known_languages is None else frozenset(known_languages)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
+    return _read(ctx, _asr_row, skip_invalid)

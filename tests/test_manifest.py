@@ -1,0 +1,252 @@
+"""Manifest checks: every bad row is named (file, line, reason) and either stops the run or is counted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rlhf_asr.data.manifest import (
+    AsrExample,
+    PreferenceExample,
+    Segment,
+    normalize_language,
+    read_asr_manifest,
+    read_preference_manifest,
+)
+from rlhf_asr.errors import UserInputError
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+    sf.write(path, np.zeros(int(seconds * rate), np.float32), rate)
+    return path
+
+
+def good_row(**changes) -> dict:
+    row = {"audio": {"path": "a.wav"}, "duration": 2.0, "chosen": "hello world", "rejected": "hello word"}
+    row.update(changes)
+    return row
+
+
+def write_manifest(folder: Path, rows: list, name: str = "train.jsonl") -> Path:
+    """Rows are dicts (dumped) or raw strings (written as they are), one per line."""
+    path = folder / name
+    path.write_text("\n".join(row if isinstance(row, str) else json.dumps(row) for row in rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write_wav(tmp_path / "a.wav", 2.0)
+    write_wav(tmp_path / "empty.wav", 0.0)
+    (tmp_path / "junk.wav").write_bytes(b"this is not audio" * 10)
+    return tmp_path
+
+
+def without(key: str) -> dict:
+    row = good_row()
+    del row[key]
+    return row
+
+
+SEGMENTS = [{"start": 0.0, "end": 1.9, "text": "hello world"}]
+# (row on line 2, expected kind, expected words in the reason, extra options)
+BAD_ROWS = [
+    ('{"audio": {"path": "a.wav"}, ', "invalid JSON", "invalid JSON: Expecting property name", {}),
+    ("[1, 2]", "not an object", "row should be a JSON object, got list [1, 2]", {}),
+    ('"just a string"', "not an object", "row should be a JSON object, got str 'just a string'", {}),
+    (without("chosen"), "missing field", "missing field 'chosen'", {}),
+    (without("rejected"), "missing field", "missing field 'rejected'", {}),
+    (without("duration"), "missing field", "missing field 'duration'", {}),
+    (without("audio"), "missing field", "missing field 'audio'", {}),
+    (good_row(audio={"file": "a.wav"}), "missing field", "missing field 'audio.path'", {}),
+    (good_row(duration="2.0"), "wrong type", "field 'duration' should be a number, got str", {}),
+    (good_row(duration=-1), "wrong type", "field 'duration' should be a positive number, got -1", {}),
+    (good_row(chosen=5), "wrong type", "field 'chosen' should be a string, got int", {}),
+    (good_row(audio="a.wav"), "wrong type", "field 'audio' should be an object", {}),
+    (good_row(language=3), "wrong type", "field 'language' should be a string", {}),
+    (good_row(audio={"path": "nope.wav"}), "audio file missing", "audio file missing: {folder}/nope.wav", {}),
+    (good_row(audio={"path": "junk.wav"}), "unreadable audio", "unreadable audio: {folder}/junk.wav", {}),
+    (good_row(audio={"path": "empty.wav"}), "empty audio", "empty audio: {folder}/empty.wav", {}),
+    (good_row(chosen="   "), "empty transcript", "field 'chosen' is empty", {}),
+    (good_row(rejected=""), "empty transcript", "field 'rejected' is empty", {}),
+    (good_row(chosen="hello  world ", rejected="hello world"), "chosen equals rejected", "chosen equals rejected", {}),
+    (good_row(duration=5.0), "duration mismatch", "declared duration 5 s but a.wav lasts 2.00 s", {}),
+    (good_row(duration=2.3), "duration mismatch", "declared duration 2.3 s", {"duration_tolerance": (0.1, 0.1)}),
+    (good_row(language="klingon"), "unknown language", "unknown language 'klingon' (Whisper knows e.g. en, zh", {}),
+    (good_row(language="French"), "unknown language",
+     "language 'French' (fr) is unknown to the tokenizer (it knows e.g. en, zh)", {"known_languages": {"en", "zh"}}),
+    (good_row(chosens=SEGMENTS), "missing field", "missing field 'rejecteds'", {"timestamps": True}),
+    (good_row(chosens=SEGMENTS, rejecteds=[]), "bad segments", "field 'rejecteds' is an empty list",
+     {"timestamps": True}),
+    (good_row(chosens=SEGMENTS, rejecteds=[{"start": 1.5, "end": 1.0, "text": "x"}]), "bad segments",
+     "rejecteds[0] spans 1.5-1 s: needs start <= end <= 2.00 s", {"timestamps": True}),
+    (good_row(chosens=SEGMENTS, rejecteds=[{"start": 0, "end": 2.5, "text": "x"}]), "bad segments",
+     "rejecteds[0] spans 0-2.5 s", {"timestamps": True}),
+    (good_row(chosens=[{"start": 0, "end": 1, "text": " "}], rejecteds=SEGMENTS), "bad segments",
+     "chosens[0] has no text", {"timestamps": True}),
+    (good_row(chosens=[{"start": "0", "end": 1, "text": "a"}], rejecteds=SEGMENTS), "bad segments",
+     "chosens[0] needs numbers start and end", {"timestamps": True}),
+]
+BAD_ROW_IDS = [f"{index}-{case[1]}" for index, case in enumerate(BAD_ROWS)]
+
+
+@pytest.mark.parametrize("row, kind, reason, options", BAD_ROWS, ids=BAD_ROW_IDS)
+def test_bad_row_raises_with_file_line_and_reason(folder, row, kind, reason, options):
+    good = good_row(chosens=SEGMENTS, rejecteds=SEGMENTS) if options.get("timestamps") else good_row()
+    manifest = write_manifest(folder, [good, row, good])
+    with pytest.raises(UserInputError) as caught:
+        read_preference_manifest(manifest, **options)
+    message = str(caught.value)
+    assert f"{manifest}:2: " + reason.format(folder=folder) in message
+    assert "1 invalid row(s) of 3" in message
+    assert "--skip_invalid_rows" in message
+
+
+@pytest.mark.parametrize("row, kind, reason, options", BAD_ROWS, ids=BAD_ROW_IDS)
+def test_bad_row_is_skipped_and_counted(folder, row, kind, reason, options):
+    good = good_row(chosens=SEGMENTS, rejecteds=SEGMENTS) if options.get("timestamps") else good_row()
+    manifest = write_manifest(folder, [good, row, good])
+    report = read_preference_manifest(manifest, skip_invalid=True, **options)
+    assert [example.source for example in report.examples] == ["train.jsonl:1", "train.jsonl:3"]
+    assert [(problem.line, problem.kind) for problem in report.skipped] == [(2, kind)]
+    assert report.summary() == f"train.jsonl: 3 rows read, 1 skipped (1 {kind})"
+
+
+def test_good_row_is_parsed(folder):
+    row = good_row(language="Chinese", chosens=SEGMENTS, rejecteds=[{"start": 0, "end": 2.0, "text": "hello word"}])
+    report = read_preference_manifest(write_manifest(folder, ["", row]), timestamps=True)
+    assert report.examples == [
+        PreferenceExample(
+            audio_path=folder / "a.wav", duration=2.0, chosen="hello world", rejected="hello word", language="zh",
+            chosen_segments=(Segment(0.0, 1.9, "hello world"),), rejected_segments=(Segment(0.0, 2.0, "hello word"),),
+            source="train.jsonl:2",
+        )
+    ]  # fmt: skip
+    assert report.summary() == "train.jsonl: 1 rows read, 0 skipped"
+
+
+def test_segments_ignored_without_timestamps(folder):
+    report = read_preference_manifest(write_manifest(folder, [good_row(chosens="not even a list")]))
+    assert report.examples[0].chosen_segments is None
+
+
+def test_duration_filter_skips_without_error(folder):
+    write_wav(folder / "long.wav", 6.0)
+    manifest = write_manifest(folder, [good_row(), good_row(audio={"path": "long.wav"}, duration=6.0)])
+    report = read_preference_manifest(manifest, max_duration=5)
+    assert [example.duration for example in report.examples] == [2.0]
+    assert report.summary() == "train.jsonl: 2 rows read, 1 skipped (1 longer than 5 s)"
+    assert "audio lasts 6.00 s" in str(report.skipped[0])
+    report = read_preference_manifest(manifest, min_duration=3)
+    assert report.summary() == "train.jsonl: 2 rows read, 1 skipped (1 shorter than 3 s)"
+    assert report.skipped[0].filtered and report.skipped[0].line == 1
+
+
+def test_whisper_window_is_a_hard_limit(folder):
+    with pytest.raises(UserInputError, match="max_duration <= 30 .Whisper's window.*max_duration=40"):
+        read_preference_manifest(write_manifest(folder, [good_row()]), max_duration=40)
+
+
+def test_every_row_skipped_is_an_error(folder):
+    manifest = write_manifest(folder, [good_row(), good_row(audio={"path": "nope.wav"})])
+    expected = r"no usable rows: train.jsonl: 2 rows read, 2 skipped \(1 shorter than 3 s, 1 audio file missing\)"
+    with pytest.raises(UserInputError, match=expected):
+        read_preference_manifest(manifest, min_duration=3, skip_invalid=True)
+
+
+def test_error_lists_first_problems_and_total(folder):
+    manifest = write_manifest(folder, [good_row()] + [good_row(chosen="")] * 8)
+    message = str(pytest.raises(UserInputError, read_preference_manifest, manifest).value)
+    assert "8 invalid row(s) of 9" in message and f"{manifest}:6: " in message
+    assert f"{manifest}:7: " not in message and "... and 3 more" in message
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(None, "not found"), ("", "is empty"), ("\n  \n", "is empty"), ("[]", "is empty"),
+     ('[\n {"a": 1},\n {"a" 2}\n]', ":3: invalid JSON array: Expecting ':' delimiter")],
+)  # fmt: skip
+def test_unusable_manifest(tmp_path, content, reason):
+    path = tmp_path / "m.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserInputError, match="m.json") as caught:
+        read_preference_manifest(path)
+    assert reason in str(caught.value)
+
+
+def test_manifest_folder_is_an_error(tmp_path):
+    with pytest.raises(UserInputError, match="is not a file"):
+        read_preference_manifest(tmp_path)
+
+
+def test_json_array_form_keeps_line_numbers(folder):
+    manifest = folder / "train.json"
+    manifest.write_text(json.dumps([good_row(), good_row(chosen=""), good_row()], indent=2))
+    report = read_preference_manifest(manifest, skip_invalid=True)
+    assert [example.source for example in report.examples] == ["train.json:2", "train.json:18"]
+    assert [(problem.line, problem.kind) for problem in report.skipped] == [(10, "empty transcript")]
+    assert [manifest.read_text().splitlines()[line - 1] for line in (2, 10, 18)] == ["  {"] * 3
+
+
+def test_jsonl_whose_first_row_is_a_list(folder):
+    report = read_preference_manifest(write_manifest(folder, ["[1]", good_row()]), skip_invalid=True)
+    assert [(problem.line, problem.kind) for problem in report.skipped] == [(1, "not an object")]
+
+
+def test_relative_paths_resolve_against_manifest_folder(folder, tmp_path_factory, monkeypatch):
+    (folder / "sub").mkdir()
+    write_wav(folder / "sub" / "b.wav", 1.0)
+    manifest = write_manifest(folder, [good_row(audio={"path": "sub/b.wav"}, duration=1.0)])
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert read_preference_manifest(manifest).examples[0].audio_path == folder / "sub" / "b.wav"
+    absolute = write_manifest(folder, [good_row(audio={"path": str(folder / "a.wav")})], name="abs.jsonl")
+    assert read_preference_manifest(absolute).examples[0].audio_path == folder / "a.wav"
+
+
+def test_check_audio_off_trusts_declared_duration(folder):
+    report = read_preference_manifest(write_manifest(folder, [good_row(duration=5.0)]), check_audio=False)
+    assert report.examples[0].duration == 5.0
+
+
+def test_duration_within_default_tolerance_uses_real_duration(folder):
+    report = read_preference_manifest(write_manifest(folder, [good_row(duration=2.4)]))
+    assert report.examples[0].duration == 2.0
+
+
+@pytest.mark.parametrize("value", ["Chinese", "chinese", " zh ", "<|zh|>", "Mandarin"])
+def test_normalize_language(value):
+    assert normalize_language(value) == "zh"
+
+
+def test_normalize_language_rejects_unknown():
+    with pytest.raises(ValueError, match="unknown language 'Elvish'"):
+        normalize_language("Elvish")
+
+
+def test_known_language_passes(folder):
+    report = read_preference_manifest(write_manifest(folder, [good_row(language="english")]), known_languages=["en"])
+    assert report.examples[0].language == "en"
+
+
+def test_asr_manifest(folder):
+    rows = [
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": "hi there", "language": "en",
+         "sentences": [{"start": 0, "end": 1.5, "text": "hi there"}]},
+        {"audio": {"path": "a.wav"}, "duration": 2, "text": "from text"},
+        {"audio": {"path": "a.wav"}, "duration": 2},
+    ]  # fmt: skip
+    report = read_asr_manifest(write_manifest(folder, rows, "asr.jsonl"), skip_invalid=True)
+    assert report.examples == [
+        AsrExample(folder / "a.wav", 2.0, "hi there", "en", None, "asr.jsonl:1"),
+        AsrExample(folder / "a.wav", 2.0, "from text", None, None, "asr.jsonl:2"),
+    ]
+    assert str(report.skipped[0]) == f"{folder / 'asr.jsonl'}:3: missing field 'sentence' (or 'text')"
+    with pytest.raises(UserInputError, match=r"asr.jsonl:2: missing field 'sentences'"):
+        read_asr_manifest(folder / "asr.jsonl", timestamps=True)
+    timed = read_asr_manifest(write_manifest(folder, rows[:1], "one.jsonl"), timestamps=True)
+    assert timed.examples[0].segments == (Segment(0.0, 1.5, "hi there"),)
