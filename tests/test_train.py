@@ -1,0 +1,148 @@
+"""Training runs end to end on a tiny random Whisper: outputs, metrics, resume, AdaLoRA, options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rlhf_asr.commands.train import parse_args
+from rlhf_asr.errors import UserInputError
+from rlhf_asr.recipes.train import run_training
+from whisper_fixtures import make_tiny_whisper_dir, write_tone
+
+PAIRS = [
+    ("the cat sat on the mat", "the hat sat on the mat"),
+    ("hello world", "yellow world"),
+    ("good morning everyone", "good mourning everyone"),
+    ("one two three four", "one too three for"),
+    ("open the window please", "open the widow please"),
+    ("it is raining today", "it is training today"),
+]
+METRICS = [
+    "nll_loss", "log_odds_ratio", "log_odds_chosen", "rewards/chosen", "rewards/rejected",
+    "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+]
+
+
+def write_manifest(folder: Path, name: str, pairs, language="English") -> Path:
+    rows = []
+    for i, (chosen, rejected) in enumerate(pairs):
+        seconds = 1.0 + 0.1 * i
+        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * i, seed=i)
+        rows.append({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": seconds, "chosen": chosen,
+                     "rejected": rejected, "language": language})
+    path = folder / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    return {
+        "model": make_tiny_whisper_dir(folder),
+        "train": write_manifest(folder, "train", PAIRS),
+        "test": write_manifest(folder, "test", PAIRS[:2]),
+        "root": folder,
+    }
+
+
+def train(workspace, output: Path, *extra: str):
+    argv = [
+        "--base_model", str(workspace["model"]), "--train_data", str(workspace["train"]),
+        "--output_dir", str(output), "--per_device_train_batch_size", "2", "--warmup_steps", "0",
+        "--logging_steps", "1", "--report_to", "none", "--seed", "7", "--learning_rate", "5e-3",
+        "--dataloader_pin_memory", "False", *extra,
+    ]
+    return run_training(*parse_args(argv))
+
+
+def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
+    out = tmp_path / "lora"
+    summary = train(workspace, out, "--use_adalora", "False", "--num_train_epochs", "2",
+                    "--test_data", str(workspace["test"]))
+    assert summary["global_step"] == 6 and summary["train_rows"] == 6
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
+                 "processor_config.json", "training_curves.png", "run_summary.json"):
+        assert (out / name).is_file(), name
+    state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
+    train_logs = [row for row in state["log_history"] if "loss" in row]
+    eval_logs = [row for row in state["log_history"] if "eval_loss" in row]
+    assert len(eval_logs) == 2
+    for key in METRICS:
+        assert key in train_logs[0] and f"eval_{key}" in eval_logs[0], key
+    # learning happens: the chosen transcripts become more likely
+    assert train_logs[-1]["nll_loss"] < train_logs[0]["nll_loss"]
+
+
+def test_resume_continues_to_the_same_final_state(workspace, tmp_path):
+    full = tmp_path / "full"
+    train(workspace, full, "--use_adalora", "False", "--max_steps", "6", "--save_strategy", "steps",
+          "--save_steps", "3", "--plot", "False")
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "checkpoint-3").symlink_to(full / "checkpoint-3", target_is_directory=True)
+    summary = train(workspace, resumed, "--use_adalora", "False", "--max_steps", "6", "--save_strategy", "steps",
+                    "--save_steps", "3", "--plot", "False", "--resume_from_checkpoint", str(resumed / "checkpoint-3"))
+    assert summary["global_step"] == 6
+    a = load_file(full / "adapter_model.safetensors")
+    b = load_file(resumed / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+    start = load_file(full / "checkpoint-3" / "adapter_model.safetensors")
+    assert any(not torch.allclose(start[key], a[key]) for key in a)  # steps 4-6 changed the adapter
+
+
+def test_adalora_reallocates_rank(workspace, tmp_path):
+    summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
+                    "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")
+    ranks = [rank for _, rank in summary["adalora_rank_history"]]
+    assert len(ranks) == 12
+    assert ranks[-1] < ranks[0]
+
+
+def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):
+    out = tmp_path / "full_ft"
+    summary = train(workspace, out, "--peft", "none", "--freeze_encoder", "True", "--encoder_cache", "memory",
+                    "--num_train_epochs", "2", "--learning_rate", "1e-4", "--plot", "False")
+    assert summary["global_step"] == 6
+    weights = load_file(out / "model.safetensors")
+    original = load_file(workspace["model"] / "model.safetensors")
+    name = "model.encoder.layers.0.fc1.weight"
+    torch.testing.assert_close(weights[name], original[name])  # frozen
+    name = "model.decoder.layers.0.fc1.weight"
+    assert not torch.allclose(weights[name], original[name])  # trained
+
+
+def test_config_file_and_command_line_override(workspace, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"base_model: {workspace['model']}\ntrain_data: {workspace['train']}\nalpha: 0.3\n"
+                      "learning_rate: 0.01\nuse_adalora: false\n")
+    model_args, data_args, orpo = parse_args(["--config", str(config), "--learning_rate", "0.002",
+                                              "--output_dir", str(tmp_path)])
+    assert orpo.alpha == 0.3 and orpo.learning_rate == 0.002
+    assert model_args.peft_method == "lora" and data_args.train_data == str(workspace["train"])
+
+
+def test_classic_defaults_and_boolean_forms(tmp_path):
+    model_args, data_args, orpo = parse_args(["--output_dir", str(tmp_path), "--fp16", "False", "--use_adalora"])
+    assert model_args.base_model == "openai/whisper-tiny" and model_args.peft_method == "adalora"
+    assert data_args.language == "Chinese" and data_args.task == "transcribe"
+    assert (data_args.min_audio_len, data_args.max_audio_len) == (0.5, 30.0)
+    assert (orpo.learning_rate, orpo.num_train_epochs, orpo.per_device_train_batch_size) == (1e-3, 3, 8)
+    assert (orpo.warmup_steps, orpo.alpha, orpo.fp16) == (50, 1.0, False)
+
+
+def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        train(workspace, tmp_path / "x", "--base_model", str(tmp_path / "no-such-model"))
+
+
+def test_encoder_cache_needs_frozen_encoder(workspace, tmp_path):
+    with pytest.raises(UserInputError, match="freeze_encoder"):
+        train(workspace, tmp_path / "x", "--encoder_cache", "memory", "--max_steps", "1")
