@@ -44,6 +44,10 @@ class EncoderCache:
             self._memory[index] = value.clone()
             self._bytes += value.numel() * value.element_size()
 
+    def put(self, index: int, value: torch.Tensor) -> None:
+        """Stores an encoder output [frames, d] computed elsewhere (e.g. while decoding)."""
+        self._store(index, value.detach())
+
     @torch.no_grad()
     def get_or_compute(self, indices: torch.Tensor, input_features: torch.Tensor, encoder: nn.Module) -> torch.Tensor:
         """Encoder output [B, frames, d] for a batch, computing only the utterances not cached."""

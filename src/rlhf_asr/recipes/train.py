@@ -88,8 +88,14 @@ def last_eval_metrics(log_history: list[dict]) -> dict | None:
     return evals[-1] if evals else None
 
 
-def run_training(model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig) -> dict:
-    """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json."""
+def run_training(
+    model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig, encoder_cache: EncoderCache | None = None
+) -> dict:
+    """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json.
+
+    `encoder_cache` lets a caller that already ran the (frozen) encoder on the training audio hand
+    its outputs over, keyed by row index in the training manifest.
+    """
     if not data_args.train_data:
         raise UserInputError("--train_data is required")
     set_seed(config.seed)
@@ -120,7 +126,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, config: O
         mode=config.engine,
         freeze_encoder=model_args.freeze_encoder,
         logps_chunk_size=config.logps_chunk_size,
-        encoder_cache=make_encoder_cache(config, model_args, data_args),
+        encoder_cache=encoder_cache or make_encoder_cache(config, model_args, data_args),
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
@@ -149,6 +155,7 @@ def run_training(model_args: ModelArguments, data_args: DataArguments, config: O
     summary = {
         "base_model": model_args.base_model,
         "peft": model_args.peft_method,
+        "world_size": config.world_size,
         "train_rows": len(train_set),
         "train_rows_skipped": len(train_report.skipped) + len(train_set.skipped),
         "global_step": trainer.state.global_step,

@@ -8,6 +8,7 @@ their names, meanings and defaults.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -113,6 +114,9 @@ class ORPOConfig(TrainingArguments):
         if (self.fp16 or self.bf16) and not torch.cuda.is_available():
             print("[rlhf-asr] no CUDA device: fp16/bf16 switched off, training in float32")
             self.fp16 = self.bf16 = False
+        # Accelerate forms a CPU (gloo) process group under torchrun only when told it runs on CPU.
+        if not torch.cuda.is_available() and int(os.environ.get("LOCAL_RANK", -1)) != -1:
+            self.use_cpu = True
         if self.report_to == "auto":
             self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
         if self.group_by_length:

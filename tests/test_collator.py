@@ -1,0 +1,105 @@
+"""Decoder sequences and label masking with the real Whisper tokenizers."""
+
+import pytest
+import torch
+
+from rlhf_asr.data.collator import PreferenceCollator, first_divergence
+from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.loss.logps import IGNORE_INDEX
+from whisper_fixtures import tiny_processor
+
+SOT, EOT, NO_TS, EN_ONLY_TS0 = 50257, 50256, 50362, 50363
+
+
+@pytest.fixture(scope="module")
+def english():
+    return TranscriptEncoder(tiny_processor("tiny.en").tokenizer)
+
+
+@pytest.fixture(scope="module")
+def multilingual():
+    return TranscriptEncoder(tiny_processor("base").tokenizer)
+
+
+def test_english_only_prefix_has_no_language_or_task(english):
+    encoded = english.encode("Hello world.", None)
+    assert not english.multilingual and english.known_languages() is None
+    assert encoded.ids[:2] == (SOT, NO_TS) and encoded.prefix_len == 2
+    assert encoded.ids[-1] == EOT
+    assert english.tokenizer.decode(encoded.ids[2:-1]) == " Hello world."
+
+
+def test_multilingual_prefix(multilingual):
+    vocab = multilingual.tokenizer.get_vocab()
+    encoded = multilingual.encode("你好", "zh")
+    assert multilingual.multilingual and {"zh", "en", "de"} <= multilingual.known_languages()
+    assert encoded.ids[:4] == (vocab["<|startoftranscript|>"], vocab["<|zh|>"], vocab["<|transcribe|>"], vocab["<|notimestamps|>"])
+    assert encoded.prefix_len == 4
+    translate = TranscriptEncoder(multilingual.tokenizer, task="translate").encode("hallo", "de")
+    assert translate.ids[1:3] == (vocab["<|de|>"], vocab["<|translate|>"])
+
+
+def test_timestamps_wrap_segments(english):
+    from rlhf_asr.data.manifest import Segment
+
+    encoder = TranscriptEncoder(english.tokenizer, timestamps=True)
+    encoded = encoder.encode_segments([Segment(0.0, 1.5, "hi"), Segment(1.5, 2.04, "there")], None)
+    ids = encoded.ids
+    assert ids[0] == SOT and NO_TS not in ids and encoded.prefix_len == 1
+    assert ids[1] == EN_ONLY_TS0 and ids[-1] == EOT
+    timestamps = [i - EN_ONLY_TS0 for i in ids if i >= EN_ONLY_TS0]
+    assert timestamps == [0, 75, 75, 102]  # 0.02 s steps
+
+
+def _collate(encoder, pairs, **options):
+    items = [
+        {"input_features": torch.zeros(80, 3000).numpy(), "chosen": encoder.encode(c, None),
+         "rejected": encoder.encode(r, None), "index": i}
+        for i, (c, r) in enumerate(pairs)
+    ]
+    return items, PreferenceCollator(pad_token_id=EOT, **options)(items)
+
+
+def test_labels_are_the_sequence_shifted_once_and_padding_is_ignored(english):
+    items, batch = _collate(english, [("a much longer chosen transcript here", "short"), ("hi", "hey you")])
+    for row, item in enumerate(items):
+        ids = torch.tensor(item["chosen"].ids)
+        n = len(ids) - 1
+        assert torch.equal(batch["chosen_input_ids"][row, :n], ids[:-1])
+        assert torch.equal(batch["chosen_labels"][row, :n], ids[1:])  # logits at t score label t
+        assert (batch["chosen_labels"][row, n:] == IGNORE_INDEX).all()
+        assert (batch["chosen_input_ids"][row, n:] == EOT).all()
+    assert batch["input_features"].shape == (2, 80, 3000)
+    assert batch["example_index"].tolist() == [0, 1]
+
+
+def test_disable_prompt_loss_masks_prefix_in_both_transcripts(english):
+    _, plain = _collate(english, [("the cat", "the hat")])
+    _, masked = _collate(english, [("the cat", "the hat")], disable_prompt_loss=True)
+    # label 0 is <|notimestamps|> (the prompt after <|startoftranscript|>)
+    for key in ("chosen_labels", "rejected_labels"):
+        assert plain[key][0, 0] == NO_TS
+        assert masked[key][0, 0] == IGNORE_INDEX
+        assert torch.equal(masked[key][0, 1:], plain[key][0, 1:])
+
+
+def test_diverging_scope_scores_rejected_from_first_difference(english):
+    chosen, rejected = "the cat sat on the mat", "the cat sat on a hat"
+    items, batch = _collate(english, [(chosen, rejected)], rejected_scope="diverging")
+    c, r = items[0]["chosen"].ids, items[0]["rejected"].ids
+    start = first_divergence(c, r)
+    assert c[:start] == r[:start] and c[start] != r[start]
+    labels = batch["rejected_labels"][0]
+    assert (labels[: start - 1] == IGNORE_INDEX).all()
+    assert labels[start - 1] == r[start]
+    assert torch.equal(batch["chosen_labels"], _collate(english, [(chosen, rejected)])[1]["chosen_labels"])
+
+
+def test_diverging_scope_keeps_at_least_end_of_text(english):
+    items, batch = _collate(english, [("the cat sat", "the cat")], rejected_scope="diverging")
+    assert (batch["rejected_labels"][0] != IGNORE_INDEX).sum() >= 1
+
+
+def test_unknown_scope_is_rejected():
+    with pytest.raises(ValueError, match="rejected_scope"):
+        PreferenceCollator(pad_token_id=0, rejected_scope="some")
