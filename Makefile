@@ -1,0 +1,34 @@
+# `make demo`: set up and run the offline demo.  `make test`: set up and run the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; without the pin a dependency could pull a CUDA build of several GB.
+PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(PY) -m pip install -q --disable-pip-version-check
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-deps demo test bench results clean
+
+setup: $(VENV)/.installed system-deps
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[weights,dev]"
+	touch $@
+
+system-deps:
+	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng; }
+
+demo: setup
+	$(VENV)/bin/rlhf-asr demo
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(VENV)/bin/rlhf-asr bench --output docs/benchmarks/tiny_b8_l64.json
+
+results: setup
+	$(VENV)/bin/rlhf-asr results
+
+clean:
+	rm -rf $(VENV) demo_output results_output
