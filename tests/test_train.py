@@ -64,7 +64,7 @@ def train(workspace, output: Path, *extra: str):
 def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
     out = tmp_path / "lora"
     summary = train(workspace, out, "--use_adalora", "False", "--num_train_epochs", "2",
-                    "--test_data", str(workspace["test"]))
+                    "--test_data", str(workspace["test"]), "--eval_wer", "True")
     assert summary["global_step"] == 6 and summary["train_rows"] == 6
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
                  "processor_config.json", "training_curves.png", "run_summary.json"):
@@ -73,6 +73,8 @@ def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
     train_logs = [row for row in state["log_history"] if "loss" in row]
     eval_logs = [row for row in state["log_history"] if "eval_loss" in row]
     assert len(eval_logs) == 2
+    wer_logs = [row for row in state["log_history"] if "eval_wer" in row]
+    assert len(wer_logs) == 2 and wer_logs[0]["eval_wer"] > 0 and 0 <= wer_logs[0]["eval_preference_accuracy"] <= 1
     for key in METRICS:
         assert key in train_logs[0] and f"eval_{key}" in eval_logs[0], key
     # learning happens: the chosen transcripts become more likely

@@ -83,6 +83,25 @@ def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args
     return EncoderCache(max_bytes=config.encoder_cache_mb * 1024**2, directory=directory)
 
 
+def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, encoder: TranscriptEncoder):
+    """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...)."""
+    if not (config.eval_wer and data_args.test_data):
+        return None
+    from rlhf_asr.evaluation.evaluate import evaluate_manifest
+
+    language = default_language(data_args, encoder)
+
+    def evaluate(model) -> dict:
+        metrics = evaluate_manifest(
+            model, processor, data_args.test_data, language=language,
+            batch_size=config.per_device_eval_batch_size, max_rows=config.eval_wer_max_rows,
+        )
+        keep = ("wer", "cer", "preference_accuracy", "rtf")
+        return {key: metrics[key] for key in keep if metrics.get(key) is not None}
+
+    return evaluate
+
+
 def last_eval_metrics(log_history: list[dict]) -> dict | None:
     evals = [row for row in log_history if "eval_loss" in row]
     return evals[-1] if evals else None
@@ -119,8 +138,6 @@ def run_training(
     total_steps = total_training_steps(len(train_set), config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit)
     model = apply_peft(model, model_args, total_steps)
-    if model_args.use_compile:
-        config.torch_compile = True
     engine = PreferenceWhisper(
         model,
         mode=config.engine,
@@ -132,10 +149,6 @@ def run_training(
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
     if adalora:
         callbacks.append(adalora)
-    if config.eval_wer and data_args.test_data:
-        from rlhf_asr.trainer.wer_callback import WerEvalCallback
-
-        callbacks.append(WerEvalCallback(processor, data_args.test_data, default_language(data_args, encoder), config))
 
     trainer = ORPOTrainer(
         model=engine,
@@ -149,6 +162,7 @@ def run_training(
         ),
         processing_class=processor,
         callbacks=callbacks,
+        wer_evaluator=wer_evaluator(processor, data_args, config, encoder),
     )
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)

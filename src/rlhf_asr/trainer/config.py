@@ -39,7 +39,6 @@ class ModelArguments:
     adalora_delta_t: int = field(default=1, metadata={"help": "Steps between two rank reallocations."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the decoder only; the encoder runs under no_grad."})
     use_8bit: bool = field(default=False, metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only)."})
-    use_compile: bool = field(default=False, metadata={"help": "torch.compile the model (sets --torch_compile)."})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager"})
 
     @property
@@ -107,6 +106,7 @@ class ORPOConfig(TrainingArguments):
     group_by_length: bool = field(default=False, metadata={"help": "Batch pairs of similar transcript length (less padding)."})
     eval_wer: bool = field(default=False, metadata={"help": "Also decode the test set and log WER/CER at each evaluation."})
     eval_wer_max_rows: int = field(default=200, metadata={"help": "Rows decoded for --eval_wer."})
+    use_compile: bool = field(default=False, metadata={"help": "torch.compile the model (same as --torch_compile)."})
     plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})
 
     def __post_init__(self):
@@ -119,6 +119,8 @@ class ORPOConfig(TrainingArguments):
             self.use_cpu = True
         if self.report_to == "auto":
             self.report_to = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+        if self.use_compile:
+            self.torch_compile = True
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         super().__post_init__()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 from safetensors.torch import load_file
@@ -25,8 +26,10 @@ FULL_MODEL_FILE = "model.safetensors"
 class ORPOTrainer(Trainer):
     """Trainer whose `model` is a `PreferenceWhisper` and whose `args` is an `ORPOConfig`."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, wer_evaluator: Callable[[torch.nn.Module], dict] | None = None, **kwargs):
+        """`wer_evaluator(model) -> {"wer": ..., ...}` decodes the test set at each evaluation (--eval_wer)."""
         super().__init__(*args, **kwargs)
+        self.wer_evaluator = wer_evaluator
         self._stored_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     @property
@@ -67,6 +70,21 @@ class ORPOTrainer(Trainer):
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        metrics = super().evaluate(*args, **kwargs)
+        if self.wer_evaluator is not None and self.is_world_process_zero():
+            # Decoding needs no collective ops, so the other ranks need not wait for it.
+            whisper = self.whisper
+            was_training = whisper.training
+            whisper.eval()
+            with torch.no_grad():
+                scores = self.wer_evaluator(whisper)
+            whisper.train(was_training)
+            extra = {f"eval_{key}": value for key, value in scores.items() if isinstance(value, (int, float))}
+            self.log(extra)
+            metrics.update(extra)
+        return metrics
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         split = "train" if "loss" in logs else "eval"
