@@ -61,7 +61,7 @@ class _ChunkedLabelLogps(torch.autograd.Function):
             lse = torch.logsumexp(logits, dim=-1)
             out[rows] = logits.gather(1, safe_labels[rows, None]).squeeze(1) - lse
             if need_hidden_grad:
-                probs = torch.exp(logits - lse[:, None])
+                probs = logits.sub_(lse[:, None]).exp_()  # in place: one [chunk, V] buffer, not two
                 probs[torch.arange(probs.shape[0], device=probs.device), safe_labels[rows]] -= 1.0
                 hidden_grad[rows] = -(probs @ w.float())
         out = out * scored
@@ -88,8 +88,7 @@ class _ChunkedLabelLogps(torch.autograd.Function):
             for start in range(0, g.shape[0], ctx.chunk_size):
                 rows = slice(start, start + ctx.chunk_size)
                 h = flat_hidden[rows].float()
-                logits = (flat_hidden[rows] @ w.T).float()
-                probs = torch.softmax(logits, dim=-1)
+                probs = torch.softmax((flat_hidden[rows] @ w.T).float(), dim=-1)
                 probs[torch.arange(probs.shape[0], device=probs.device), safe_labels[rows]] -= 1.0
                 grad_weight -= (probs * g[rows, None]).T @ h
             grad_weight = grad_weight.to(weight.dtype)
@@ -97,7 +96,7 @@ class _ChunkedLabelLogps(torch.autograd.Function):
 
 
 def chunked_token_logps(
-    hidden: torch.Tensor, output_weight: torch.Tensor, labels: torch.Tensor, chunk_size: int = 1024
+    hidden: torch.Tensor, output_weight: torch.Tensor, labels: torch.Tensor, chunk_size: int = 256
 ) -> torch.Tensor:
     """Per-token log p(label) from decoder hidden states without the full [B, L, V] logits.
 

@@ -65,7 +65,7 @@ class PreferenceWhisper(nn.Module):
         model: nn.Module,
         mode: str = "packed",
         freeze_encoder: bool = False,
-        logps_chunk_size: int = 1024,
+        logps_chunk_size: int = 256,
         encoder_cache: EncoderCache | None = None,
     ):
         super().__init__()

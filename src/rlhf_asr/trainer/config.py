@@ -97,7 +97,7 @@ class ORPOConfig(TrainingArguments):
     engine: str = field(
         default="packed", metadata={"help": "packed (one encoder pass, shared) | naive | concat", "choices": ["packed", "naive", "concat"]}
     )
-    logps_chunk_size: int = field(default=1024, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."})
+    logps_chunk_size: int = field(default=256, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."})
     encoder_cache: str = field(
         default="none", metadata={"help": "none | memory | disk: reuse encoder outputs across epochs (frozen encoder, no augmentation).",
                                   "choices": ["none", "memory", "disk"]}
