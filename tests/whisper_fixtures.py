@@ -78,7 +78,7 @@ def tiny_generation_config(tokenizer, config: WhisperConfig, max_length: int) ->
     )
 
 
-def make_tiny_model(processor_name: str = "tiny.en", seed: int = 0, max_length: int = 24):
+def make_tiny_model(processor_name: str = "tiny.en", seed: int = 0, max_length: int = 16):
     """(model, processor): a random tiny Whisper in eval mode with a generation config."""
     processor = tiny_processor(processor_name)
     torch.manual_seed(seed)
@@ -88,7 +88,7 @@ def make_tiny_model(processor_name: str = "tiny.en", seed: int = 0, max_length: 
     return model, processor
 
 
-def make_tiny_whisper_dir(tmp_path: Path, processor_name: str = "tiny.en", seed: int = 0, max_length: int = 24) -> Path:
+def make_tiny_whisper_dir(tmp_path: Path, processor_name: str = "tiny.en", seed: int = 0, max_length: int = 16) -> Path:
     """A complete HF folder (weights, config, processor, generation config) under tmp_path.
 
     `max_length` is small so that a random model, which rarely emits <|endoftext|>, stops fast.

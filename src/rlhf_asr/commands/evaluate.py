@@ -1,0 +1,59 @@
+"""`rlhf-asr evaluate`: WER/CER (and preference accuracy) of a model on a manifest.
+
+Writes metrics.json to --output and utterances.csv beside it, and prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhf-asr evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model/merged/adapter folder, hub id, or tiny.en/base (bundled)")
+    parser.add_argument("--data", required=True, help="ASR (sentence) or preference (chosen/rejected) manifest")
+    parser.add_argument("--output", required=True, help="metrics JSON path; utterances.csv goes beside it")
+    parser.add_argument("--language", default=None, help="language of all rows (default: each row's, else detected)")
+    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--max_rows", type=int, default=None, help="evaluate only the first N rows")
+    parser.add_argument("--skip_invalid_rows", action="store_true", help="skip (and count) invalid manifest rows")
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: as saved)")
+    return parser
+
+
+def format_table(metrics: dict) -> str:
+    def fmt(value, percent=False):
+        if value is None:
+            return "-"
+        return f"{100 * value:.2f}%" if percent else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+    rows = [
+        ("utterances", fmt(metrics["num_utterances"])),
+        ("WER", fmt(metrics["wer"], True)),
+        ("CER", fmt(metrics["cer"], True)),
+        ("preference accuracy", fmt(metrics["preference_accuracy"], True)),
+        ("audio seconds", fmt(metrics["audio_seconds"])),
+        ("RTF", fmt(metrics["rtf"])),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from rlhf_asr.evaluation.evaluate import evaluate_manifest
+    from rlhf_asr.model.loading import default_device, load_for_inference
+
+    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
+    output = Path(args.output)
+    metrics = evaluate_manifest(
+        model, processor, args.data, language=args.language, num_beams=args.num_beams, batch_size=args.batch_size,
+        output_dir=output.parent, metrics_name=output.name, max_rows=args.max_rows, model_name=args.model,
+        skip_invalid=args.skip_invalid_rows,
+    )
+    print(format_table(metrics))
+    print(f"wrote {output} and {output.parent / 'utterances.csv'}")
+    return 0

@@ -1,0 +1,33 @@
+"""`rlhf-asr transcribe`: print `path<TAB>text` for each audio file (first 30 s of each)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhf-asr transcribe", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="model/merged/adapter folder, hub id, or tiny.en/base (bundled)")
+    parser.add_argument("--language", default=None, help="default: detected by multilingual models")
+    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: as saved)")
+    parser.add_argument("audio", nargs="+", help="audio files (any format soundfile reads)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from rlhf_asr.data.audio import load_audio
+    from rlhf_asr.evaluation.transcribe import transcribe_batch
+    from rlhf_asr.model.loading import default_device, load_for_inference
+
+    audios = [load_audio(path) for path in args.audio]  # fail on a bad file before loading the model
+    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
+    texts = transcribe_batch(
+        model, processor, audios, language=args.language, num_beams=args.num_beams, batch_size=args.batch_size
+    )
+    for path, text in zip(args.audio, texts):
+        print(f"{path}\t{text}")
+    return 0

@@ -1,0 +1,159 @@
+"""Score a model on a manifest: WER/CER, and for preference data, preference accuracy.
+
+One command for both manifest kinds so the same held-out preference file used for training
+diagnostics can also give a WER: for a preference row the reference is `chosen`. Preference
+accuracy is the share of rows where the model gives the chosen transcript a higher mean
+per-token log-prob than the rejected one, the quantity ORPO pushes up; both transcripts are
+scored on the audio's one encoder pass. Rates use normalised text (see `normalize`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
+from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
+from rlhf_asr.evaluation.transcribe import (
+    check_language,
+    decode_encoded,
+    decoder_prefixes,
+    encode_audio,
+    resolve_languages,
+    score_texts,
+)
+from rlhf_asr.model.engine import whisper_core
+from rlhf_asr.model.loading import transcript_encoder
+
+CSV_FIELDS = [
+    "source", "language", "reference", "hypothesis", "reference_norm", "hypothesis_norm", "errors", "words",
+    "chosen_logprob", "rejected_logprob", "prefers_chosen",
+]
+
+
+def manifest_kind(path: str | Path) -> str:
+    """'preference' when the first row has `chosen` and `rejected`, else 'asr'.
+
+    Only the first row is peeked at; the reader then validates every row for its kind.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig").lstrip()
+        if text.startswith("["):
+            rows = json.loads(text)
+            first = rows[0] if rows else {}
+        else:
+            first = json.loads(next(line for line in text.splitlines() if line.strip()))
+    except (OSError, ValueError, StopIteration, IndexError):
+        return "asr"  # the reader reports what is wrong with the file
+    return "preference" if isinstance(first, dict) and "chosen" in first and "rejected" in first else "asr"
+
+
+def evaluate_manifest(
+    model,
+    processor,
+    manifest_path: str | Path,
+    *,
+    language: str | None = None,
+    num_beams: int = 1,
+    batch_size: int = 8,
+    output_dir: str | Path | None = None,
+    max_rows: int | None = None,
+    model_name: str | None = None,
+    skip_invalid: bool = False,
+    metrics_name: str = "metrics.json",
+) -> dict:
+    """Decode every row, score it, and (with output_dir) write metrics.json and utterances.csv.
+
+    `language` overrides the rows' own languages; rows without one are auto-detected by a
+    multilingual model. Rows longer than Whisper's 30 s window are skipped (and counted).
+    """
+    kind = manifest_kind(manifest_path)
+    read = read_preference_manifest if kind == "preference" else read_asr_manifest
+    language = check_language(processor, language)
+    report = read(
+        manifest_path, min_duration=0.0, skip_invalid=skip_invalid,
+        known_languages=transcript_encoder(processor).known_languages(),
+    )
+    examples = report.examples[:max_rows] if max_rows else report.examples
+    rows: list[dict] = []
+    decode_seconds = 0.0
+    with tqdm(total=len(examples), desc="evaluate", unit="utt") as progress:
+        for start in range(0, len(examples), batch_size):
+            batch = examples[start : start + batch_size]
+            batch_rows, seconds = _evaluate_batch(model, processor, batch, kind, language, num_beams)
+            rows += batch_rows
+            decode_seconds += seconds
+            progress.update(len(batch))
+    metrics = _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds)
+    metrics["manifest"] = str(manifest_path)
+    metrics["model"] = model_name or getattr(whisper_core(model).config, "_name_or_path", None)
+    if output_dir is not None:
+        write_outputs(Path(output_dir), metrics, rows, metrics_name)
+    return metrics
+
+
+def _evaluate_batch(model, processor, batch, kind, language, num_beams) -> tuple[list[dict], float]:
+    """Rows for one batch and the seconds spent decoding it (encoder + generation, not scoring)."""
+    audios = [load_audio(example.audio_path) for example in batch]
+    started = time.perf_counter()
+    hidden = encode_audio(model, processor, audios)
+    languages = resolve_languages(model, processor, hidden, [language or e.language for e in batch])
+    prefixes = decoder_prefixes(processor, languages)
+    hypotheses = [c[0].text for c in decode_encoded(model, processor, hidden, prefixes, num_beams=num_beams)]
+    seconds = time.perf_counter() - started
+    rows = []
+    for example, lang, hypothesis in zip(batch, languages, hypotheses):
+        reference = example.chosen if kind == "preference" else example.text
+        rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
+    if kind == "preference":
+        owners = list(range(len(batch))) * 2
+        texts = [e.chosen for e in batch] + [e.rejected for e in batch]
+        scores = score_texts(model, processor, hidden, owners, prefixes, texts)
+        for i, row in enumerate(rows):
+            chosen, rejected = scores[i], scores[i + len(batch)]
+            row.update(chosen_logprob=chosen, rejected_logprob=rejected, prefers_chosen=chosen > rejected)
+    return rows, seconds
+
+
+def _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds) -> dict:
+    languages = [row["language"] for row in rows]
+    rates = error_rates(
+        [row["reference"] for row in rows], [row["hypothesis"] for row in rows], languages,
+        english_spelling=english_spelling_from(processor),
+    )
+    for row, score in zip(rows, rates["utterances"]):
+        row.update({key: score[key] for key in ("reference_norm", "hypothesis_norm", "errors", "words")})
+    audio_seconds = sum(example.duration for example in examples)
+    distinct = sorted(set(languages))
+    preference = [row["prefers_chosen"] for row in rows] if kind == "preference" else []
+    return {
+        "wer": rates["wer"],
+        "cer": rates["cer"],
+        "primary_metric": "cer" if languages and all(uses_cer(lang) for lang in languages) else "wer",
+        "preference_accuracy": sum(preference) / len(preference) if preference else None,
+        "num_utterances": len(rows),
+        "num_skipped": len(report.skipped),
+        "audio_seconds": audio_seconds,
+        "decode_seconds": decode_seconds,
+        "rtf": decode_seconds / audio_seconds if audio_seconds else None,
+        "language": language or (distinct[0] if len(distinct) == 1 else "mixed"),
+        "num_beams": num_beams,
+        "manifest_type": kind,
+        **{key: rates[key] for key in ("word_errors", "reference_words", "char_errors", "reference_chars")},
+    }
+
+
+def write_outputs(output_dir: Path, metrics: dict, rows: list[dict], metrics_name: str = "metrics.json") -> None:
+    """metrics.json (or `metrics_name`) and utterances.csv in `output_dir`."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / metrics_name).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(output_dir / "utterances.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,282 @@
+"""Mine preference pairs from an ASR manifest with a model's own mistakes (`rlhf-asr make-pairs`).
+
+Preference data is rarely at hand, but transcribed audio is. For each utterance the model
+decodes N candidates; the reference becomes `chosen` and a wrong candidate `rejected`. By
+default the rejected one is the *hardest* negative: the wrong candidate the model itself finds
+most probable (highest mean per-token log-prob), i.e. the mistake ORPO most needs to unlearn.
+"worst" takes the candidate with the highest error rate, "random" any wrong one.
+
+Utterances the model already gets right give no pair and are skipped, unless
+`corrupt_correct`, which makes a rejected transcript by a seeded substitution, deletion,
+insertion or repetition of words (characters for zh/ja/...), drawing new words from the
+manifest's own references.
+
+Runs are resumable: every processed utterance is listed, by manifest line, in
+`<output>.progress` (pairs also carry their `source`), both flushed after each batch, and a
+rerun skips what is listed, so edit the ASR manifest only between fresh runs (--no_resume).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rlhf_asr.data.audio import AudioError, load_audio
+from rlhf_asr.data.manifest import read_asr_manifest
+from rlhf_asr.errors import UserInputError
+from rlhf_asr.evaluation.metrics import score_utterance
+from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
+from rlhf_asr.evaluation.transcribe import (
+    Candidate,
+    check_language,
+    decode_encoded,
+    decoder_prefixes,
+    encode_audio,
+    resolve_languages,
+)
+from rlhf_asr.model.engine import whisper_core
+from rlhf_asr.model.loading import transcript_encoder
+
+STRATEGIES = ("beam", "sample")
+NEGATIVES = ("hardest", "worst", "random")
+CORRUPTION_NAME = "corruption"
+_PUNCTUATION = string.punctuation + "“”‘’«»¿¡…"
+
+
+def mine_pairs(
+    model,
+    processor,
+    asr_manifest: str | Path,
+    output_path: str | Path,
+    *,
+    num_candidates: int = 4,
+    strategy: str = "beam",
+    temperature: float = 0.7,
+    negative: str = "hardest",
+    corrupt_correct: bool = False,
+    seed: int = 0,
+    batch_size: int = 8,
+    language: str | None = None,
+    resume: bool = True,
+    model_name: str | None = None,
+    skip_invalid: bool = False,
+) -> dict:
+    """Write preference rows for `asr_manifest` to `output_path` (JSON lines); returns counts."""
+    if strategy not in STRATEGIES:
+        raise UserInputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    if negative not in NEGATIVES:
+        raise UserInputError(f"negative must be one of {', '.join(NEGATIVES)}, not {negative!r}")
+    if num_candidates < 1 or batch_size < 1:
+        raise UserInputError("num_candidates and batch_size must be at least 1")
+    language = check_language(processor, language)
+    report = read_asr_manifest(
+        asr_manifest, skip_invalid=skip_invalid, known_languages=transcript_encoder(processor).known_languages()
+    )
+    output = Path(output_path).expanduser()
+    progress_path = output.with_name(output.name + ".progress")
+    done = _prepare_outputs(output, progress_path, resume)
+    todo = [example for example in report.examples if example.source not in done]
+    torch.manual_seed(seed)
+    miner = _Miner(
+        processor, random.Random(seed), negative, corrupt_correct,
+        model_name or getattr(whisper_core(model).config, "_name_or_path", "model"),
+        output.parent.absolute(), _vocabulary([example.text for example in report.examples]),
+    )
+    decode = dict(
+        num_beams=num_candidates if strategy == "beam" else 1, num_return_sequences=num_candidates,
+        do_sample=strategy == "sample", temperature=temperature if strategy == "sample" else None, score=True,
+    )
+    counts: Counter = Counter()
+    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress:
+        for start in tqdm(range(0, len(todo), batch_size), desc="make-pairs", unit="batch"):
+            batch, audios = [], []
+            for example in todo[start : start + batch_size]:
+                try:
+                    audios.append(load_audio(example.audio_path))
+                    batch.append(example)
+                except AudioError as error:
+                    tqdm.write(f"{example.source}: {error}")
+                    counts["errors"] += 1
+            if not batch:
+                continue
+            hidden = encode_audio(model, processor, audios)
+            languages = resolve_languages(model, processor, hidden, [language or e.language for e in batch])
+            candidates = decode_encoded(model, processor, hidden, decoder_prefixes(processor, languages), **decode)
+            statuses = []
+            for example, lang, found in zip(batch, languages, candidates):
+                row, status = miner.pair(example, lang, found)
+                counts[status] += 1
+                statuses.append(json.dumps({"source": example.source, "status": status}) + "\n")
+                if row is not None:
+                    pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            pair_file.flush()  # pairs first: a row marked done always has its pair on disk
+            progress.writelines(statuses)
+            progress.flush()
+    written = counts["mined"] + counts["corrupted"]
+    return {
+        "written": written,
+        "mined": counts["mined"],
+        "corrupted": counts["corrupted"],
+        "skipped_correct": counts["skipped_correct"],
+        "skipped_empty": counts["skipped_empty"],
+        "errors": counts["errors"],
+        "already_done": len(report.examples) - len(todo),
+        "rows": len(report.examples),
+        "output": str(output),
+    }
+
+
+def _prepare_outputs(output: Path, progress_path: Path, resume: bool) -> set[str]:
+    """Sources already processed; starts both files afresh when not resuming."""
+    if not resume:
+        for path in (output, progress_path):
+            path.unlink(missing_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done: set[str] = set()
+    for path in (output, progress_path):
+        done |= _sources(path)
+    return done
+
+
+def _sources(path: Path) -> set[str]:
+    """`source` of each complete row; a torn last line (killed mid-write) is cut off."""
+    if not path.exists():
+        return set()
+    sources, good_bytes = set(), 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                break
+            if not raw.endswith(b"\n"):
+                break
+            if isinstance(row, dict) and row.get("source"):
+                sources.add(row["source"])
+            good_bytes += len(raw)
+    if good_bytes < path.stat().st_size:
+        with open(path, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return sources
+
+
+class _Miner:
+    """Chooses the rejected transcript of one utterance and builds its preference row."""
+
+    def __init__(self, processor, rng, negative, corrupt_correct, model_name, output_dir: Path, vocabulary):
+        self.spelling = english_spelling_from(processor)
+        self.rng, self.negative, self.corrupt_correct = rng, negative, corrupt_correct
+        self.model_name, self.output_dir, self.vocabulary = str(model_name), output_dir, vocabulary
+
+    def pair(self, example, language: str, candidates: list[Candidate]) -> tuple[dict | None, str]:
+        """(row or None, status): status is mined, corrupted, skipped_correct or skipped_empty."""
+        scored, seen, any_correct = [], set(), False
+        for candidate in candidates:
+            score = score_utterance(example.text, candidate.text, language, english_spelling=self.spelling)
+            if not score.hypothesis_norm:  # empty output: not a usable transcript
+                continue
+            if score.errors == 0:
+                any_correct = True
+            elif score.hypothesis_norm not in seen:
+                seen.add(score.hypothesis_norm)
+                scored.append((candidate, score))
+        if scored:
+            candidate, score = self._choose(scored)
+            return self._row(example, language, candidate.text, score.rate, self.model_name, candidate.logprob), "mined"
+        if not self.corrupt_correct:
+            return None, "skipped_correct" if any_correct else "skipped_empty"
+        rejected = corrupt_text(example.text, language, self.rng, self.vocabulary)
+        score = score_utterance(example.text, rejected, language, english_spelling=self.spelling)
+        return self._row(example, language, rejected, score.rate, CORRUPTION_NAME, None), "corrupted"
+
+    def _choose(self, scored: list[tuple[Candidate, object]]):
+        if self.negative == "random":
+            return self.rng.choice(scored)
+        if self.negative == "worst":
+            return max(scored, key=lambda item: (item[1].rate, _logprob(item[0])))
+        return max(scored, key=lambda item: _logprob(item[0]))
+
+    def _row(self, example, language, rejected, rate, rejected_by, logprob) -> dict:
+        row = {
+            "audio": {"path": self._audio_path(example.audio_path)},
+            "duration": round(example.duration, 3),
+            "chosen": example.text,
+            "rejected": rejected,
+            "language": language,
+            "rejected_wer": round(rate, 4),
+            "rejected_by": rejected_by,
+            "source": example.source,
+        }
+        if logprob is not None:
+            row["rejected_logprob"] = round(logprob, 4)
+        return row
+
+    def _audio_path(self, path: Path) -> str:
+        """Relative to the output's folder when the audio lies under it, else absolute."""
+        path = Path(path).absolute()
+        try:
+            return path.relative_to(self.output_dir).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _logprob(candidate: Candidate) -> float:
+    return candidate.logprob if candidate.logprob is not None else float("-inf")
+
+
+def _is_letter(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LN"
+
+
+def _editable(unit: str, by_char: bool) -> bool:
+    return _is_letter(unit) if by_char else any(_is_letter(ch) for ch in unit)
+
+
+def _vocabulary(texts: list[str]) -> dict[str, list[str]]:
+    """Words and non-Latin letters of the manifest's references, in first-seen order (deterministic)."""
+    words = (word.strip(_PUNCTUATION) for text in texts for word in text.split())
+    letters = dict.fromkeys(ch for text in texts for ch in text if _is_letter(ch) and ord(ch) > 0x2FF)
+    return {"words": list(dict.fromkeys(word for word in words if word)), "chars": list(letters)}
+
+
+def corrupt_text(text: str, language: str | None, rng: random.Random, vocabulary: dict[str, list[str]]) -> str:
+    """`text` with one controlled edit (two from ten units on); differs from `text` once normalised.
+
+    Edits words, or characters for CER languages (punctuation and spaces are left alone).
+    """
+    by_char = uses_cer(language)
+    pool = vocabulary["chars" if by_char else "words"]
+    joiner = "" if by_char else " "
+    units = list(text) if by_char else text.split()
+    editable = [i for i, unit in enumerate(units) if _editable(unit, by_char)] or [len(units) - 1]
+    reference = normalize_text(text, language)
+    for _ in range(10):
+        result = list(units)
+        for _ in range(1 if len(editable) < 10 else 2):
+            _edit(result, rng, pool, by_char)
+        candidate = joiner.join(result)
+        if normalize_text(candidate, language) not in (reference, ""):
+            return candidate
+    # Repeating a unit always changes the text (and is a common ASR error too).
+    index = editable[-1]
+    return joiner.join(units[: index + 1] + units[index:])
+
+
+def _edit(units: list[str], rng: random.Random, pool: list[str], by_char: bool) -> None:
+    positions = [i for i, unit in enumerate(units) if _editable(unit, by_char)] or [len(units) - 1]
+    i = rng.choice(positions)
+    operation = rng.choice(("substitute", "delete", "insert") if len(positions) > 1 else ("substitute", "insert"))
+    new = rng.choice([unit for unit in pool if unit != units[i]] or [units[i]])
+    if operation == "substitute":
+        units[i] = new
+    elif operation == "delete":
+        del units[i]
+    else:
+        units.insert(i + rng.randint(0, 1), new)

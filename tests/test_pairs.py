@@ -1,0 +1,171 @@
+"""make-pairs: valid preference rows from a model's mistakes, resume, negatives, corruption."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from rlhf_asr import pairs
+from rlhf_asr.commands import cli
+from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
+from rlhf_asr.evaluation.normalize import normalize_text
+from rlhf_asr.evaluation.transcribe import Candidate
+from rlhf_asr.model.loading import load_for_inference
+from rlhf_asr.pairs import corrupt_text, mine_pairs
+from whisper_fixtures import make_tiny_whisper_dir, write_tone
+
+TEXTS = ["the cat sat on the mat", "hello world", "good morning everyone", "see you tomorrow"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    model_dir = make_tiny_whisper_dir(root)
+    rows = []
+    for i, text in enumerate(TEXTS):
+        write_tone(root / "wavs" / f"a{i}.wav", 1.0, 300 + 100 * i, seed=i)
+        rows.append({"audio": {"path": f"wavs/a{i}.wav"}, "duration": 1.0, "sentence": text})
+    (root / "asr.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model, processor = load_for_inference(model_dir)
+    return root, model_dir, model, processor
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_mined_rows_are_valid_training_rows(setup, tmp_path):
+    root, _, model, processor = setup
+    output = root / "mined.jsonl"  # beside the audio: paths stay relative
+    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=3, batch_size=3, resume=False,
+                         model_name="tiny-random")
+    assert summary["written"] == summary["mined"] == 4 and summary["skipped_correct"] == 0
+    rows = _rows(output)
+    assert [r["chosen"] for r in rows] == TEXTS
+    for row in rows:
+        assert row["rejected"] != row["chosen"] and row["rejected_wer"] > 0
+        assert row["rejected_by"] == "tiny-random" and row["language"] == "en"
+        assert row["audio"]["path"].startswith("wavs/")
+    report = read_preference_manifest(output)  # the training reader accepts every row
+    assert len(report.examples) == 4 and not report.skipped
+    elsewhere = tmp_path / "out" / "pairs.jsonl"
+    mine_pairs(model, processor, root / "asr.jsonl", elsewhere, num_candidates=2)
+    assert all(Path(r["audio"]["path"]).is_absolute() for r in _rows(elsewhere))
+
+
+def test_resume_skips_done_rows_and_repairs_a_torn_line(setup, tmp_path):
+    root, _, model, processor = setup
+    output = tmp_path / "pairs.jsonl"
+    first = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2)
+    assert first["written"] == 4
+    again = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2)
+    assert again["written"] == 0 and again["already_done"] == 4
+    assert len(_rows(output)) == 4
+
+    # Simulate a run killed mid-write: the last row and its progress entry half written.
+    lines = output.read_text().splitlines(keepends=True)
+    output.write_text("".join(lines[:3]) + lines[3][:20])
+    progress = output.with_name(output.name + ".progress")
+    progress_lines = progress.read_text().splitlines(keepends=True)
+    progress.write_text("".join(progress_lines[:3]))
+    resumed = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2)
+    assert resumed["written"] == 1 and resumed["already_done"] == 3
+    rows = _rows(output)
+    assert [r["source"] for r in rows] == [f"asr.jsonl:{i}" for i in range(1, 5)]
+
+
+def _always_right(monkeypatch):
+    """Make the 'model' transcribe every utterance perfectly (3 identical candidates)."""
+    texts = iter(TEXTS)
+
+    def fake_decode(model, processor, hidden, prefixes, **options):
+        return [[Candidate(next(texts), -0.1)] * 3 for _ in range(hidden.shape[0])]
+
+    monkeypatch.setattr(pairs, "decode_encoded", fake_decode)
+
+
+def test_correct_utterances_are_skipped_and_remembered(setup, tmp_path, monkeypatch):
+    root, _, model, processor = setup
+    _always_right(monkeypatch)
+    output = tmp_path / "pairs.jsonl"
+    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=3)
+    assert summary["skipped_correct"] == 4 and summary["written"] == 0
+    assert output.read_text() == ""
+    # resumed: nothing is decoded again (fake_decode would run out of texts and fail)
+    assert mine_pairs(model, processor, root / "asr.jsonl", output)["already_done"] == 4
+
+
+def test_corrupt_correct_builds_a_rejected(setup, tmp_path, monkeypatch):
+    root, _, model, processor = setup
+    _always_right(monkeypatch)
+    output = tmp_path / "pairs.jsonl"
+    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=3, corrupt_correct=True, seed=3)
+    assert summary["corrupted"] == summary["written"] == 4
+    for row in _rows(output):
+        assert normalize_text(row["rejected"]) != normalize_text(row["chosen"])
+        assert row["rejected_by"] == "corruption" and row["rejected_wer"] > 0
+    assert len(read_preference_manifest(output).examples) == 4
+
+
+def _example(text: str) -> AsrExample:
+    return AsrExample(Path("/data/a.wav"), 1.0, text, "en", None, "x.jsonl:1")
+
+
+@pytest.mark.parametrize(("negative", "expected"), [("hardest", "the bat sat"), ("worst", "a b c d e")])
+def test_negative_choice(negative, expected):
+    miner = pairs._Miner(object(), random.Random(0), negative, False, "m", Path("/out"), {"words": [], "chars": []})
+    candidates = [
+        Candidate("The cat sat.", -0.5),  # correct after normalisation: never a negative
+        Candidate("the bat sat", -1.0),
+        Candidate("", -0.1),  # empty output: not usable
+        Candidate("a b c d e", -3.0),
+    ]
+    row, status = miner.pair(_example("the cat sat"), "en", candidates)
+    assert status == "mined" and row["rejected"] == expected
+
+
+def test_only_correct_or_empty_candidates():
+    miner = pairs._Miner(object(), random.Random(0), "hardest", False, "m", Path("/out"), {"words": [], "chars": []})
+    assert miner.pair(_example("hi there"), "en", [Candidate("Hi, there!", -1.0)]) == (None, "skipped_correct")
+    assert miner.pair(_example("hi there"), "en", [Candidate("", -1.0)]) == (None, "skipped_empty")
+
+
+def test_corrupt_text_words_and_characters():
+    vocabulary = {"words": ["dog", "ran", "away"], "chars": list("天气很好")}
+    rng = random.Random(0)
+    for _ in range(20):
+        english = corrupt_text("the cat sat on the mat", "en", rng, vocabulary)
+        assert normalize_text(english) != "the cat sat on the mat"
+        chinese = corrupt_text("今天，天气很好。", "zh", rng, vocabulary)
+        assert normalize_text(chinese, "zh") != normalize_text("今天，天气很好。", "zh")
+        assert "，" in chinese and chinese.endswith("。")  # punctuation untouched
+    seeded = [corrupt_text("one small step", "en", random.Random(7), vocabulary) for _ in range(2)]
+    assert seeded[0] == seeded[1]
+    # nothing else to draw from: falls back to repeating a word
+    assert corrupt_text("hello", "en", random.Random(0), {"words": ["hello"], "chars": []}) == "hello hello"
+
+
+def test_sampling_strategy_and_command(setup, tmp_path, capsys):
+    root, model_dir, model, processor = setup
+    output = tmp_path / "sampled.jsonl"
+    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2, strategy="sample",
+                         negative="random", seed=1)
+    assert summary["written"] == 4
+    code = cli.main(["make-pairs", "--model", str(model_dir), "--data", str(root / "asr.jsonl"),
+                     "--output", str(tmp_path / "cli.jsonl"), "--num_candidates", "2", "--device", "cpu"])
+    assert code == 0
+    assert "4 pairs written" in capsys.readouterr().out
+    assert len(_rows(tmp_path / "cli.jsonl")) == 4
+
+
+def test_bad_options_are_user_errors(setup, tmp_path):
+    root, _, model, processor = setup
+    from rlhf_asr.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="strategy"):
+        mine_pairs(model, processor, root / "asr.jsonl", tmp_path / "p.jsonl", strategy="greedy")
+    with pytest.raises(UserInputError, match="negative"):
+        mine_pairs(model, processor, root / "asr.jsonl", tmp_path / "p.jsonl", negative="easiest")
