@@ -1,0 +1,339 @@
+"""Recipe: `rlhf-asr demo`, the product's main job end to end, offline, on real weights.
+
+Synthesized speech (espeak-ng) -> bundled Whisper tiny.en transcribes it -> its wrong transcripts
+become ORPO preference pairs (chosen = the text spoken, rejected = the model's own transcript)
+-> the training recipe fine-tunes LoRA on the decoder -> WER before and after on held-out texts
+spoken by the training voices and by voices training never heard.
+
+On CPU the encoder dominates (every clip is a 30 s window), so it runs exactly once per clip:
+its outputs serve the base model's decoding, are handed to training through a pre-filled
+EncoderCache (keyed by row of the pair manifest), and serve the evaluation after training. That
+is valid because the encoder is frozen and LoRA only touches the decoder (its cross-attention
+included), and no augmentation is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, write_jsonl
+from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
+from rlhf_asr.model.encoder_cache import EncoderCache
+
+TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+croak"]
+HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
+SPEEDS = [140, 160, 180, 200]
+TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out texts, held-out voices"}
+MAX_NEW_TOKENS = 48  # a 15-word sentence is ~25 tokens; caps repetition loops, which stall a whole batch
+
+
+@dataclass
+class DemoOptions:
+    output_dir: str = "demo_output"
+    num_train: int = 240
+    num_test: int = 60
+    epochs: float = 3.0
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    lora_r: int = 16
+    alpha: float = 1.0
+    seed: int = 0
+    model: str = "tiny.en"
+    train_voices: list[str] = field(default_factory=lambda: list(TRAIN_VOICES))
+    test_voices: list[str] = field(default_factory=lambda: list(HELD_OUT_VOICES))
+    speeds: list[int] = field(default_factory=lambda: list(SPEEDS))
+    workers: int = field(default_factory=default_workers)
+    decode_batch_size: int = 32  # a decoding step costs about the same for 4 clips as for 32 on CPU
+    threads: int = 0  # torch threads; 0 = all cores for the encoder, 1 for the rest (see `pick_threads`)
+
+
+class Stages:
+    """Wall time of each stage, printed as it ends and kept for the report."""
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+        self.seconds: dict[str, float] = {}
+        self.threads_used: dict[str, int] = {}
+
+    @contextmanager
+    def __call__(self, name: str, compute: bool = False, large_ops: bool = False):
+        note = ""
+        if compute:
+            self.threads_used[name] = pick_threads(self.threads, large_ops)
+            note = f" ({self.threads_used[name]} thread{'s' if self.threads_used[name] > 1 else ''})"
+        print(f"[demo] {name}{note} ...", flush=True)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - start
+        print(f"[demo] {name}: {self.seconds[name]:.1f} s", flush=True)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+def pick_threads(requested: int = 0, large_ops: bool = False) -> int:
+    """Torch threads for a stage: `requested`, else all cores for the encoder and one for the rest.
+
+    The encoder is a few large matrix products per clip, which every core speeds up. Decoding and
+    decoder-only training are thousands of small ops; on a CPU shared with other jobs each parallel
+    region waits for a thread the scheduler has parked, and we measured such stages 6-30x slower
+    with 2 threads than with 1 (on an idle 2-core machine, 2 threads gain only about 1.5x there).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(requested if requested > 0 else (cores if large_ops else 1))
+    return torch.get_num_threads()
+
+
+def encode_clips(model, processor, paths: list[Path], batch_size: int = 8) -> torch.Tensor:
+    """Encoder outputs [N, frames, d] of audio files, in order, under no_grad."""
+    chunks = []
+    for start in range(0, len(paths), batch_size):
+        audios = [load_audio(path) for path in paths[start : start + batch_size]]
+        chunks.append(encode_audio(model, processor, audios))
+    return torch.cat(chunks)
+
+
+def decode_hidden(model, processor, hidden: torch.Tensor, durations: list[float], batch_size: int) -> list[str]:
+    """Greedy transcripts from encoder outputs; clips batched by duration so short ones do not wait on long ones."""
+    order = sorted(range(len(durations)), key=durations.__getitem__)
+    prefix = decoder_prefixes(processor, ["en"])[0]
+    texts: list[str] = [""] * len(order)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows))
+        for row, candidates in zip(rows, found):
+            texts[row] = candidates[0].text
+    return texts
+
+
+def preference_rows(corpus: Corpus, hypotheses: list[str]) -> list[tuple[int, dict]]:
+    """(corpus row, pair row) for every training clip the base model got wrong (normalised WER > 0)."""
+    rows = []
+    for index, (utterance, hypothesis) in enumerate(zip(corpus.splits["train"], hypotheses)):
+        if error_rates([utterance.text], [hypothesis], "en")["word_errors"] == 0 or not hypothesis.strip():
+            continue
+        rows.append((index, {"audio": {"path": utterance.path}, "duration": round(utterance.duration, 3),
+                             "chosen": utterance.text, "rejected": hypothesis, "language": "English"}))
+    return rows
+
+
+def training_argv(options: DemoOptions, base: Path, pairs: Path, output: Path) -> list[str]:
+    """Flags of `rlhf-asr train` for the demo: LoRA on the decoder (self- and cross-attention, MLP), frozen encoder."""
+    return [
+        "--base_model", str(base), "--train_data", str(pairs), "--output_dir", str(output),
+        "--peft", "lora", "--lora_r", str(options.lora_r), "--lora_alpha", str(2 * options.lora_r),
+        "--lora_dropout", "0", "--target_modules", "q_proj,k_proj,v_proj,out_proj,fc1,fc2",
+        "--freeze_encoder", "True", "--encoder_cache", "none", "--language", "English",
+        "--num_train_epochs", str(options.epochs), "--learning_rate", str(options.learning_rate),
+        "--per_device_train_batch_size", str(options.batch_size), "--warmup_steps", "5",
+        "--lr_scheduler_type", "linear", "--alpha", str(options.alpha), "--seed", str(options.seed),
+        "--logging_steps", "5", "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
+        "--dataloader_pin_memory", "False", "--disable_tqdm", "True",
+    ]
+
+
+def check_pairs(path: Path, count: int) -> None:
+    """The cache is keyed by manifest row, so every row must reach the dataset: fail early if one would not."""
+    from rlhf_asr.data.manifest import read_preference_manifest
+
+    report = read_preference_manifest(path, min_duration=0.5, max_duration=30.0)
+    if len(report.examples) != count:
+        raise RuntimeError(f"{path}: {report.summary()}; the encoder cache would be misaligned")
+
+
+def score(texts: list[str], hypotheses: list[str]) -> dict:
+    result = error_rates(texts, hypotheses, "en")
+    return {"wer": result["wer"], "cer": result["cer"], "word_errors": result["word_errors"],
+            "reference_words": result["reference_words"]}
+
+
+def by_voice(corpus: Corpus, split: str, hypotheses: list[str]) -> dict[str, float]:
+    rows = corpus.splits[split]
+    voices = sorted({u.voice for u in rows})
+    return {
+        voice: score([u.text for u in rows if u.voice == voice], [h for u, h in zip(rows, hypotheses) if u.voice == voice])["wer"]
+        for voice in voices
+    }
+
+
+def run_demo(options: DemoOptions) -> dict:
+    """Runs every stage into `options.output_dir`; returns the metrics also written to metrics.json."""
+    from rlhf_asr.commands.train import parse_args
+    from rlhf_asr.model.bundled import ensure_bundled_model
+    from rlhf_asr.model.loading import load_for_inference
+    from rlhf_asr.recipes.train import run_training
+
+    out = Path(options.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(options.threads)
+    with stages("synthesize speech"):
+        corpus = build_corpus(
+            out / "corpus", options.num_train, options.num_test, options.train_voices, options.test_voices,
+            options.speeds, seed=options.seed, workers=options.workers,
+        )
+    splits = list(corpus.splits)
+    with stages("load model"):
+        base = ensure_bundled_model(options.model) if options.model in {"tiny.en", "base"} else Path(options.model)
+        model, processor = load_for_inference(base)
+        model.generation_config.max_new_tokens = MAX_NEW_TOKENS
+    hidden: dict[str, torch.Tensor] = {}
+    with stages("encoder, once per clip", compute=True, large_ops=True):
+        for split in splits:
+            hidden[split] = encode_clips(model, processor, [corpus.folder / u.path for u in corpus.splits[split]])
+    clips = sum(len(h) for h in hidden.values())
+    before: dict[str, list[str]] = {}
+    with stages("base model transcribes", compute=True):
+        for split in splits:
+            durations = [u.duration for u in corpus.splits[split]]
+            before[split] = decode_hidden(model, processor, hidden[split], durations, options.decode_batch_size)
+    with stages("make preference pairs"):
+        pairs = preference_rows(corpus, before["train"])
+        if not pairs:
+            raise RuntimeError("the base model transcribed every training clip correctly: nothing to train on")
+        pairs_path = corpus.folder / "pairs.jsonl"
+        write_jsonl(pairs_path, [row for _, row in pairs])
+        check_pairs(pairs_path, len(pairs))
+        cache = EncoderCache(max_bytes=8 * 1024**3)
+        for row, (index, _) in enumerate(pairs):
+            cache.put(row, hidden["train"][index])
+        del hidden["train"]
+    model_dir = out / "model"
+    with stages("ORPO training", compute=True):
+        model_args, data_args, config = parse_args(training_argv(options, base, pairs_path, model_dir))
+        summary = run_training(model_args, data_args, config, encoder_cache=cache)
+        curves = model_dir / "training_curves.png"
+        if curves.is_file():
+            shutil.copyfile(curves, out / "training_curves.png")
+    with stages("fine-tuned model transcribes", compute=True):
+        tuned, _ = load_for_inference(model_dir)
+        tuned = tuned.merge_and_unload() if hasattr(tuned, "merge_and_unload") else tuned  # same outputs, faster steps
+        tuned.generation_config.max_new_tokens = MAX_NEW_TOKENS
+        after = {
+            split: decode_hidden(tuned, processor, hidden[split], [u.duration for u in corpus.splits[split]],
+                                 options.decode_batch_size)
+            for split in TEST_SPLITS if split in hidden
+        }
+    evaluation = {}
+    for split in after:
+        texts = corpus.texts(split)
+        evaluation[split] = {
+            "label": TEST_SPLITS[split], "utterances": len(texts), "voices": sorted({u.voice for u in corpus.splits[split]}),
+            "before": score(texts, before[split]), "after": score(texts, after[split]),
+            "wer_by_voice_before": by_voice(corpus, split, before[split]),
+            "wer_by_voice_after": by_voice(corpus, split, after[split]),
+        }
+    metrics = {
+        "evaluation": evaluation,
+        "train_wer_before": score(corpus.texts("train"), before["train"])["wer"],
+        "pairs": len(pairs), "train_utterances": len(corpus.splits["train"]),
+        "clips_encoded": clips, "encoder_cache": {"hits": cache.hits, "misses": cache.misses},
+        # Without reuse, training and the evaluation after it would each run the encoder again per clip.
+        "encoder_s_per_clip": round(stages.seconds["encoder, once per clip"] / clips, 3),
+        "encoder_passes_saved": cache.hits + sum(len(texts) for texts in after.values()),
+        "stages_s": {name: round(seconds, 1) for name, seconds in stages.seconds.items()},
+        "total_s": round(stages.total, 1), "threads": stages.threads_used,
+        "options": asdict(options), "training": {k: summary.get(k) for k in ("global_step", "train_runtime_s", "train_loss")},
+    }
+    examples = [
+        {"split": split, "voice": u.voice, "speed": u.speed, "reference": u.text, "before": b, "after": a}
+        for split in after for u, b, a in zip(corpus.splits[split], before[split], after[split]) if a != b
+    ]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_jsonl(out / "transcripts.jsonl", [
+        {"split": split, "reference": u.text, "voice": u.voice, "speed": u.speed, "before": b, "after": after[split][i]}
+        for split in after for i, (u, b) in enumerate(zip(corpus.splits[split], before[split]))
+    ])
+    write_report(out, metrics, examples[:8])
+    print_summary(metrics, out)
+    return metrics
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    print("[demo] stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in metrics["stages_s"].items()))
+    print(f"[demo] total {metrics['total_s']:.0f} s; {metrics['pairs']} pairs from {metrics['train_utterances']} training clips")
+    for split, result in metrics["evaluation"].items():
+        print(f"[demo] WER {result['label']}: {100 * result['before']['wer']:.1f}% -> {100 * result['after']['wer']:.1f}%")
+    print(f"[demo] report: {out / 'report.md'}")
+
+
+# ---- report ----
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def plot_wer(evaluation: dict, path: Path) -> None:
+    """Bars of WER before/after per held-out split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [result["label"] for result in evaluation.values()]
+    before = [100 * result["before"]["wer"] for result in evaluation.values()]
+    after = [100 * result["after"]["wer"] for result in evaluation.values()]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    x = range(len(labels))
+    for offset, values, name in ((-0.2, before, "base tiny.en"), (0.2, after, "after ORPO")):
+        bars = ax.bar([i + offset for i in x], values, width=0.4, label=name)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_ylabel("WER (%)")
+    ax.set_title("Held-out WER, espeak-ng speech")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
+    """report.md and wer_before_after.png in `out`."""
+    evaluation, options = metrics["evaluation"], metrics["options"]
+    plot_wer(evaluation, out / "wer_before_after.png")
+    lines = ["# rlhf-asr demo", "", "Whisper tiny.en (bundled weights), ORPO with LoRA on the decoder, speech synthesized by espeak-ng.", ""]
+    lines += ["## Held-out WER", "", "| split | utterances | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
+    for result in evaluation.values():
+        b, a = result["before"], result["after"]
+        lines.append(f"| {result['label']} | {result['utterances']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_pct(b['cer'])} | {_pct(a['cer'])} |")
+    lines += ["", "![WER before and after](wer_before_after.png)", "", "Per voice (WER before -> after):", ""]
+    for result in evaluation.values():
+        per_voice = ", ".join(
+            f"{voice} {_pct(result['wer_by_voice_before'][voice])} -> {_pct(result['wer_by_voice_after'][voice])}"
+            for voice in result["voices"]
+        )
+        lines.append(f"- {result['label']}: {per_voice}")
+    lines += ["", "## Data and training", ""]
+    lines += [
+        f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
+        f"{metrics['pairs']} preference pairs (clips the base model got wrong; the rest give no pair)",
+        f"- training voices: {', '.join(options['train_voices'])}; held-out voices: {', '.join(options['test_voices']) or 'none'}; "
+        f"speeds (words/min): {', '.join(map(str, options['speeds']))}",
+        f"- LoRA r={options['lora_r']} on decoder q/k/v/out (self- and cross-attention) and fc1/fc2, encoder frozen; "
+        f"lr {options['learning_rate']}, {options['epochs']} epochs, batch {options['batch_size']}, ORPO alpha {options['alpha']}, seed {options['seed']}",
+        f"- {metrics['training']['global_step']} optimizer steps, final train loss {metrics['training']['train_loss']}; curves: "
+        "[training_curves.png](training_curves.png)",
+        f"- encoder run once for {metrics['clips_encoded']} clips ({metrics['encoder_s_per_clip']:.2f} s per clip); training took "
+        f"its encoder outputs from the cache ({metrics['encoder_cache']['hits']} hits, {metrics['encoder_cache']['misses']} misses), "
+        f"so {metrics['encoder_passes_saved']} encoder passes (about "
+        f"{metrics['encoder_passes_saved'] * metrics['encoder_s_per_clip']:.0f} s) were not run",
+        "", "## Stages", "", "| stage | seconds |", "|---|---|",
+    ]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in metrics["stages_s"].items()]
+    lines += [f"| **total** | **{metrics['total_s']:.1f}** |", "", "## Examples (held-out, transcript changed)", ""]
+    for example in examples:
+        lines += [
+            f"- {example['voice']} @ {example['speed']} wpm", f"  - reference: {example['reference']}",
+            f"  - before: {example['before']}", f"  - after: {example['after']}",
+        ]
+    (out / "report.md").write_text("\n".join(lines) + "\n")

