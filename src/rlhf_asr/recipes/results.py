@@ -37,8 +37,9 @@ from rlhf_asr.recipes.demo import (
     training_argv,
 )
 
-# name -> (alpha, rejected scope)
-VARIANTS = {"sft": (0.0, "all"), "orpo": (1.0, "all"), "orpo_diverging": (1.0, "diverging")}
+# name -> (alpha, rejected scope); 0.1 is the paper's and TRL's default weight of the odds-ratio term
+ORPO_ALPHA = 0.1
+VARIANTS = {"sft": (0.0, "all"), "orpo": (ORPO_ALPHA, "all"), "orpo_diverging": (ORPO_ALPHA, "diverging")}
 
 
 @dataclass
@@ -198,8 +199,8 @@ def render_markdown(results: dict) -> str:
         "| model | WER held-out texts (%) | WER held-out voices (%) | preference accuracy (%) | training time (s) |",
         "|---|---|---|---|---|",
     ]
-    names = {"base": "base tiny.en", "sft": "SFT (`--alpha 0`)", "orpo": "ORPO (`--rejected_scope all`)",
-             "orpo_diverging": "ORPO (`--rejected_scope diverging`)"}
+    names = {"base": "base tiny.en", "sft": "SFT (`--alpha 0`)", "orpo": f"ORPO (`--alpha {ORPO_ALPHA}`, scope all)",
+             "orpo_diverging": f"ORPO (`--alpha {ORPO_ALPHA}`, scope diverging)"}
     for variant, metrics in results["summary"].items():
         lines.append(
             f"| {names.get(variant, variant)} | {_cell(metrics.get('wer_test'), True)} | "
