@@ -31,7 +31,8 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
     """Result record of one mode, measured in a child process (never raises for a failed mode)."""
     with tempfile.TemporaryDirectory(prefix="rlhf-asr-bench-") as tmp:
         output = Path(tmp) / "result.json"
-        command = [sys.executable, "-m", "rlhf_asr.bench.run", "--mode", mode, "--output", str(output), *common_argv(args)]
+        command = [sys.executable, "-m", "rlhf_asr.bench.run", "--mode", mode, "--output", str(output)]
+        command += common_argv(args)
         env = dict(os.environ)
         if getattr(args, "exact_cpu_peak", False):
             env["MALLOC_MMAP_THRESHOLD_"] = str(EXACT_MMAP_THRESHOLD)
@@ -107,9 +108,10 @@ def sweep(args: argparse.Namespace, modes: list[str], batches: list[int], label_
 
 
 def sweep_table(rows: list[dict]) -> str:
-    return markdown_table(
-        [({"batch": row["batch_size"], "label_len": row["label_len"]}, result) for row in rows for result in row["modes"].values()]
-    )
+    lines = []
+    for row in rows:
+        lines += [({"batch": row["batch_size"], "label_len": row["label_len"]}, result) for result in row["modes"].values()]
+    return markdown_table(lines)
 
 
 def available_mb() -> float:

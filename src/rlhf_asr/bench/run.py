@@ -35,17 +35,17 @@ EXIT_OOM = 3
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Options shared by the parent command and the per-mode process (one definition for both)."""
-    parser.add_argument("--model", default="tiny", help="shape name (tiny, base, small, medium, large-v3) or a local Whisper folder")
-    parser.add_argument("--batch_size", type=int, default=8, help="pairs (preference modes) or utterances (sft) per step")
+    parser.add_argument("--model", default="tiny", help="tiny | base | small | medium | large-v3 | a Whisper folder")
+    parser.add_argument("--batch_size", type=int, default=8, help="pairs (or sft utterances) per step")
     parser.add_argument("--label_len", type=int, default=64, help="tokens of each transcript (chosen, rejected, sft)")
     parser.add_argument("--peft", choices=["lora", "adalora", "none"], default="lora")
     parser.add_argument("--gradient_checkpointing", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu | cuda[:N]")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32", help="autocast dtype on CUDA; CPU runs float32")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="float32", help="CUDA autocast dtype (CPU: float32)")
     parser.add_argument("--steps", type=int, default=5, help="measured steps (step time = their median)")
-    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (at least 1: allocates Adam's state)")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (>= 1: Adam's state)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
-    parser.add_argument("--logps_chunk_size", type=int, default=None, help="packed engine's vocabulary chunk (default: the engine's)")
+    parser.add_argument("--logps_chunk_size", type=int, default=None, help="packed engine's chunk (default: engine's)")
 
 
 def common_argv(args: argparse.Namespace) -> list[str]:
@@ -127,7 +127,8 @@ def make_step(args, model, engine, optimizer, batch):
                 loss = model(input_features=batch["input_features"], labels=batch["chosen_labels"]).loss
             else:
                 out = engine(**batch)
-                loss = orpo_loss(out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]).loss
+                logps = (out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"])
+                loss = orpo_loss(*logps).loss
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -63,10 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     args.steps = default_steps if args.steps is None else args.steps
     args.warmup = default_warmup if args.warmup is None else args.warmup
 
-    config = machine_info(args.device) | {
-        key: getattr(args, key)
-        for key in ("model", "batch_size", "label_len", "peft", "gradient_checkpointing", "dtype", "steps", "warmup", "logps_chunk_size", "exact_cpu_peak")
-    }
+    options = ("model", "batch_size", "label_len", "peft", "gradient_checkpointing", "dtype", "steps", "warmup")
+    options += ("logps_chunk_size", "exact_cpu_peak")
+    config = machine_info(args.device) | {key: getattr(args, key) for key in options}
     config["command"] = "rlhf-asr bench " + " ".join(sys.argv[2:] if argv is None else argv)
     report: dict = {"config": config}
     if args.find_max_batch:

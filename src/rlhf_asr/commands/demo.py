@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_voices", default=",".join(HELD_OUT_VOICES),
                         help="held-out espeak-ng voices, comma-separated ('' for none)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads for every stage (default 0: all cores for the encoder, 1 for decoding and training)")
+                        help="torch threads for every stage (default 0: one thread, and one encoder worker per core)")
     parser.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="speaking rates, words per minute")
     return parser
 

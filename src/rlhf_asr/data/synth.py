@@ -41,7 +41,7 @@ SHIPPED_SENTENCES = "sentences_en.txt"
 # One sentence: capital first, letters and light punctuation only, ends in . ! or ?
 _SENTENCE = re.compile(r"[A-Z][A-Za-z ,;'\-]*[a-z][.!?]")
 _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")  # spelled out or read as a word: the reference is ambiguous
-_AVOID = re.compile(r"\b(man who|sex\w*|naked|drunk\w*|stupid\w*)\b", re.IGNORECASE)  # keep the demo polite
+_AVOID = re.compile(r"\b(man who|sex\w*|naked|drunk\w*|stupid\w*|midget\w*)\b", re.IGNORECASE)  # keep the demo polite
 
 INSTALL_HINT = "espeak-ng is not installed: apt-get install espeak-ng"
 

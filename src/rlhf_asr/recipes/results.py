@@ -21,18 +21,17 @@ from pathlib import Path
 
 import torch
 
-from rlhf_asr.data.synth import build_corpus, write_jsonl
+from rlhf_asr.data.synth import build_corpus
 from rlhf_asr.evaluation.transcribe import decoder_prefixes, score_texts
-from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.recipes.demo import (
     MAX_NEW_TOKENS,
     TEST_SPLITS,
     DemoOptions,
-    check_pairs,
-    decode_hidden,
+    cpu_cores,
+    decode_split,
     encode_clips,
+    make_pairs,
     pick_threads,
-    preference_rows,
     score,
     training_argv,
 )
@@ -66,11 +65,11 @@ def preference_accuracy(model, processor, hidden: torch.Tensor, pairs: list[tupl
     return wins / len(pairs)
 
 
-def evaluate_model(model, processor, corpus, hidden, held_out_pairs, batch_size: int) -> dict:
+def evaluate_model(model, processor, corpus, hidden, held_out_pairs, options: ResultsOptions) -> dict:
     pick_threads(1)
     result = {}
     for split in TEST_SPLITS:
-        hypotheses = decode_hidden(model, processor, hidden[split], [u.duration for u in corpus.splits[split]], batch_size)
+        hypotheses = decode_split(model, processor, hidden, corpus, split, options)
         result[f"wer_{split}"] = score(corpus.texts(split), hypotheses)["wer"]
     result["preference_accuracy"] = preference_accuracy(model, processor, hidden["test"], held_out_pairs)
     return result
@@ -89,19 +88,11 @@ def run_results(options: ResultsOptions) -> dict:
     base = ensure_bundled_model(options.model) if options.model in {"tiny.en", "base"} else Path(options.model)
     model, processor = load_for_inference(base)
     model.generation_config.max_new_tokens = MAX_NEW_TOKENS
-    pick_threads(0, large_ops=True)
-    hidden = {split: encode_clips(model, processor, [corpus.folder / u.path for u in rows])
+    hidden = {split: encode_clips(model, processor, [corpus.folder / u.path for u in rows], workers=cpu_cores())
               for split, rows in corpus.splits.items()}
     pick_threads(1)
-    before = {split: decode_hidden(model, processor, hidden[split], [u.duration for u in rows], options.decode_batch_size)
-              for split, rows in corpus.splits.items()}
-    pairs = preference_rows(corpus, before["train"])
-    pairs_path = corpus.folder / "pairs.jsonl"
-    write_jsonl(pairs_path, [row for _, row in pairs])
-    check_pairs(pairs_path, len(pairs))
-    cache = EncoderCache(max_bytes=8 * 1024**3)
-    for row, (index, _) in enumerate(pairs):
-        cache.put(row, hidden["train"][index])
+    before = {split: decode_split(model, processor, hidden, corpus, split, options) for split in corpus.splits}
+    pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"])
     held_out_pairs = [
         (i, u.text, hyp) for i, (u, hyp) in enumerate(zip(corpus.splits["test"], before["test"]))
         if hyp.strip() and score([u.text], [hyp])["word_errors"] > 0
@@ -109,7 +100,7 @@ def run_results(options: ResultsOptions) -> dict:
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
 
     runs = [{"variant": "base", "seed": None, "train_s": 0.0,
-             **evaluate_model(model, processor, corpus, hidden, held_out_pairs, options.decode_batch_size)}]
+             **evaluate_model(model, processor, corpus, hidden, held_out_pairs, options)}]
     print(f"[results] base: {runs[0]}", flush=True)
     for seed in options.seeds:
         for variant in options.variants:
@@ -127,7 +118,7 @@ def run_results(options: ResultsOptions) -> dict:
             tuned = tuned.merge_and_unload()
             tuned.generation_config.max_new_tokens = MAX_NEW_TOKENS
             runs.append({"variant": variant, "seed": seed, "train_s": round(train_s, 1),
-                         **evaluate_model(tuned, processor, corpus, hidden, held_out_pairs, options.decode_batch_size)})
+                         **evaluate_model(tuned, processor, corpus, hidden, held_out_pairs, options)})
             print(f"[results] {runs[-1]}", flush=True)
             (out / "runs.json").write_text(json.dumps(runs, indent=2))
 
