@@ -57,13 +57,18 @@ class _ChunkedLabelLogps(torch.autograd.Function):
         w = weight.to(flat_hidden.dtype)
         for start in range(0, flat_labels.shape[0], chunk_size):
             rows = slice(start, start + chunk_size)
-            logits = (flat_hidden[rows] @ w.T).float()
-            lse = torch.logsumexp(logits, dim=-1)
-            out[rows] = logits.gather(1, safe_labels[rows, None]).squeeze(1) - lse
+            logits = (flat_hidden[rows] @ w.T).float()  # the only [chunk, V] buffer
+            label_logit = logits.gather(1, safe_labels[rows, None]).squeeze(1)
+            # A hand-written logsumexp, in place: torch.logsumexp keeps more [chunk, V] temporaries.
+            peak = logits.amax(dim=-1)
+            probs = logits.sub_(peak[:, None]).exp_()
+            total = probs.sum(dim=-1)
+            out[rows] = label_logit - peak - total.log()
             if need_hidden_grad:
-                probs = logits.sub_(lse[:, None]).exp_()  # in place: one [chunk, V] buffer, not two
+                probs.div_(total[:, None])
                 probs[torch.arange(probs.shape[0], device=probs.device), safe_labels[rows]] -= 1.0
                 hidden_grad[rows] = -(probs @ w.float())
+            del logits, probs
         out = out * scored
         ctx.chunk_size = chunk_size
         ctx.hidden_shape = hidden.shape
