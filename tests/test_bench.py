@@ -84,3 +84,17 @@ def test_bench_reports_a_failing_mode_instead_of_crashing(tmp_path):
     assert cli_main(argv) == 0
     result = json.loads(output.read_text())["modes"]["ours"]
     assert result["status"] == "failed" and "missing" in result["error"]
+
+
+def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    common = ["bench", "--model", "test-micro", "--modes", "sft,ours", "--batch_size", "2", "--label_len", "8",
+              "--steps", "1", "--warmup", "1", "--threads", "1", "--device", "cpu", "--output", str(output)]  # fmt: skip
+    assert cli_main([*common, "--dtype", "bfloat16"]) == 0
+    report = json.loads(output.read_text())
+    assert report["config"]["dtype"] == "bfloat16"
+    for result in report["modes"].values():
+        assert result["status"] == "ok" and result["dtype"] == "bfloat16" and np.isfinite(result["loss"])
+    assert cli_main([*common, "--dtype", "float16"]) == 0
+    assert "--dtype float16 is CUDA-only: CPU runs in float32" in capsys.readouterr().out
+    assert json.loads(output.read_text())["config"]["dtype"] == "float32"

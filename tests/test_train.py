@@ -121,6 +121,22 @@ def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):
     assert not torch.allclose(weights[name], original[name])  # trained
 
 
+def _first_logged_loss(output: Path) -> float:
+    state = json.loads(sorted(output.glob("checkpoint-*/trainer_state.json"))[-1].read_text())
+    return next(row["loss"] for row in state["log_history"] if "loss" in row)
+
+
+def test_bf16_mixed_precision_trains_on_cpu(workspace, tmp_path, capsys):
+    common = ("--use_adalora", "False", "--max_steps", "2", "--plot", "False")
+    train(workspace, tmp_path / "fp32", *common)
+    summary = train(workspace, tmp_path / "bf16", *common, "--bf16", "True")
+    assert "bf16 mixed precision instead of the default fp16" in capsys.readouterr().out
+    assert summary["global_step"] == 2
+    fp32_loss, bf16_loss = _first_logged_loss(tmp_path / "fp32"), _first_logged_loss(tmp_path / "bf16")
+    assert bf16_loss != fp32_loss  # autocast ran: same seed and data, bf16 rounding
+    assert bf16_loss == pytest.approx(fp32_loss, rel=1e-2)
+
+
 def test_config_file_and_command_line_override(workspace, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(f"base_model: {workspace['model']}\ntrain_data: {workspace['train']}\nalpha: 0.3\n"

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model not in SHAPES and not args.model.startswith("test-") and not Path(args.model).expanduser().exists():
         print(f"[rlhf-asr bench] --model {args.model} is not a shape ({', '.join(SHAPES)}): loading it as a checkpoint")
     if effective_dtype(args.device, args.dtype) != args.dtype:
-        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only (autocast): CPU runs in float32")
+        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only: CPU runs in float32")
         args.dtype = "float32"
     grid = SWEEP_GPU if args.device.startswith("cuda") else SWEEP_CPU
     default_steps, default_warmup = grid[2:] if args.sweep else (5, 2)

@@ -94,6 +94,8 @@ class PreferenceWhisper(nn.Module):
         rejected_labels: torch.Tensor,
         example_index: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        # The collator yields float32 features; a model loaded in bf16/fp16 expects its own dtype.
+        input_features = input_features.to(whisper_core(self.model).model.encoder.conv1.weight.dtype)
         if self.mode == "naive":
             chosen = self._full_model_logps(input_features, chosen_input_ids, chosen_labels)
             rejected = self._full_model_logps(input_features, rejected_input_ids, rejected_labels)
@@ -148,8 +150,10 @@ class PreferenceWhisper(nn.Module):
         positions = torch.cat(
             [torch.arange(chosen_len, device=ids.device), torch.arange(rejected_len, device=ids.device)]
         ).expand(batch, -1)
+        # Eager attention adds the mask to its scores: in the weights' dtype, or a bf16/fp16 model's
+        # scores would be promoted to fp32 and no longer match its value projections.
         eager = core.config._attn_implementation == "eager"
-        mask = packed_attention_mask(chosen_len, rejected_len, batch, ids.device, torch.float32 if eager else None)
+        mask = packed_attention_mask(chosen_len, rejected_len, batch, ids.device, core.dtype if eager else None)
         out = core.model.decoder(
             input_ids=ids, attention_mask=mask, position_ids=positions, encoder_hidden_states=hidden, use_cache=False
         )

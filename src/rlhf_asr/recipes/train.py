@@ -117,6 +117,7 @@ def run_training(
     """
     if not data_args.train_data:
         raise UserInputError("--train_data is required")
+    encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
     set_seed(config.seed)
     source = resolve_model_source(model_args.base_model)
     processor = load_processor(source)
@@ -143,7 +144,7 @@ def run_training(
         mode=config.engine,
         freeze_encoder=model_args.freeze_encoder,
         logps_chunk_size=config.logps_chunk_size,
-        encoder_cache=encoder_cache or make_encoder_cache(config, model_args, data_args),
+        encoder_cache=encoder_cache,
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None

@@ -110,10 +110,17 @@ class ORPOConfig(TrainingArguments):
     plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})
 
     def __post_init__(self):
+        # fp16 is on by default (the classic flags): an explicit --bf16 is the user's choice of the two.
+        if self.bf16 and self.fp16:
+            print("[rlhf-asr] --bf16 given: bf16 mixed precision instead of the default fp16")
+            self.fp16 = False
         # One clear line instead of TrainingArguments' error when half precision has no GPU.
-        if (self.fp16 or self.bf16) and not torch.cuda.is_available():
-            print("[rlhf-asr] no CUDA device: fp16/bf16 switched off, training in float32")
-            self.fp16 = self.bf16 = False
+        if self.fp16 and not torch.cuda.is_available():
+            print("[rlhf-asr] no CUDA device: fp16 switched off, training in float32 (--bf16 True works on CPU)")
+            self.fp16 = False
+        if self.bf16 and not torch.cuda.is_available():
+            print("[rlhf-asr] no CUDA device: bf16 autocast on CPU")
+            self.use_cpu = True  # TrainingArguments accepts bf16 without a GPU only when told it runs on CPU
         # Accelerate forms a CPU (gloo) process group under torchrun only when told it runs on CPU.
         if not torch.cuda.is_available() and int(os.environ.get("LOCAL_RANK", -1)) != -1:
             self.use_cpu = True
