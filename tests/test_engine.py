@@ -109,6 +109,18 @@ def test_packed_is_as_accurate_as_two_pass_in_bf16(batch, attn, weights):
     _assert_as_accurate_as_two_pass(reference, naive, packed)
 
 
+@pytest.mark.parametrize("checkpoint_decoder", [True, False])
+def test_decoder_checkpointing_recomputes_layers_and_keeps_gradients(batch, checkpoint_decoder):
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config()).train()
+    reference = _loss_and_grads(model, "naive", batch)
+    calls = []
+    model.model.decoder.layers[0].fc1.register_forward_hook(lambda *_: calls.append(1))
+    packed = _loss_and_grads(model, "packed", batch, checkpoint_decoder=checkpoint_decoder)
+    assert len(calls) == (2 if checkpoint_decoder else 1)  # forward, and the recompute in backward
+    _assert_same(reference, packed)
+
+
 def test_frozen_encoder_and_cache_match_and_skip_encoder(batch, tiny_model):
     reference_loss, reference_out, grads_ref = _loss_and_grads(tiny_model, "naive", batch)
     cache = EncoderCache()

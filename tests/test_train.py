@@ -110,7 +110,7 @@ def test_adalora_reallocates_rank(workspace, tmp_path):
 
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):
     out = tmp_path / "full_ft"
-    summary = train(workspace, out, "--peft", "none", "--freeze_encoder", "True", "--encoder_cache", "memory",
+    summary = train(workspace, out, "--peft", "none", "--freeze_encoder", "True", "--encoder_cache", "memory", "--checkpoint_decoder", "True",
                     "--num_train_epochs", "2", "--learning_rate", "1e-4", "--plot", "False")
     assert summary["global_step"] == 6
     weights = load_file(out / "model.safetensors")

@@ -46,6 +46,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (>= 1: Adam's state)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
     parser.add_argument("--logps_chunk_size", type=int, default=None, help="packed engine's chunk (default: engine's)")
+    parser.add_argument("--checkpoint_decoder", action="store_true", help="ours: recompute decoder layers (as training's option)")
 
 
 def common_argv(args: argparse.Namespace) -> list[str]:
@@ -57,6 +58,7 @@ def common_argv(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
     if args.logps_chunk_size:
         argv += ["--logps_chunk_size", str(args.logps_chunk_size)]
+    argv += ["--checkpoint_decoder"] if args.checkpoint_decoder else []
     return argv + (["--gradient_checkpointing"] if args.gradient_checkpointing else [])
 
 
@@ -81,7 +83,9 @@ def build(args: argparse.Namespace, total_steps: int):
     engine = None
     if args.mode != "sft":
         chunk = {"logps_chunk_size": args.logps_chunk_size} if args.logps_chunk_size else {}
-        engine = PreferenceWhisper(model, mode=ENGINE_MODES[args.mode], freeze_encoder=frozen, **chunk)
+        engine = PreferenceWhisper(
+            model, mode=ENGINE_MODES[args.mode], freeze_encoder=frozen, checkpoint_decoder=args.checkpoint_decoder, **chunk
+        )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)
     return model, engine, optimizer

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = default_warmup if args.warmup is None else args.warmup
 
     options = ("model", "batch_size", "label_len", "peft", "gradient_checkpointing", "dtype", "steps", "warmup")
-    options += ("threads", "logps_chunk_size", "exact_cpu_peak")
+    options += ("threads", "logps_chunk_size", "checkpoint_decoder", "exact_cpu_peak")
     config = machine_info(args.device) | {key: getattr(args, key) for key in options}
     config["command"] = "rlhf-asr bench " + " ".join(sys.argv[2:] if argv is None else argv)
     report: dict = {"config": config}

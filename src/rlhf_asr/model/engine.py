@@ -14,7 +14,10 @@ Three ways to compute the same numbers (they are compared in the tests and in `r
 
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from rlhf_asr.loss.logps import chunked_token_logps, logits_token_logps, sequence_logps
@@ -50,6 +53,25 @@ def packed_attention_mask(
     return mask.expand(batch, 1, total, total)
 
 
+def checkpoint_decoder_layers(model: nn.Module) -> None:
+    """Recompute each decoder layer in the backward pass instead of keeping its activations.
+
+    The packed decoder runs on twice sft's tokens, and its per-token activations (self- and
+    cross-attention, the MLP, LoRA's inputs) are what keeps `ours` above `sft` per pair. The
+    decoder is cheap to recompute next to the encoder (tens of tokens against 1500 frames), so
+    checkpointing it, layer by layer, buys that memory back for some step time (the recompute
+    includes each layer's cross-attention projections over the audio frames): opt-in.
+    Layer by layer matters: the decoder's backward runs while the encoder's activations are
+    alive, so one checkpoint around the whole decoder would only move its peak, not remove it.
+    Uses transformers' own per-layer hook, active only in training mode with gradients on.
+    """
+    recompute = functools.partial(torch.utils.checkpoint.checkpoint, use_reentrant=False)
+    for layer in whisper_core(model).model.decoder.layers:
+        if not layer.gradient_checkpointing:  # already on with --gradient_checkpointing
+            layer.gradient_checkpointing = True
+            layer._gradient_checkpointing_func = recompute
+
+
 class PreferenceWhisper(nn.Module):
     """Wraps a Whisper model (plain or PEFT) and returns per-sequence label log-probs.
 
@@ -67,10 +89,13 @@ class PreferenceWhisper(nn.Module):
         freeze_encoder: bool = False,
         logps_chunk_size: int = 256,
         encoder_cache: EncoderCache | None = None,
+        checkpoint_decoder: bool = False,
     ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if checkpoint_decoder and mode == "packed":
+            checkpoint_decoder_layers(model)
         self.model = model
         self.mode = mode
         self.freeze_encoder = freeze_encoder

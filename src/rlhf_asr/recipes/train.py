@@ -145,6 +145,7 @@ def run_training(
         freeze_encoder=model_args.freeze_encoder,
         logps_chunk_size=config.logps_chunk_size,
         encoder_cache=encoder_cache,
+        checkpoint_decoder=config.checkpoint_decoder,
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None

@@ -97,6 +97,9 @@ class ORPOConfig(TrainingArguments):
     engine: str = field(
         default="packed", metadata={"help": "packed (one encoder pass, shared) | naive | concat", "choices": ["packed", "naive", "concat"]}
     )
+    checkpoint_decoder: bool = field(
+        default=False, metadata={"help": "Packed engine: recompute decoder layers in backward (fits more pairs, costs some time)."}
+    )
     logps_chunk_size: int = field(default=256, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."})
     encoder_cache: str = field(
         default="none", metadata={"help": "none | memory | disk: reuse encoder outputs across epochs (frozen encoder, no augmentation).",
