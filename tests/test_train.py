@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.commands.train import parse_args
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.recipes.train import run_training
@@ -100,12 +101,17 @@ def test_resume_continues_to_the_same_final_state(workspace, tmp_path):
     assert any(not torch.allclose(start[key], a[key]) for key in a)  # steps 4-6 changed the adapter
 
 
-def test_adalora_reallocates_rank(workspace, tmp_path):
+def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
                     "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")
     ranks = [rank for _, rank in summary["adalora_rank_history"]]
     assert len(ranks) == 12
     assert ranks[-1] < ranks[0]
+    # Modules pruned to rank 0 are reported by us, not as PEFT's "unsharded DeepSpeed" false alarm,
+    # and the saved adapter still merges.
+    assert "AdaLoRA has pruned" in capsys.readouterr().out
+    assert not [w for w in recwarn if "invalid shape" in str(w.message)]
+    assert cli_main(["merge", str(tmp_path / "ada"), str(tmp_path / "merged")]) == 0
 
 
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):

@@ -9,6 +9,7 @@ Metric names follow TRL's ORPO trainer.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -114,7 +115,18 @@ class ORPOTrainer(Trainer):
         if not self.args.should_save:
             return
         os.makedirs(output_dir, exist_ok=True)
-        self.whisper.save_pretrained(output_dir, safe_serialization=True)
+        peft_config = getattr(self.whisper, "peft_config", {}).get("default")
+        rank_pattern = getattr(peft_config, "rank_pattern", None) or {}  # AdaLoRA: module -> kept ranks
+        pruned = [name for name, kept in rank_pattern.items() if not any(kept)]
+        with warnings.catch_warnings():
+            if pruned:
+                # PEFT reads zero-size LoRA tensors as unsharded DeepSpeed/FSDP weights; after AdaLoRA's
+                # final budget they are modules pruned to rank 0, saved and loaded correctly.
+                warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
+                if len(pruned) != getattr(self, "_pruned_reported", 0):
+                    print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
+                    self._pruned_reported = len(pruned)
+            self.whisper.save_pretrained(output_dir, safe_serialization=True)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
