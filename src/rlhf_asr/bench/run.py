@@ -62,9 +62,11 @@ def common_argv(args: argparse.Namespace) -> list[str]:
     return argv + (["--gradient_checkpointing"] if args.gradient_checkpointing else [])
 
 
-def effective_dtype(device: str, dtype: str) -> str:
-    """The autocast dtype actually used: CPU autocast has no float16 path worth timing."""
-    return dtype if device.startswith("cuda") or dtype != "float16" else "float32"
+def resolve_dtype(args: argparse.Namespace) -> None:
+    """Sets the autocast dtype actually used, with one line when it differs: CPU has no float16 path worth timing."""
+    if args.dtype == "float16" and not args.device.startswith("cuda"):
+        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only: CPU runs in float32")
+        args.dtype = "float32"
 
 
 def build(args: argparse.Namespace, total_steps: int):
@@ -215,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="JSON file for the result record")
     add_common_args(parser)
     args = parser.parse_args(argv)
-    if effective_dtype(args.device, args.dtype) != args.dtype:
-        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only: CPU runs in float32")
-        args.dtype = "float32"
+    resolve_dtype(args)
     try:
         result, code = measure(args), 0
     except torch.OutOfMemoryError as error:

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rlhf_asr.bench import compare
     from rlhf_asr.bench.measure import machine_info
-    from rlhf_asr.bench.run import MODES, effective_dtype
+    from rlhf_asr.bench.run import MODES, resolve_dtype
     from rlhf_asr.bench.shapes import SHAPES
     from rlhf_asr.errors import UserInputError
 
@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserInputError(f"unknown --modes {','.join(unknown)}: choose from {','.join(MODES)}")
     if args.model not in SHAPES and not args.model.startswith("test-") and not Path(args.model).expanduser().exists():
         print(f"[rlhf-asr bench] --model {args.model} is not a shape ({', '.join(SHAPES)}): loading it as a checkpoint")
-    if effective_dtype(args.device, args.dtype) != args.dtype:
-        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only: CPU runs in float32")
-        args.dtype = "float32"
+    resolve_dtype(args)
     grid = SWEEP_GPU if args.device.startswith("cuda") else SWEEP_CPU
     default_steps, default_warmup = grid[2:] if args.sweep else (5, 2)
     args.steps = default_steps if args.steps is None else args.steps

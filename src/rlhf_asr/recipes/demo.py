@@ -118,6 +118,29 @@ def encode_clips(model, processor, paths: list[Path], batch_size: int = 8, worke
         return torch.cat(list(pool.map(encode, batches)))
 
 
+def load_decoding_model(path: str | Path):
+    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), output capped."""
+    from rlhf_asr.model.loading import load_for_inference
+
+    model, processor = load_for_inference(path)
+    model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
+    return model, processor
+
+
+def encode_corpus(model, processor, corpus: Corpus, workers: int) -> dict[str, torch.Tensor]:
+    """Encoder outputs of every split of `corpus`, in row order."""
+    return {
+        split: encode_clips(model, processor, [corpus.folder / u.path for u in rows], workers=workers)
+        for split, rows in corpus.splits.items()
+    }
+
+
+def is_mistake(reference: str, hypothesis: str) -> bool:
+    """A non-empty transcript with word errors after normalisation: what becomes a preference pair."""
+    return bool(hypothesis.strip()) and error_rates([reference], [hypothesis], "en")["word_errors"] > 0
+
+
 def decode_hidden(model, processor, hidden: torch.Tensor, durations: list[float], batch_size: int) -> list[str]:
     """Greedy transcripts from encoder outputs; clips batched by duration so short ones do not wait on long ones."""
     order = sorted(range(len(durations)), key=durations.__getitem__)
@@ -135,7 +158,7 @@ def preference_rows(corpus: Corpus, hypotheses: list[str]) -> list[tuple[int, di
     """(corpus row, pair row) for every training clip the base model got wrong (normalised WER > 0)."""
     rows = []
     for index, (utterance, hypothesis) in enumerate(zip(corpus.splits["train"], hypotheses)):
-        if error_rates([utterance.text], [hypothesis], "en")["word_errors"] == 0 or not hypothesis.strip():
+        if not is_mistake(utterance.text, hypothesis):
             continue
         rows.append((index, {"audio": {"path": utterance.path}, "duration": round(utterance.duration, 3),
                              "chosen": utterance.text, "rejected": hypothesis, "language": "English"}))
@@ -183,8 +206,7 @@ def by_voice(corpus: Corpus, split: str, hypotheses: list[str]) -> dict[str, flo
 
 def run_demo(options: DemoOptions) -> dict:
     """Runs every stage into `options.output_dir`; returns the metrics also written to metrics.json."""
-    from rlhf_asr.model.bundled import ensure_bundled_model
-    from rlhf_asr.model.loading import load_for_inference
+    from rlhf_asr.model.loading import resolve_model_source
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,13 +217,11 @@ def run_demo(options: DemoOptions) -> dict:
             options.speeds, seed=options.seed, workers=options.workers,
         )
     with stages("load model"):
-        base = ensure_bundled_model(options.model) if options.model in {"tiny.en", "base"} else Path(options.model)
-        model, processor = load_for_inference(base)
-        model.generation_config.max_new_tokens = MAX_NEW_TOKENS
+        base = Path(resolve_model_source(options.model))
+        model, processor = load_decoding_model(base)
     workers = 1 if options.threads else cpu_cores()
     with stages("encoder, once per clip", compute=True, workers=workers):
-        hidden = {split: encode_clips(model, processor, [corpus.folder / u.path for u in rows], workers=workers)
-                  for split, rows in corpus.splits.items()}
+        hidden = encode_corpus(model, processor, corpus, workers)
     clips = sum(len(h) for h in hidden.values())
     with stages("base model transcribes", compute=True):
         before = {split: decode_split(model, processor, hidden, corpus, split, options) for split in corpus.splits}
@@ -213,9 +233,7 @@ def run_demo(options: DemoOptions) -> dict:
         if (model_dir / "training_curves.png").is_file():
             shutil.copyfile(model_dir / "training_curves.png", out / "training_curves.png")
     with stages("fine-tuned model transcribes", compute=True):
-        tuned, _ = load_for_inference(model_dir)
-        tuned = tuned.merge_and_unload() if hasattr(tuned, "merge_and_unload") else tuned  # same outputs, faster steps
-        tuned.generation_config.max_new_tokens = MAX_NEW_TOKENS
+        tuned, _ = load_decoding_model(model_dir)
         after = {split: decode_split(tuned, processor, hidden, corpus, split, options) for split in TEST_SPLITS if split in hidden}
     metrics = {
         "evaluation": {split: evaluate_split(corpus, split, before[split], after[split]) for split in after},

@@ -24,12 +24,13 @@ import torch
 from rlhf_asr.data.synth import build_corpus
 from rlhf_asr.evaluation.transcribe import decoder_prefixes, score_texts
 from rlhf_asr.recipes.demo import (
-    MAX_NEW_TOKENS,
     TEST_SPLITS,
     DemoOptions,
     cpu_cores,
     decode_split,
-    encode_clips,
+    encode_corpus,
+    is_mistake,
+    load_decoding_model,
     make_pairs,
     pick_threads,
     score,
@@ -77,25 +78,21 @@ def evaluate_model(model, processor, corpus, hidden, held_out_pairs, options: Re
 
 def run_results(options: ResultsOptions) -> dict:
     from rlhf_asr.commands.train import parse_args
-    from rlhf_asr.model.bundled import ensure_bundled_model
-    from rlhf_asr.model.loading import load_for_inference
+    from rlhf_asr.model.loading import resolve_model_source
     from rlhf_asr.recipes.train import run_training
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_corpus(out / "corpus", options.num_train, options.num_test, options.train_voices,
                           options.test_voices, options.speeds, seed=0, workers=options.workers)
-    base = ensure_bundled_model(options.model) if options.model in {"tiny.en", "base"} else Path(options.model)
-    model, processor = load_for_inference(base)
-    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
-    hidden = {split: encode_clips(model, processor, [corpus.folder / u.path for u in rows], workers=cpu_cores())
-              for split, rows in corpus.splits.items()}
+    base = Path(resolve_model_source(options.model))
+    model, processor = load_decoding_model(base)
+    hidden = encode_corpus(model, processor, corpus, cpu_cores())
     pick_threads(1)
     before = {split: decode_split(model, processor, hidden, corpus, split, options) for split in corpus.splits}
     pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"])
     held_out_pairs = [
-        (i, u.text, hyp) for i, (u, hyp) in enumerate(zip(corpus.splits["test"], before["test"]))
-        if hyp.strip() and score([u.text], [hyp])["word_errors"] > 0
+        (i, u.text, hyp) for i, (u, hyp) in enumerate(zip(corpus.splits["test"], before["test"])) if is_mistake(u.text, hyp)
     ]
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
 
@@ -114,9 +111,7 @@ def run_results(options: ResultsOptions) -> dict:
             start = time.perf_counter()
             run_training(*parse_args(argv), encoder_cache=cache)
             train_s = time.perf_counter() - start
-            tuned, _ = load_for_inference(run_dir)
-            tuned = tuned.merge_and_unload()
-            tuned.generation_config.max_new_tokens = MAX_NEW_TOKENS
+            tuned, _ = load_decoding_model(run_dir)
             runs.append({"variant": variant, "seed": seed, "train_s": round(train_s, 1),
                          **evaluate_model(tuned, processor, corpus, hidden, held_out_pairs, options)})
             print(f"[results] {runs[-1]}", flush=True)

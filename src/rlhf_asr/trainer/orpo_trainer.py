@@ -32,6 +32,7 @@ class ORPOTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.wer_evaluator = wer_evaluator
         self._stored_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._pruned_reported = 0  # AdaLoRA modules at rank 0 last reported, so each change is said once
 
     @property
     def whisper(self) -> torch.nn.Module:
@@ -123,7 +124,7 @@ class ORPOTrainer(Trainer):
                 # PEFT reads zero-size LoRA tensors as unsharded DeepSpeed/FSDP weights; after AdaLoRA's
                 # final budget they are modules pruned to rank 0, saved and loaded correctly.
                 warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
-                if len(pruned) != getattr(self, "_pruned_reported", 0):
+                if len(pruned) != self._pruned_reported:
                     print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
