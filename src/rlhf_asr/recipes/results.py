@@ -153,7 +153,7 @@ def check_targets(summary: dict) -> dict:
             checks[variant] = {
                 "relative_wer_reduction": (base - wer) / base if base else None,
                 "meets_25pct_reduction": base > 0 and (base - wer) / base >= 0.25,
-                "no_worse_than_sft": "sft" in summary and wer <= summary["sft"]["wer_test"][0],
+                "no_worse_than_sft": wer <= summary["sft"]["wer_test"][0] if "sft" in summary else None,
             }
     return checks
 
@@ -199,6 +199,8 @@ def render_markdown(results: dict) -> str:
         lines.append(
             f"- {names[variant]}: held-out WER {100 * reduction:.0f}% lower than base "
             f"({'meets' if check['meets_25pct_reduction'] else 'MISSES'} the 25% target); "
-            f"{'no worse than' if check['no_worse_than_sft'] else 'WORSE than'} SFT at equal steps."
+            + {True: "no worse than SFT at equal steps.", False: "WORSE than SFT at equal steps.", None: "SFT not run."}[
+                check["no_worse_than_sft"]
+            ]
         )
     return "\n".join(lines) + "\n"
