@@ -76,7 +76,12 @@ def build(args: argparse.Namespace, total_steps: int):
     from rlhf_asr.trainer.config import ModelArguments
 
     frozen = args.mode == "ours_frozen"
-    model = build_model(args.model, args.device)
+    if getattr(args, "load_in_8bit", False):  # a saved checkpoint, loaded in 8 bits as `--use_8bit` loads it
+        from rlhf_asr.model.peft_setup import load_training_model
+
+        model = load_training_model(args.model, use_8bit=True)
+    else:
+        model = build_model(args.model, args.device)
     # Same PEFT set-up as training, defaults included (LoRA r=32 on all projections; decoder only when frozen).
     model = apply_peft(model, ModelArguments(peft=args.peft, freeze_encoder=frozen), total_steps)
     if args.gradient_checkpointing:
