@@ -159,7 +159,15 @@ def test_classic_defaults_and_boolean_forms(tmp_path):
     assert data_args.language == "Chinese" and data_args.task == "transcribe"
     assert (data_args.min_audio_len, data_args.max_audio_len) == (0.5, 30.0)
     assert (orpo.learning_rate, orpo.num_train_epochs, orpo.per_device_train_batch_size) == (1e-3, 3, 8)
-    assert (orpo.warmup_steps, orpo.alpha, orpo.fp16) == (50, 1.0, False)
+    assert (orpo.warmup_steps, orpo.fp16) == (50, False)
+
+
+def test_defaults_are_lora_alpha_0_1_and_fp32_weights(tmp_path):
+    """The documented runs (docs/results.md) use LoRA and alpha 0.1, as do the ORPO paper and TRL."""
+    model_args, _, orpo = parse_args(["--output_dir", str(tmp_path)])
+    assert model_args.peft_method == "lora" and not model_args.use_adalora
+    assert orpo.alpha == 0.1
+    assert model_args.model_dtype == "float32"
 
 
 def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
@@ -170,3 +178,52 @@ def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
 def test_encoder_cache_needs_frozen_encoder(workspace, tmp_path):
     with pytest.raises(UserInputError, match="freeze_encoder"):
         train(workspace, tmp_path / "x", "--encoder_cache", "memory", "--max_steps", "1")
+
+
+REFUSED_ATTENTION = ["flex_attention", "flash_attention_2", "flash_attention_3", "bogus"]
+
+
+@pytest.mark.parametrize("value", REFUSED_ATTENTION)
+def test_attention_without_block_mask_support_is_refused_before_loading(tmp_path, capfd, value):
+    # A missing manifest and model: the option must be refused before either is looked at.
+    code = cli_main(["train", "--attn_implementation", value, "--train_data", str(tmp_path / "none.jsonl"),
+                     "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
+    err = capfd.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and f"--attn_implementation {value}" in err and "sdpa" in err
+
+
+def test_8bit_with_frozen_encoder_is_refused_before_loading(tmp_path, capfd):
+    code = cli_main(["train", "--use_8bit", "True", "--freeze_encoder", "True", "--train_data",
+                     str(tmp_path / "none.jsonl"), "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
+    err = capfd.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "--use_8bit" in err and "--freeze_encoder" in err
+
+
+@pytest.mark.parametrize("value", ["float7", "int8"])
+def test_bad_model_dtype_is_refused(tmp_path, capfd, value):
+    code = cli_main(["train", "--model_dtype", value, "--train_data", str(tmp_path / "none.jsonl"),
+                     "--output_dir", str(tmp_path)])
+    err = capfd.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "--model_dtype" in err
+
+
+def test_saved_adapter_names_the_model_the_user_gave(workspace, tmp_path, monkeypatch):
+    """`tiny.en` is converted into a cache folder; the adapter must say `tiny.en`, not that folder."""
+    import shutil
+
+    from rlhf_asr.model.loading import resolve_adapter_base
+
+    cache = tmp_path / "cache"
+    shutil.copytree(workspace["model"], cache / "whisper-tiny.en")  # stands in for the converted weights
+    monkeypatch.setenv("RLHF_ASR_CACHE", str(cache))
+    out = tmp_path / "portable"
+    train(workspace, out, "--base_model", "tiny.en", "--max_steps", "1", "--plot", "False", "--save_strategy", "no")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny.en"
+    assert (out / "preprocessor_config.json").is_file()  # what CTranslate2's converter and faster-whisper read
+    # On another machine the name resolves to that machine's own copy.
+    monkeypatch.setenv("RLHF_ASR_CACHE", str(tmp_path / "elsewhere"))
+    shutil.copytree(workspace["model"], tmp_path / "elsewhere" / "whisper-tiny.en")
+    assert resolve_adapter_base(out) == str(tmp_path / "elsewhere" / "whisper-tiny.en")

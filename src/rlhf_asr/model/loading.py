@@ -8,9 +8,11 @@ failure ends in one line saying what to pass instead.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -134,31 +136,109 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     return value
 
 
+@contextlib.contextmanager
+def quiet_peft_deprecations():
+    """Silences the FutureWarning PEFT triggers in transformers 5 on every wrap or adapter load.
+
+    PEFT reads `model.is_gradient_checkpointing`, deprecated in transformers 5: a library-internal
+    matter the user can do nothing about, printed once per model load.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def limit_new_tokens(model, max_new_tokens: int | None) -> None:
+    """Caps generation at `max_new_tokens`, clearing `max_length` so generate does not warn about both."""
+    config = whisper_generation_config(model)
+    config.max_new_tokens = max_new_tokens
+    if max_new_tokens is not None:
+        config.max_length = None
+
+
+def whisper_generation_config(model):
+    return (model.get_base_model() if hasattr(model, "get_base_model") else model).generation_config
+
+
 def load_base_model(source: str, dtype: str | torch.dtype | None = None):
-    """WhisperForConditionalGeneration from a local folder, with a clear error when it is not one."""
+    """WhisperForConditionalGeneration from a local folder, with a clear error when it is not one.
+
+    `dtype` None keeps transformers' default (the checkpoint's own dtype in transformers 5).
+    """
     from transformers import WhisperForConditionalGeneration
 
     try:
-        return WhisperForConditionalGeneration.from_pretrained(source, dtype=_dtype(dtype))
+        model = WhisperForConditionalGeneration.from_pretrained(source, dtype=_dtype(dtype))
     except (OSError, ValueError) as error:
         raise UserInputError(f"{source}: not a loadable Whisper checkpoint ({error})") from None
+    # A stored generation config with both limits would make every generate call warn.
+    limit_new_tokens(model, model.generation_config.max_new_tokens)
+    return model
 
 
-def load_for_inference(name_or_path: str | Path, device: str | torch.device = "cpu", dtype=None):
+def load_for_inference(
+    name_or_path: str | Path, device: str | torch.device = "cpu", dtype=None, max_new_tokens: int | None = None
+):
     """(model in eval mode on `device`, processor) for a base, merged or adapter checkpoint.
 
     An adapter is loaded onto its base as a PeftModel (not merged), so it can be compared with
-    the merged export.
+    the merged export. `max_new_tokens` caps generation (see `limit_new_tokens`).
     """
     source = resolve_model_source(name_or_path)
     if is_adapter_folder(source):
         from peft import PeftModel
 
         base = load_base_model(resolve_adapter_base(source), dtype)
-        model = PeftModel.from_pretrained(base, source)
+        with quiet_peft_deprecations():
+            model = PeftModel.from_pretrained(base, source)
     else:
         model = load_base_model(source, dtype)
+    if max_new_tokens is not None:
+        limit_new_tokens(model, max_new_tokens)
     return model.to(device).eval(), load_processor(source)
+
+
+def portable_model_name(source: str | Path) -> str:
+    """The name a user would give for the local folder `source`, valid on any machine.
+
+    `resolve_model_source` turns `tiny.en` into a converted folder in this machine's cache and a
+    hub id into a snapshot in the Hugging Face cache; saved outputs should name `tiny.en` or the
+    hub id, which `resolve_model_source` resolves again elsewhere. Any other folder is kept as given.
+    """
+    from rlhf_asr.model.bundled import cache_root
+
+    text = str(source)
+    path = Path(text)
+    for name in BUNDLED_NAMES:
+        if path.name == f"whisper-{name}" and path.parent.resolve() == cache_root().resolve():
+            return name
+    parts = path.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
+        return parts[-3][len("models--"):].replace("--", "/")
+    return text
+
+
+def save_portable_files(output_dir: str | Path, model, processor=None) -> None:
+    """Makes a saved model usable on another machine and by CTranslate2 / faster-whisper.
+
+    The adapter's `base_model_name_or_path` is rewritten from this machine's cache folder to the
+    portable name (`portable_model_name`); `preprocessor_config.json` (the feature extractor) is
+    written too, since transformers 5 saves the processor as processor_config.json only and the
+    CTranslate2 converter and faster-whisper read preprocessor_config.json.
+    """
+    output_dir = Path(output_dir)
+    config_path = output_dir / ADAPTER_CONFIG
+    peft_config = getattr(model, "peft_config", {}).get("default")
+    if peft_config is not None and peft_config.base_model_name_or_path:
+        peft_config.base_model_name_or_path = portable_model_name(peft_config.base_model_name_or_path)
+    if config_path.is_file():
+        config = json.loads(config_path.read_text())
+        if config.get("base_model_name_or_path"):
+            config["base_model_name_or_path"] = portable_model_name(config["base_model_name_or_path"])
+            config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    feature_extractor = getattr(processor, "feature_extractor", None)
+    if feature_extractor is not None:
+        feature_extractor.save_pretrained(output_dir)
 
 
 _encoders: dict[tuple[int, str], tuple[object, TranscriptEncoder]] = {}

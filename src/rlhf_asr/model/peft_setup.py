@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 
 import torch
 from peft import AdaLoraConfig, LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.model.loading import load_base_model
+from rlhf_asr.model.loading import load_base_model, quiet_peft_deprecations
 
 
 def target_module_pattern(modules: list[str], decoder_only: bool) -> str | list[str]:
@@ -19,20 +20,36 @@ def target_module_pattern(modules: list[str], decoder_only: bool) -> str | list[
     return rf"model\.decoder\..*\.({'|'.join(modules)})"
 
 
-def load_training_model(source: str, attn_implementation: str = "sdpa", use_8bit: bool = False):
-    """WhisperForConditionalGeneration for training, in 8 bits only where CUDA and bitsandbytes exist."""
-    if use_8bit and not (torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes")):
+def eight_bit_available() -> bool:
+    return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
+
+
+def local_device_map() -> dict[str, int]:
+    """This process's GPU: under torchrun each process has its own (LOCAL_RANK), not all GPU 0."""
+    return {"": int(os.environ.get("LOCAL_RANK", 0))}
+
+
+def load_training_model(
+    source: str, attn_implementation: str = "sdpa", use_8bit: bool = False, dtype: str | torch.dtype = "float32"
+):
+    """WhisperForConditionalGeneration for training, in 8 bits only where CUDA and bitsandbytes exist.
+
+    Weights load in `dtype`, float32 by default whatever the checkpoint stores: large-v3 and turbo
+    are stored in fp16, and fp16 trainable weights fail under fp16 mixed precision ("Attempting to
+    unscale FP16 gradients"). In 8 bits PEFT's k-bit preparation casts the rest to float32 anyway.
+    """
+    if use_8bit and not eight_bit_available():
         print("[rlhf-asr] --use_8bit needs CUDA and bitsandbytes: loading in full precision instead")
         use_8bit = False
     if use_8bit:
         from transformers import BitsAndBytesConfig, WhisperForConditionalGeneration
 
         model = WhisperForConditionalGeneration.from_pretrained(
-            source, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map={"": 0}
+            source, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map=local_device_map()
         )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
-        model = load_base_model(source)
+        model = load_base_model(source, dtype)
     model.config._attn_implementation = attn_implementation
     # Generation settings of old checkpoints would force a language/task on evaluation.
     model.config.forced_decoder_ids = None
@@ -59,7 +76,8 @@ def apply_peft(model, model_args, total_steps: int):
         config = adalora_config(model_args, targets, total_steps)
     else:
         raise UserInputError(f"unknown --peft {method!r}: use lora, adalora or none")
-    model = get_peft_model(model, config)
+    with quiet_peft_deprecations():
+        model = get_peft_model(model, config)
     report_trainable(model, method)
     return model
 

@@ -122,9 +122,8 @@ def load_decoding_model(path: str | Path):
     """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), output capped."""
     from rlhf_asr.model.loading import load_for_inference
 
-    model, processor = load_for_inference(path)
+    model, processor = load_for_inference(path, max_new_tokens=MAX_NEW_TOKENS)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
     return model, processor
 
 

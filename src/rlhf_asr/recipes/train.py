@@ -137,7 +137,7 @@ def run_training(
         config.eval_strategy = IntervalStrategy.NO
 
     total_steps = total_training_steps(len(train_set), config)
-    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit)
+    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
         model,

@@ -2,7 +2,10 @@
 
 The three dataclasses are parsed together by HfArgumentParser, so every Hugging Face
 `TrainingArguments` option passes through unchanged, and the classic `finetune.py` flags keep
-their names, meanings and defaults.
+their names and meanings. Two defaults differ from finetune.py, following the documented runs
+(docs/results.md): LoRA instead of AdaLoRA, and `--alpha 0.1` (the ORPO paper's and TRL's) instead of 1.0.
+
+Model options are checked when parsed, so a bad value fails in one line before any loading.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from rlhf_asr.errors import UserInputError
+
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
+# Attention kernels that apply the packed engine's 4-D block mask (engine.packed_attention_mask).
+# flex_attention would add the boolean mask to the scores (masking nothing) and flash-attention
+# reads a 2-D padding mask: both would let the rejected transcript attend to the chosen one.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+MODEL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
 @dataclass
@@ -23,10 +33,11 @@ class ModelArguments:
         default="openai/whisper-tiny",
         metadata={"help": "Hub id or local folder of a Whisper checkpoint (`tiny.en`/`base` = the bundled weights)."},
     )
-    use_adalora: bool = field(default=True, metadata={"help": "AdaLoRA instead of LoRA (ignored with --peft none)."})
+    use_adalora: bool = field(default=False, metadata={"help": "AdaLoRA instead of LoRA (ignored with --peft none)."})
     peft: str | None = field(
         default=None,
-        metadata={"help": "lora | adalora | none (full fine-tuning). Default: from --use_adalora.", "choices": ["lora", "adalora", "none"]},
+        metadata={"help": "lora | adalora | none (full fine-tuning). Default: from --use_adalora (LoRA).",
+                  "choices": ["lora", "adalora", "none"]},
     )
     lora_r: int = field(default=32, metadata={"help": "LoRA rank (AdaLoRA: initial rank is --adalora_init_r)."})
     lora_alpha: int = field(default=64)
@@ -38,8 +49,32 @@ class ModelArguments:
     adalora_tfinal: float = field(default=0.2, metadata={"help": "Final fine-tuning at the target rank, as a share."})
     adalora_delta_t: int = field(default=1, metadata={"help": "Steps between two rank reallocations."})
     freeze_encoder: bool = field(default=False, metadata={"help": "Train the decoder only; the encoder runs under no_grad."})
-    use_8bit: bool = field(default=False, metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only)."})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa | eager"})
+    use_8bit: bool = field(
+        default=False, metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only; not with --freeze_encoder)."}
+    )
+    attn_implementation: str = field(
+        default="sdpa",
+        metadata={"help": "sdpa | eager: the kernels that honour the packed block mask (flash-attention's varlen path: not yet)."},
+    )
+    model_dtype: str = field(
+        default="float32",
+        metadata={"help": "float32 | bfloat16 | float16 | auto (as stored): dtype of the loaded weights. float32 by default, "
+                          "since large-v3/turbo are stored in fp16 and fp16 trainable weights break fp16 mixed precision."},
+    )
+
+    def __post_init__(self):
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise UserInputError(
+                f"--attn_implementation {self.attn_implementation}: not supported; use sdpa or eager, the kernels that "
+                "apply the packed engine's block mask (flash-attention's varlen path may be supported later)"
+            )
+        if self.use_8bit and self.freeze_encoder:
+            raise UserInputError(
+                "--use_8bit with --freeze_encoder is not supported: the combination aborted the process inside "
+                "bitsandbytes on a GPU (CUDA 'invalid argument' at the first batch); drop one of the two"
+            )
+        if self.model_dtype not in MODEL_DTYPES:
+            raise UserInputError(f"--model_dtype {self.model_dtype}: use one of {', '.join(MODEL_DTYPES)}")
 
     @property
     def peft_method(self) -> str:
@@ -85,7 +120,9 @@ class ORPOConfig(TrainingArguments):
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="auto", metadata={"help": "auto = tensorboard where installed."})
 
-    alpha: float = field(default=1.0, metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen)."})
+    alpha: float = field(
+        default=0.1, metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."}
+    )
     disable_prompt_loss: bool = field(
         default=False, metadata={"help": "Leave the task-prompt tokens (language, task, notimestamps) out of the loss."}
     )

@@ -19,6 +19,7 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
+from rlhf_asr.model.loading import save_portable_files
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -130,6 +131,7 @@ class ORPOTrainer(Trainer):
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
+        save_portable_files(output_dir, self.whisper, self.processing_class)  # portable base name, preprocessor_config.json
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
