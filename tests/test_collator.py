@@ -83,21 +83,41 @@ def test_disable_prompt_loss_masks_prefix_in_both_transcripts(english):
         assert torch.equal(masked[key][0, 1:], plain[key][0, 1:])
 
 
-def test_diverging_scope_scores_rejected_from_first_difference(english):
+def test_diverging_scope_scores_both_from_first_difference(english):
+    """Both means cover the same span: the shared prefix is scored for neither transcript."""
     chosen, rejected = "the cat sat on the mat", "the cat sat on a hat"
     items, batch = _collate(english, [(chosen, rejected)], rejected_scope="diverging")
     c, r = items[0]["chosen"].ids, items[0]["rejected"].ids
     start = first_divergence(c, r)
     assert c[:start] == r[:start] and c[start] != r[start]
-    labels = batch["rejected_labels"][0]
-    assert (labels[: start - 1] == IGNORE_INDEX).all()
-    assert labels[start - 1] == r[start]
-    assert torch.equal(batch["chosen_labels"], _collate(english, [(chosen, rejected)])[1]["chosen_labels"])
+    for key, ids in (("chosen_labels", c), ("rejected_labels", r)):
+        labels = batch[key][0]
+        # label t is token t+1: the first scored label is token `start`, the first differing one
+        assert (labels[: start - 1] == IGNORE_INDEX).all()
+        assert labels[start - 1] == ids[start]
+        assert labels[start - 1 : len(ids) - 1].tolist() == list(ids[start:])
+
+
+def test_diverging_scope_pair_with_shared_prefix_of_length_k():
+    """Hand-built ids: a shared prefix of k tokens leaves tokens k.. scored in both transcripts."""
+    from rlhf_asr.data.tokens import EncodedTranscript
+
+    k = 5
+    shared = (SOT, NO_TS, 11, 12, 13)
+    chosen, rejected = EncodedTranscript(shared + (21, 22, EOT), 2), EncodedTranscript(shared + (31, EOT), 2)
+    items = [{"input_features": torch.zeros(80, 3000).numpy(), "chosen": chosen, "rejected": rejected, "index": 0}]
+    batch = PreferenceCollator(pad_token_id=EOT, rejected_scope="diverging")(items)
+    scored = lambda labels: [t for t in labels.tolist() if t != IGNORE_INDEX]  # noqa: E731
+    assert scored(batch["chosen_labels"][0]) == list(chosen.ids[k:]) == [21, 22, EOT]
+    assert scored(batch["rejected_labels"][0]) == list(rejected.ids[k:]) == [31, EOT]
+    everything = PreferenceCollator(pad_token_id=EOT)(items)
+    assert scored(everything["chosen_labels"][0]) == list(chosen.ids[1:])
 
 
 def test_diverging_scope_keeps_at_least_end_of_text(english):
     items, batch = _collate(english, [("the cat sat", "the cat")], rejected_scope="diverging")
     assert (batch["rejected_labels"][0] != IGNORE_INDEX).sum() >= 1
+    assert (batch["chosen_labels"][0] != IGNORE_INDEX).sum() >= 1
 
 
 def test_unknown_scope_is_rejected():
