@@ -123,3 +123,51 @@ def test_diverging_scope_keeps_at_least_end_of_text(english):
 def test_unknown_scope_is_rejected():
     with pytest.raises(ValueError, match="rejected_scope"):
         PreferenceCollator(pad_token_id=0, rejected_scope="some")
+
+
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_timestamp_just_past_30_s_is_clamped_to_the_last_timestamp_token(name):
+    """The manifest accepts segment ends up to 0.05 s past the audio (30 s at most): 30.04 -> <|30.00|>."""
+    from rlhf_asr.data.manifest import Segment
+
+    tokenizer = tiny_processor(name).tokenizer
+    encoder = TranscriptEncoder(tokenizer, timestamps=True)
+    last = tokenizer.convert_tokens_to_ids("<|30.00|>")
+    language = None if name == "tiny.en" else "en"
+    for end in (30.0, 30.02, 30.04, 30.05):
+        ids = encoder.encode_segments([Segment(29.0, end, "hi")], language).ids
+        assert ids[-2] == last and max(ids) < len(tokenizer)
+
+
+def test_timestamp_beyond_the_tolerance_is_refused_naming_the_row(english):
+    from rlhf_asr.data.dataset import PreferenceDataset
+    from rlhf_asr.data.manifest import PreferenceExample, Segment
+    from rlhf_asr.data.tokens import TranscriptError
+    from rlhf_asr.errors import UserInputError
+
+    encoder = TranscriptEncoder(english.tokenizer, timestamps=True)
+    with pytest.raises(TranscriptError, match="30.2 s is past Whisper's 30 s window"):
+        encoder.encode_segments([Segment(29.0, 30.2, "hi")], None)
+    good, late = (Segment(0.0, 1.0, "hi"),), (Segment(29.0, 30.2, "hi"),)
+    example = PreferenceExample("a.wav", 30.0, "hi", "ho", None, good, late, "train.jsonl:7")
+    with pytest.raises(UserInputError, match=r"train.jsonl:7: timestamp 30.2 s is past"):
+        PreferenceDataset([example], None, encoder)
+
+
+@pytest.mark.parametrize("token", ["<|endoftext|>", "<|0.00|>", "<|notimestamps|>"])
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_control_tokens_written_in_a_transcript_are_refused(name, token):
+    from rlhf_asr.data.tokens import TranscriptError
+
+    encoder = TranscriptEncoder(tiny_processor(name).tokenizer)
+    with pytest.raises(TranscriptError, match=f"control token '{token[:4]}"):
+        encoder.encode(f"the cat {token} sat", None if name == "tiny.en" else "en")
+    # the same characters apart are ordinary text
+    assert max(encoder.text_ids("a <| b |> c")) < encoder.eot
+
+
+def test_lone_surrogate_in_a_transcript_is_a_clear_error(english):
+    from rlhf_asr.data.tokens import TranscriptError
+
+    with pytest.raises(TranscriptError, match="not valid Unicode text .*surrogate"):
+        english.encode("the cat \ud800 sat", None)

@@ -12,7 +12,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
 
 SAMPLING_RATE = 16_000
@@ -55,7 +55,11 @@ class PreferenceDataset(Dataset):
         self.examples, self.pairs, self.skipped = [], [], []
         for example in examples:
             language = (example.language or default_language) if encoder.multilingual else None
-            pair = encode_pair(example, encoder, language)
+            try:
+                pair = encode_pair(example, encoder, language)
+            except TranscriptError as error:
+                self.skipped.append(f"{example.source}: {error}")
+                continue
             longest = max(len(pair[0].ids), len(pair[1].ids))
             if longest > MAX_TARGET_TOKENS:
                 self.skipped.append(f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
