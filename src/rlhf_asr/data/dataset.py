@@ -66,6 +66,8 @@ class PreferenceDataset(Dataset):
                 continue
             self.examples.append(example)
             self.pairs.append(pair)
+        if len(self.skipped) == 1 and not skip_invalid:  # one bad row: one line
+            raise UserInputError(f"{self.skipped[0]} (--skip_invalid_rows True skips such rows and reports how many)")
         if self.skipped and not skip_invalid:
             shown = "\n  ".join(self.skipped[:5])
             raise UserInputError(
