@@ -205,7 +205,8 @@ def test_multilingual_rows_without_language_stop_and_are_named(multilingual, cap
     manifest = write_rows(multilingual["root"], "nolang", rows)
     code, err = cli_train(capsys, multilingual["model"], manifest, multilingual["root"] / "out")
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert 'nolang.jsonl: 4 row(s) have no "language" (nolang.jsonl:2, nolang.jsonl:3, nolang.jsonl:4 and 1 more)' in err
+    named = "(nolang.jsonl:2, nolang.jsonl:3, nolang.jsonl:4 and 1 more)"
+    assert f'nolang.jsonl: 4 row(s) have no "language" {named}' in err
     assert "--language" in err and "<|zh|>" not in err
 
 
@@ -245,18 +246,20 @@ def test_row_language_wins_and_language_option_fills_the_rest(multilingual):
     from rlhf_asr.model.loading import load_processor
     from rlhf_asr.recipes.train import build_dataset, default_language
 
-    rows = [{"chosen": "le chat", "rejected": "le chien", "language": "French"}, {"chosen": "el gato", "rejected": "el pato"}]
+    rows = [{"chosen": "le chat", "rejected": "le chien", "language": "French"},
+            {"chosen": "el gato", "rejected": "el pato"}]
     manifest = write_rows(multilingual["root"], "mixed", rows)
     processor = load_processor(str(multilingual["model"]))
     encoder = TranscriptEncoder(processor.tokenizer)
     data_args = _data_args(language="es")
-    dataset, _ = build_dataset(str(manifest), data_args, processor, encoder, language=default_language(data_args, encoder))
+    language = default_language(data_args, encoder)
+    dataset, _ = build_dataset(str(manifest), data_args, processor, encoder, language=language)
     ids = processor.tokenizer.convert_tokens_to_ids
     assert [pair[0].ids[1] for pair in dataset.pairs] == [ids("<|fr|>"), ids("<|es|>")]
     assert all(pair[1].ids[1] == pair[0].ids[1] for pair in dataset.pairs)
     # Cantonese came with large-v3's tokenizer: Whisper knows the name, this tokenizer has no token
     assert "yue" not in encoder.known_languages()
-    with pytest.raises(UserInputError, match="--language Cantonese: this model's tokenizer has no language token 'yue'"):
+    with pytest.raises(UserInputError, match="--language Cantonese: this model's tokenizer has no language token"):
         default_language(_data_args(language="Cantonese"), encoder)
 
 
@@ -302,7 +305,8 @@ def test_eval_wer_decodes_each_row_in_its_own_language(multilingual, monkeypatch
 
     monkeypatch.setattr(evaluate, "decode_encoded", spy)
     config = ORPOConfig(output_dir=str(multilingual["root"] / "o"), eval_wer=True, report_to="none", fp16=False)
-    scorer = wer_evaluator(load_processor(str(multilingual["model"])), _data_args(test_data=str(manifest)), config, "zh")
+    data_args = _data_args(test_data=str(manifest))
+    scorer = wer_evaluator(load_processor(str(multilingual["model"])), data_args, config, "zh")
     metrics = scorer(model)
     ids = processor.tokenizer.convert_tokens_to_ids
     assert [prompt[1] for prompt in prompts] == [ids("<|fr|>"), ids("<|de|>"), ids("<|en|>"), ids("<|zh|>")]

@@ -133,7 +133,8 @@ def mine_pairs(
     if counts["truncated"]:
         print(f"[rlhf-asr] make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
     if counts["skipped_reference"]:
-        print(f"[rlhf-asr] make-pairs: {counts['skipped_reference']} utterance(s) skipped: reference cannot be trained on")
+        skipped = counts["skipped_reference"]
+        print(f"[rlhf-asr] make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
     return {
         "written": written,
         "mined": counts["mined"],
@@ -204,7 +205,8 @@ class _Miner:
                 tqdm.write(f"{example.source}: reference skipped: {error}")
                 return None, "skipped_reference"
             if len(reference.ids) > MAX_TARGET_TOKENS:
-                tqdm.write(f"{example.source}: reference skipped: {len(reference.ids)} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                length = len(reference.ids)
+                tqdm.write(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
                 return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:

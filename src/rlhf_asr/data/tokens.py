@@ -93,7 +93,8 @@ class TranscriptEncoder:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate ("\ud800" in JSON): tokenizers raise TypeError
             bad = text[error.start : error.end]
-            raise TranscriptError(f"transcript has a character that is not valid Unicode text ({bad!r}, a lone surrogate)") from None
+            reason = f"transcript has a character that is not valid Unicode text ({bad!r}, a lone surrogate)"
+            raise TranscriptError(reason) from None
         # Whisper was trained on text with a leading space, as its own transcripts start.
         ids = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
         # Every control token (<|endoftext|>, languages, tasks, timestamps) has an id from <|endoftext|> on.
