@@ -83,23 +83,91 @@ def test_disable_prompt_loss_masks_prefix_in_both_transcripts(english):
         assert torch.equal(masked[key][0, 1:], plain[key][0, 1:])
 
 
-def test_diverging_scope_scores_rejected_from_first_difference(english):
+def test_diverging_scope_scores_both_from_first_difference(english):
+    """Both means cover the same span: the shared prefix is scored for neither transcript."""
     chosen, rejected = "the cat sat on the mat", "the cat sat on a hat"
     items, batch = _collate(english, [(chosen, rejected)], rejected_scope="diverging")
     c, r = items[0]["chosen"].ids, items[0]["rejected"].ids
     start = first_divergence(c, r)
     assert c[:start] == r[:start] and c[start] != r[start]
-    labels = batch["rejected_labels"][0]
-    assert (labels[: start - 1] == IGNORE_INDEX).all()
-    assert labels[start - 1] == r[start]
-    assert torch.equal(batch["chosen_labels"], _collate(english, [(chosen, rejected)])[1]["chosen_labels"])
+    for key, ids in (("chosen_labels", c), ("rejected_labels", r)):
+        labels = batch[key][0]
+        # label t is token t+1: the first scored label is token `start`, the first differing one
+        assert (labels[: start - 1] == IGNORE_INDEX).all()
+        assert labels[start - 1] == ids[start]
+        assert labels[start - 1 : len(ids) - 1].tolist() == list(ids[start:])
+
+
+def test_diverging_scope_pair_with_shared_prefix_of_length_k():
+    """Hand-built ids: a shared prefix of k tokens leaves tokens k.. scored in both transcripts."""
+    from rlhf_asr.data.tokens import EncodedTranscript
+
+    k = 5
+    shared = (SOT, NO_TS, 11, 12, 13)
+    chosen, rejected = EncodedTranscript(shared + (21, 22, EOT), 2), EncodedTranscript(shared + (31, EOT), 2)
+    items = [{"input_features": torch.zeros(80, 3000).numpy(), "chosen": chosen, "rejected": rejected, "index": 0}]
+    batch = PreferenceCollator(pad_token_id=EOT, rejected_scope="diverging")(items)
+    scored = lambda labels: [t for t in labels.tolist() if t != IGNORE_INDEX]  # noqa: E731
+    assert scored(batch["chosen_labels"][0]) == list(chosen.ids[k:]) == [21, 22, EOT]
+    assert scored(batch["rejected_labels"][0]) == list(rejected.ids[k:]) == [31, EOT]
+    everything = PreferenceCollator(pad_token_id=EOT)(items)
+    assert scored(everything["chosen_labels"][0]) == list(chosen.ids[1:])
 
 
 def test_diverging_scope_keeps_at_least_end_of_text(english):
     items, batch = _collate(english, [("the cat sat", "the cat")], rejected_scope="diverging")
     assert (batch["rejected_labels"][0] != IGNORE_INDEX).sum() >= 1
+    assert (batch["chosen_labels"][0] != IGNORE_INDEX).sum() >= 1
 
 
 def test_unknown_scope_is_rejected():
     with pytest.raises(ValueError, match="rejected_scope"):
         PreferenceCollator(pad_token_id=0, rejected_scope="some")
+
+
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_timestamp_just_past_30_s_is_clamped_to_the_last_timestamp_token(name):
+    """The manifest accepts segment ends up to 0.05 s past the audio (30 s at most): 30.04 -> <|30.00|>."""
+    from rlhf_asr.data.manifest import Segment
+
+    tokenizer = tiny_processor(name).tokenizer
+    encoder = TranscriptEncoder(tokenizer, timestamps=True)
+    last = tokenizer.convert_tokens_to_ids("<|30.00|>")
+    language = None if name == "tiny.en" else "en"
+    for end in (30.0, 30.02, 30.04, 30.05):
+        ids = encoder.encode_segments([Segment(29.0, end, "hi")], language).ids
+        assert ids[-2] == last and max(ids) < len(tokenizer)
+
+
+def test_timestamp_beyond_the_tolerance_is_refused_naming_the_row(english):
+    from rlhf_asr.data.dataset import PreferenceDataset
+    from rlhf_asr.data.manifest import PreferenceExample, Segment
+    from rlhf_asr.data.tokens import TranscriptError
+    from rlhf_asr.errors import UserInputError
+
+    encoder = TranscriptEncoder(english.tokenizer, timestamps=True)
+    with pytest.raises(TranscriptError, match="30.2 s is past Whisper's 30 s window"):
+        encoder.encode_segments([Segment(29.0, 30.2, "hi")], None)
+    good, late = (Segment(0.0, 1.0, "hi"),), (Segment(29.0, 30.2, "hi"),)
+    example = PreferenceExample("a.wav", 30.0, "hi", "ho", None, good, late, "train.jsonl:7")
+    with pytest.raises(UserInputError, match=r"train.jsonl:7: timestamp 30.2 s is past"):
+        PreferenceDataset([example], None, encoder)
+
+
+@pytest.mark.parametrize("token", ["<|endoftext|>", "<|0.00|>", "<|notimestamps|>"])
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_control_tokens_written_in_a_transcript_are_refused(name, token):
+    from rlhf_asr.data.tokens import TranscriptError
+
+    encoder = TranscriptEncoder(tiny_processor(name).tokenizer)
+    with pytest.raises(TranscriptError, match=f"control token '{token[:4]}"):
+        encoder.encode(f"the cat {token} sat", None if name == "tiny.en" else "en")
+    # the same characters apart are ordinary text
+    assert max(encoder.text_ids("a <| b |> c")) < encoder.eot
+
+
+def test_lone_surrogate_in_a_transcript_is_a_clear_error(english):
+    from rlhf_asr.data.tokens import TranscriptError
+
+    with pytest.raises(TranscriptError, match="not valid Unicode text .*surrogate"):
+        english.encode("the cat \ud800 sat", None)

@@ -11,6 +11,13 @@ Utterances the model already gets right give no pair and are skipped, unless
 insertion or repetition of words (characters for zh/ja/...), drawing new words from the
 manifest's own references.
 
+Every row written trains: both transcripts are checked with the training tokenisation against the
+one length limit (`max_text_tokens`). A rejected transcript over it (a decoding that ran to the
+limit, usually a repetition loop, re-tokenised a little longer) is cut to the limit and counted,
+not dropped: such loops are Whisper's most typical failure and the mistake ORPO most needs to
+unlearn, and the cut only shortens text the decoder had already cut off. A reference that cannot
+train (too long, control tokens) skips its utterance, with a line naming the row.
+
 Runs are resumable: every processed utterance is listed, by manifest line, in
 `<output>.progress` (pairs also carry their `source`), both flushed after each batch, and a
 rerun skips what is listed, so edit the ASR manifest only between fresh runs (--no_resume).
@@ -30,6 +37,7 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
@@ -88,6 +96,7 @@ def mine_pairs(
         processor, random.Random(seed), negative, corrupt_correct,
         model_name or getattr(whisper_core(model).config, "_name_or_path", "model"),
         output.parent.absolute(), _vocabulary([example.text for example in report.examples]),
+        encoder=transcript_encoder(processor),
     )
     decode = dict(
         num_beams=num_candidates if strategy == "beam" else 1, num_return_sequences=num_candidates,
@@ -116,16 +125,24 @@ def mine_pairs(
                 statuses.append(json.dumps({"source": example.source, "status": status}) + "\n")
                 if row is not None:
                     pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    counts["truncated"] += bool(row.get("rejected_truncated"))
             pair_file.flush()  # pairs first: a row marked done always has its pair on disk
             progress.writelines(statuses)
             progress.flush()
     written = counts["mined"] + counts["corrupted"]
+    if counts["truncated"]:
+        print(f"[rlhf-asr] make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
+    if counts["skipped_reference"]:
+        skipped = counts["skipped_reference"]
+        print(f"[rlhf-asr] make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
     return {
         "written": written,
         "mined": counts["mined"],
         "corrupted": counts["corrupted"],
         "skipped_correct": counts["skipped_correct"],
         "skipped_empty": counts["skipped_empty"],
+        "skipped_reference": counts["skipped_reference"],
+        "truncated": counts["truncated"],
         "errors": counts["errors"],
         "already_done": len(report.examples) - len(todo),
         "rows": len(report.examples),
@@ -170,13 +187,27 @@ def _sources(path: Path) -> set[str]:
 class _Miner:
     """Chooses the rejected transcript of one utterance and builds its preference row."""
 
-    def __init__(self, processor, rng, negative, corrupt_correct, model_name, output_dir: Path, vocabulary):
+    def __init__(
+        self, processor, rng, negative, corrupt_correct, model_name, output_dir: Path, vocabulary,
+        encoder: TranscriptEncoder | None = None,
+    ):
         self.spelling = english_spelling_from(processor)
         self.rng, self.negative, self.corrupt_correct = rng, negative, corrupt_correct
         self.model_name, self.output_dir, self.vocabulary = str(model_name), output_dir, vocabulary
+        self.encoder = encoder  # None: rows are not length-checked (unit tests of the choice alone)
 
     def pair(self, example, language: str, candidates: list[Candidate]) -> tuple[dict | None, str]:
-        """(row or None, status): status is mined, corrupted, skipped_correct or skipped_empty."""
+        """(row or None, status): mined, corrupted, skipped_correct, skipped_empty or skipped_reference."""
+        if self.encoder is not None:
+            try:
+                reference = self.encoder.encode(example.text, self._prompt_language(language))
+            except TranscriptError as error:
+                tqdm.write(f"{example.source}: reference skipped: {error}")
+                return None, "skipped_reference"
+            if len(reference.ids) > MAX_TARGET_TOKENS:
+                length = len(reference.ids)
+                tqdm.write(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:
             score = score_utterance(example.text, candidate.text, language, english_spelling=self.spelling)
@@ -203,7 +234,23 @@ class _Miner:
             return max(scored, key=lambda item: (item[1].rate, _logprob(item[0])))
         return max(scored, key=lambda item: _logprob(item[0]))
 
+    def _prompt_language(self, language: str | None) -> str | None:
+        return language if self.encoder is not None and self.encoder.multilingual else None
+
+    def _fit(self, example, text: str, language: str | None) -> tuple[str, bool]:
+        """`text`, cut to the length limit when its training tokens exceed it; (text, was_cut)."""
+        if self.encoder is None:
+            return text, False
+        cut = fit_text(self.encoder, text, self._prompt_language(language))
+        if cut == text:
+            return text, False
+        tqdm.write(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
+        return cut, True
+
     def _row(self, example, language, rejected, rate, rejected_by, logprob) -> dict:
+        rejected, truncated = self._fit(example, rejected, language)
+        if truncated:  # the rate of what is written; the log-prob stays the model's score of its whole output
+            rate = score_utterance(example.text, rejected, language, english_spelling=self.spelling).rate
         row = {
             "audio": {"path": self._audio_path(example.audio_path)},
             "duration": round(example.duration, 3),
@@ -216,6 +263,8 @@ class _Miner:
         }
         if logprob is not None:
             row["rejected_logprob"] = round(logprob, 4)
+        if truncated:
+            row["rejected_truncated"] = True
         return row
 
     def _audio_path(self, path: Path) -> str:
@@ -225,6 +274,23 @@ class _Miner:
             return path.relative_to(self.output_dir).as_posix()
         except ValueError:
             return str(path)
+
+
+def fit_text(encoder: TranscriptEncoder, text: str, language: str | None) -> str:
+    """`text`, or its longest token prefix whose training sequence fits `max_text_tokens`.
+
+    Decoding and re-encoding a token prefix can tokenise differently (and a cut inside a multi-byte
+    character decodes to U+FFFD, dropped here), so the cut is re-checked until it fits.
+    """
+    limit = max_text_tokens(len(encoder.prefix(language)))
+    ids = encoder.text_ids(text)
+    if len(ids) <= limit:
+        return text
+    for keep in range(limit, 0, -1):
+        cut = encoder.tokenizer.decode(ids[:keep]).rstrip("\ufffd").strip()
+        if len(encoder.text_ids(cut)) <= limit:
+            return cut
+    return ""
 
 
 def _logprob(candidate: Candidate) -> float:

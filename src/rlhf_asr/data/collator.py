@@ -3,8 +3,10 @@
 For each transcript the full token sequence s is split the way Whisper expects:
 decoder input = s[:-1], labels = s[1:], so the logits at position t score labels[t].
 Labels are -100 where a position is not scored: padding, the task prompt when the prompt loss is
-disabled, and (with `rejected_scope="diverging"`) the part of the rejected transcript that is the
-same as the chosen one.
+disabled, and (with `rejected_scope="diverging"`) the prefix the two transcripts share. That
+prefix is left out of *both* transcripts: the odds ratio compares mean per-token log-probs, and a
+chosen mean over the easy shared prefix plus its suffix against a rejected mean over the suffix
+alone would compare unlike quantities.
 """
 
 from __future__ import annotations
@@ -72,11 +74,10 @@ class PreferenceCollator:
         chosen_from = [c.prefix_len if self.disable_prompt_loss else 1 for c in chosen]
         rejected_from = [r.prefix_len if self.disable_prompt_loss else 1 for r in rejected]
         if self.rejected_scope == "diverging":
-            rejected_from = [
-                # at least <|endoftext|> stays scored, so no rejected transcript has zero tokens
-                min(max(start, first_divergence(c.ids, r.ids)), len(r.ids) - 1)
-                for start, c, r in zip(rejected_from, chosen, rejected)
-            ]
+            diverge = [first_divergence(c.ids, r.ids) for c, r in zip(chosen, rejected)]
+            # at least <|endoftext|> stays scored, so no transcript has zero tokens
+            chosen_from = [min(max(s, d), len(c.ids) - 1) for s, d, c in zip(chosen_from, diverge, chosen)]
+            rejected_from = [min(max(s, d), len(r.ids) - 1) for s, d, r in zip(rejected_from, diverge, rejected)]
         chosen_ids, chosen_labels = pad_decoder_sequences([c.ids for c in chosen], chosen_from, self.pad_token_id)
         rejected_ids, rejected_labels = pad_decoder_sequences(
             [r.ids for r in rejected], rejected_from, self.pad_token_id

@@ -12,7 +12,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
 
 SAMPLING_RATE = 16_000
@@ -55,13 +55,19 @@ class PreferenceDataset(Dataset):
         self.examples, self.pairs, self.skipped = [], [], []
         for example in examples:
             language = (example.language or default_language) if encoder.multilingual else None
-            pair = encode_pair(example, encoder, language)
+            try:
+                pair = encode_pair(example, encoder, language)
+            except TranscriptError as error:
+                self.skipped.append(f"{example.source}: {error}")
+                continue
             longest = max(len(pair[0].ids), len(pair[1].ids))
             if longest > MAX_TARGET_TOKENS:
                 self.skipped.append(f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
                 continue
             self.examples.append(example)
             self.pairs.append(pair)
+        if len(self.skipped) == 1 and not skip_invalid:  # one bad row: one line
+            raise UserInputError(f"{self.skipped[0]} (--skip_invalid_rows True skips such rows and reports how many)")
         if self.skipped and not skip_invalid:
             shown = "\n  ".join(self.skipped[:5])
             raise UserInputError(

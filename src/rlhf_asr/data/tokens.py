@@ -3,6 +3,14 @@
 A full sequence is `<|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>] text <|endoftext|>`.
 English-only checkpoints have no language or task token. With timestamps, each segment is wrapped
 in its start and end timestamp tokens and `<|notimestamps|>` is left out.
+
+Text is encoded as text only: a control token written inside a transcript (`<|endoftext|>`,
+`<|0.00|>`) would otherwise become a real control token mid-target and teach the model to stop
+or jump in time there. Such a transcript is refused rather than encoded character by character:
+no speech contains these strings, so one found in a transcript is a data bug (a decoder dump with
+special tokens kept, timestamps pasted into plain text), and training on the literal characters
+would teach the model to write them. (`split_special_tokens` would not even cover timestamps:
+the tokenizer does not count them as special.)
 """
 
 from __future__ import annotations
@@ -10,9 +18,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rlhf_asr.data.audio import WHISPER_MAX_SECONDS
+from rlhf_asr.data.manifest import SEGMENT_SLACK_SECONDS
+
 TIMESTAMP_STEP_S = 0.02
-MAX_TARGET_TOKENS = 448
 MULTILINGUAL_VOCAB_SIZE = 51865
+# Whisper's decoder position table (every released size). A full sequence, prompt + text +
+# <|endoftext|>, trains when it is no longer than this: exactly what decoding can produce whole
+# (see `max_text_tokens`), so every transcript the tool decodes can also be trained on.
+MAX_TARGET_TOKENS = 448
+
+
+def max_text_tokens(prefix_len: int, max_target_positions: int = MAX_TARGET_TOKENS) -> int:
+    """Text tokens that fit after a prompt of `prefix_len` tokens, leaving room for <|endoftext|>.
+
+    The one length limit of the tool: decoding generates at most this many tokens after the
+    prompt, and training accepts a sequence of at most prompt + this + 1 (<|endoftext|>) tokens.
+    A decoding cut off at the limit (a repetition loop) therefore still trains.
+    """
+    return max_target_positions - prefix_len - 1
+
+
+class TranscriptError(ValueError):
+    """A transcript that cannot become a decoder sequence; the message says why (no row: callers add it)."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +88,33 @@ class TranscriptEncoder:
         return ids
 
     def text_ids(self, text: str) -> list[int]:
+        """Token ids of `text` as text; TranscriptError for control tokens or unencodable characters."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate ("\ud800" in JSON): tokenizers raise TypeError
+            bad = text[error.start : error.end]
+            reason = f"transcript has a character that is not valid Unicode text ({bad!r}, a lone surrogate)"
+            raise TranscriptError(reason) from None
         # Whisper was trained on text with a leading space, as its own transcripts start.
-        return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        ids = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        # Every control token (<|endoftext|>, languages, tasks, timestamps) has an id from <|endoftext|> on.
+        control = [i for i in ids if i >= self.eot]
+        if control:
+            token = self.tokenizer.convert_ids_to_tokens(control[0])
+            raise TranscriptError(
+                f"transcript contains the Whisper control token {token!r} written as text; remove it "
+                "(timestamps belong in the segment lists, not in the text)"
+            )
+        return ids
 
     def timestamp_id(self, seconds: float) -> int:
-        return self.timestamp_begin + round(seconds / TIMESTAMP_STEP_S)
+        """The timestamp token of `seconds`; the manifest's slack past 30 s is clamped to <|30.00|>."""
+        if seconds > WHISPER_MAX_SECONDS + SEGMENT_SLACK_SECONDS + 1e-9:
+            raise TranscriptError(
+                f"timestamp {seconds:g} s is past Whisper's {WHISPER_MAX_SECONDS:g} s window "
+                f"(at most {SEGMENT_SLACK_SECONDS:g} s over is accepted, as 30.00)"
+            )
+        return self.timestamp_begin + round(min(seconds, WHISPER_MAX_SECONDS) / TIMESTAMP_STEP_S)
 
     def encode(self, text: str, language: str | None) -> EncodedTranscript:
         prefix = self.prefix(language)

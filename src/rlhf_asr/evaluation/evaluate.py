@@ -60,6 +60,7 @@ def evaluate_manifest(
     manifest_path: str | Path,
     *,
     language: str | None = None,
+    default_language: str | None = None,
     num_beams: int = 1,
     batch_size: int = 8,
     output_dir: str | Path | None = None,
@@ -70,12 +71,14 @@ def evaluate_manifest(
 ) -> dict:
     """Decode every row, score it, and (with output_dir) write metrics.json and utterances.csv.
 
-    `language` overrides the rows' own languages; rows without one are auto-detected by a
+    `language` overrides the rows' own languages. Otherwise each row is decoded in its own
+    language; rows without one take `default_language`, or else are auto-detected by a
     multilingual model. Rows longer than Whisper's 30 s window are skipped (and counted).
     """
     kind = manifest_kind(manifest_path)
     read = read_preference_manifest if kind == "preference" else read_asr_manifest
     language = check_language(processor, language)
+    default_language = check_language(processor, default_language)
     report = read(
         manifest_path, min_duration=0.0, skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
@@ -86,7 +89,8 @@ def evaluate_manifest(
     with tqdm(total=len(examples), desc="evaluate", unit="utt") as progress:
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
-            batch_rows, seconds = _evaluate_batch(model, processor, batch, kind, language, num_beams)
+            wanted = [language or example.language or default_language for example in batch]
+            batch_rows, seconds = _evaluate_batch(model, processor, batch, kind, wanted, num_beams)
             rows += batch_rows
             decode_seconds += seconds
             progress.update(len(batch))
@@ -98,12 +102,15 @@ def evaluate_manifest(
     return metrics
 
 
-def _evaluate_batch(model, processor, batch, kind, language, num_beams) -> tuple[list[dict], float]:
-    """Rows for one batch and the seconds spent decoding it (encoder + generation, not scoring)."""
+def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[list[dict], float]:
+    """Rows for one batch and the seconds spent decoding it (encoder + generation, not scoring).
+
+    `wanted`: per row, the language to decode in, or None to detect it.
+    """
     audios = [load_audio(example.audio_path) for example in batch]
     started = time.perf_counter()
     hidden = encode_audio(model, processor, audios)
-    languages = resolve_languages(model, processor, hidden, [language or e.language for e in batch])
+    languages = resolve_languages(model, processor, hidden, wanted)
     prefixes = decoder_prefixes(processor, languages)
     hypotheses = [c[0].text for c in decode_encoded(model, processor, hidden, prefixes, num_beams=num_beams)]
     seconds = time.perf_counter() - started

@@ -26,7 +26,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from rlhf_asr.data.audio import WHISPER_SAMPLING_RATE
 from rlhf_asr.data.collator import pad_decoder_sequences
 from rlhf_asr.data.manifest import normalize_language
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.loss.logps import chunked_token_logps, sequence_logps
 from rlhf_asr.model.engine import whisper_core
@@ -127,8 +127,10 @@ def _generate(model, hidden, prefixes, *, num_beams, num_return_sequences, do_sa
 
 
 def _length_limit(core, prompt_len: int) -> dict:
-    """Whisper's own rule: `max_length` counts generated tokens, capped by the position table."""
-    config, limit = core.generation_config, core.config.max_target_positions
+    """Whisper's own rule: `max_length` counts generated tokens, capped by the position table less
+    one token, so that a decoding cut off at the limit still trains with its <|endoftext|>."""
+    config = core.generation_config
+    limit = prompt_len + max_text_tokens(prompt_len, core.config.max_target_positions)
     if config.max_new_tokens is not None:
         return {"max_new_tokens": min(config.max_new_tokens, limit - prompt_len)}
     return {"max_length": min((config.max_length or MAX_TARGET_TOKENS) + prompt_len, limit)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 from transformers import set_seed
@@ -29,20 +30,49 @@ from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
 
 
 def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> str | None:
-    """Language code for rows without one; None for English-only models, which have no language token."""
-    if not encoder.multilingual:
-        if data_args.language and normalize_language(data_args.language) != "en":
-            print(f"[rlhf-asr] English-only model: --language {data_args.language} is ignored")
-        return None
+    """Language code for rows without one: --language, checked against the tokenizer (an option
+    check, before any data is read). None when not given, and always for English-only models, which
+    have no language token."""
     if not data_args.language:
         return None
     try:
-        return normalize_language(data_args.language)
+        code = normalize_language(data_args.language)
     except ValueError as error:
         raise UserInputError(f"--language: {error}") from None
+    if not encoder.multilingual:
+        if code != "en":
+            print(f"[rlhf-asr] English-only model: --language {data_args.language} is ignored (no language token)")
+        return None
+    if code not in (encoder.known_languages() or ()):
+        raise UserInputError(f"--language {data_args.language}: this model's tokenizer has no language token {code!r}")
+    return code
 
 
-def build_dataset(path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None):
+def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, language: str | None) -> None:
+    """Never a guessed language: multilingual rows need their own or --language; English-only models
+    drop a row's language (they have no language token), which is said once, with the count."""
+    if encoder.multilingual:
+        missing = [example.source for example in examples if example.language is None]
+        if missing and language is None:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise UserInputError(
+                f"{path}: {len(missing)} row(s) have no \"language\" ({shown}) and this model is multilingual: "
+                'add "language" to each row or pass --language (e.g. --language en)'
+            )
+        return
+    other = Counter(example.language for example in examples if example.language not in (None, "en"))
+    if other:
+        languages = ", ".join(f"{code} ({n})" for code, n in other.most_common())
+        print(
+            f"[rlhf-asr] English-only model: {sum(other.values())} row(s) of {path} in another language "
+            f"({languages}) are trained without a language token, as English-only models are"
+        )
+
+
+def build_dataset(
+    path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None, language: str | None = None
+):
+    """The dataset of one manifest; `language` is the run's default_language (rows without one)."""
     report = read_preference_manifest(
         path,
         min_duration=data_args.min_audio_len,
@@ -54,16 +84,17 @@ def build_dataset(path: str, data_args: DataArguments, processor, encoder, augme
     )
     print(f"[rlhf-asr] {report.summary()}")
     examples = report.examples[:max_rows] if max_rows else report.examples
+    check_row_languages(path, examples, encoder, language)
     dataset = PreferenceDataset(
         examples,
         processor.feature_extractor,
         encoder,
-        default_language=default_language(data_args, encoder),
+        default_language=language,
         augmenter=augmenter,
         skip_invalid=data_args.skip_invalid_rows,
     )
     if dataset.skipped:
-        print(f"[rlhf-asr] {path}: {len(dataset.skipped)} more row(s) skipped: transcript too long")
+        print(f"[rlhf-asr] {path}: {len(dataset.skipped)} more row(s) skipped: transcript too long or not encodable")
     return dataset, report
 
 
@@ -83,17 +114,19 @@ def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args
     return EncoderCache(max_bytes=config.encoder_cache_mb * 1024**2, directory=directory)
 
 
-def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, encoder: TranscriptEncoder):
-    """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...)."""
+def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, language: str | None):
+    """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...).
+
+    Each row is decoded in its own language (rows without one: `language`, the run's default), so a
+    multilingual test set is scored per language, not all as one.
+    """
     if not (config.eval_wer and data_args.test_data):
         return None
     from rlhf_asr.evaluation.evaluate import evaluate_manifest
 
-    language = default_language(data_args, encoder)
-
     def evaluate(model) -> dict:
         metrics = evaluate_manifest(
-            model, processor, data_args.test_data, language=language,
+            model, processor, data_args.test_data, default_language=language,
             batch_size=config.per_device_eval_batch_size, max_rows=config.eval_wer_max_rows,
         )
         keep = ("wer", "cer", "preference_accuracy", "rtf")
@@ -125,14 +158,15 @@ def run_training(
         encoder = TranscriptEncoder(processor.tokenizer, task=data_args.task, timestamps=data_args.timestamps)
     except ValueError as error:
         raise UserInputError(str(error)) from None
+    language = default_language(data_args, encoder)
 
     augmenter = build_augmenter(data_args.augment_config_path)
     train_set, train_report = build_dataset(
-        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows
+        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
     )
     eval_set = None
     if data_args.test_data:
-        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder)
+        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language)
     else:
         config.eval_strategy = IntervalStrategy.NO
 
@@ -164,7 +198,7 @@ def run_training(
         ),
         processing_class=processor,
         callbacks=callbacks,
-        wer_evaluator=wer_evaluator(processor, data_args, config, encoder),
+        wer_evaluator=wer_evaluator(processor, data_args, config, language),
     )
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)

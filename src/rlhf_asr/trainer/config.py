@@ -88,7 +88,10 @@ class DataArguments:
     train_data: str = field(default=None, metadata={"help": "Preference manifest (JSON lines or a JSON array)."})
     test_data: str | None = field(default=None, metadata={"help": "Held-out preference manifest for evaluation."})
     language: str | None = field(
-        default="Chinese", metadata={"help": "Language of rows without one (multilingual models; English-only ignore it)."}
+        default=None,
+        metadata={"help": "Language of rows without one (multilingual models; a row's own language wins). "
+                          "No default: a multilingual run with rows lacking a language stops and names them. "
+                          "English-only models have no language token and ignore it."},
     )
     task: str = field(default="transcribe", metadata={"help": "transcribe | translate", "choices": ["transcribe", "translate"]})
     min_audio_len: float = field(default=0.5, metadata={"help": "Shorter audio is skipped (seconds)."})
