@@ -131,7 +131,7 @@ class ORPOConfig(TrainingArguments):
     )
     rejected_scope: str = field(
         default="all",
-        metadata={"help": "all | diverging: score the rejected transcript from its first token that differs from chosen.",
+        metadata={"help": "all | diverging: score chosen and rejected both from their first differing token (the shared prefix is left out of both).",
                   "choices": ["all", "diverging"]},
     )
     engine: str = field(
