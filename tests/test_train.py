@@ -114,6 +114,27 @@ def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     assert cli_main(["merge", str(tmp_path / "ada"), str(tmp_path / "merged")]) == 0
 
 
+def test_adalora_training_loss_includes_the_orthogonal_regulariser(workspace, tmp_path):
+    """PEFT adds orth_reg_weight (0.5) * R only in AdaLoraModel.forward, which the engine bypasses."""
+    out = tmp_path / "ada_reg"
+    train(workspace, out, "--use_adalora", "True", "--max_steps", "2", "--alpha", "0.7", "--plot", "False")
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    rows = [row for row in state["log_history"] if "loss" in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["orth_reg"] > 0.1
+        orpo = row["nll_loss"] - 0.7 * row["log_odds_ratio"]  # log_odds_ratio is -L_OR
+        assert row["loss"] == pytest.approx(orpo + 0.5 * row["orth_reg"], rel=1e-5)
+
+
+def test_lora_training_loss_has_no_orthogonal_regulariser(workspace, tmp_path):
+    out = tmp_path / "lora_reg"
+    train(workspace, out, "--use_adalora", "False", "--max_steps", "1", "--plot", "False")
+    row = next(r for r in json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"] if "loss" in r)
+    assert "orth_reg" not in row
+    assert row["loss"] == pytest.approx(row["nll_loss"] - row["log_odds_ratio"], rel=1e-5)
+
+
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):
     out = tmp_path / "full_ft"
     summary = train(workspace, out, "--peft", "none", "--freeze_encoder", "True", "--encoder_cache", "memory", "--checkpoint_decoder", "True",

@@ -19,6 +19,7 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
+from rlhf_asr.loss.orth_reg import orth_reg
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -48,7 +49,14 @@ class ORPOTrainer(Trainer):
             out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"], alpha=self.args.alpha
         )
         self._store_metrics(split, out, result)
-        return (result.loss, out) if return_outputs else result.loss
+        loss = result.loss
+        adalora = adalora_config(self.whisper)
+        if adalora is not None and adalora.orth_reg_weight > 0:
+            # PEFT adds this in AdaLoraModel.forward, which the engine bypasses (as PEFT: train and eval).
+            reg = orth_reg(self.whisper.named_parameters(), self.whisper.base_model.trainable_adapter_name)
+            loss = loss + adalora.orth_reg_weight * reg
+            self._stored_metrics[split]["orth_reg"].append(float(reg))
+        return (loss, out) if return_outputs else loss
 
     def _store_metrics(self, split: str, out: dict, result) -> None:
         gather = self.accelerator.gather_for_metrics
@@ -137,6 +145,14 @@ class ORPOTrainer(Trainer):
 
     def _load_best_model(self) -> None:
         load_whisper_weights(self.whisper, self.state.best_model_checkpoint)
+
+
+def adalora_config(whisper: torch.nn.Module):
+    """The AdaLoraConfig of a PEFT AdaLoRA model; None for LoRA or full fine-tuning."""
+    from peft import PeftType
+
+    config = getattr(whisper, "peft_config", {}).get("default")
+    return config if getattr(config, "peft_type", None) == PeftType.ADALORA else None
 
 
 def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
