@@ -101,6 +101,35 @@ def test_resume_continues_to_the_same_final_state(workspace, tmp_path):
     assert any(not torch.allclose(start[key], a[key]) for key in a)  # steps 4-6 changed the adapter
 
 
+def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
+    """12 steps: warm-up to step 1, pruning on steps 2-9, final budget from step 10; resume at step 6.
+
+    The checkpoint's adapter is saved pruned, and the importance averages that decide the next
+    pruning live only on the rank allocator: both must come back for the same final adapter.
+    """
+    common = ("--use_adalora", "True", "--max_steps", "12", "--adalora_init_r", "6", "--adalora_target_r", "2",
+              "--save_strategy", "steps", "--save_steps", "3", "--plot", "False")
+    full = tmp_path / "full"
+    train(workspace, full, *common)
+    checkpoint = json.loads((full / "checkpoint-6" / "adapter_config.json").read_text())
+    assert checkpoint["rank_pattern"], "pruning had not begun at the resume point"
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "checkpoint-6").symlink_to(full / "checkpoint-6", target_is_directory=True)
+    summary = train(workspace, resumed, *common, "--resume_from_checkpoint", str(resumed / "checkpoint-6"))
+    assert summary["global_step"] == 12
+    a = load_file(full / "adapter_model.safetensors")
+    b = load_file(resumed / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert b[key].shape == a[key].shape, key
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+    final_pattern = json.loads((full / "adapter_config.json").read_text())["rank_pattern"]
+    assert json.loads((resumed / "adapter_config.json").read_text())["rank_pattern"] == final_pattern
+    start = load_file(full / "checkpoint-6" / "adapter_model.safetensors")
+    assert start.keys() != a.keys() or any(start[k].shape != a[k].shape or not torch.allclose(start[k], a[k]) for k in a)
+
+
 def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
                     "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")

@@ -20,6 +20,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.loss.orth_reg import orth_reg
+from rlhf_asr.trainer.adalora_state import adalora_config, load_adalora_state, save_adalora_state
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -136,6 +137,8 @@ class ORPOTrainer(Trainer):
                     print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
+        if adalora_config(self.whisper) is not None:
+            save_adalora_state(self.whisper, output_dir)  # the adapter is saved pruned: full rank, masks, importance
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
@@ -147,14 +150,6 @@ class ORPOTrainer(Trainer):
         load_whisper_weights(self.whisper, self.state.best_model_checkpoint)
 
 
-def adalora_config(whisper: torch.nn.Module):
-    """The AdaLoraConfig of a PEFT AdaLoRA model; None for LoRA or full fine-tuning."""
-    from peft import PeftType
-
-    config = getattr(whisper, "peft_config", {}).get("default")
-    return config if getattr(config, "peft_type", None) == PeftType.ADALORA else None
-
-
 def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
     """Loads a checkpoint written by `ORPOTrainer._save` into the live model, in place."""
     adapter = os.path.join(checkpoint_dir, ADAPTER_FILE)
@@ -164,6 +159,8 @@ def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
 
         if not os.path.isfile(adapter):
             raise ValueError(f"{checkpoint_dir} holds no {ADAPTER_FILE}: not a checkpoint of this adapter run")
+        if adalora_config(whisper) is not None and load_adalora_state(whisper, checkpoint_dir):
+            return
         result = set_peft_model_state_dict(whisper, load_file(adapter))
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:
