@@ -1,4 +1,4 @@
-"""AdaLoRA pieces against PEFT's own: the orthogonal regulariser and rank allocation on skipped steps."""
+"""AdaLoRA pieces: the orthogonal regulariser against PEFT's, rank allocation on skipped steps, resume state."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from accelerate import Accelerator
 from peft import AdaLoraConfig, get_peft_model
 
 from rlhf_asr.loss.orth_reg import orth_reg
+from rlhf_asr.trainer.adalora_state import load_adalora_state, save_adalora_state
 from rlhf_asr.trainer.callbacks import AdaLoraCallback
 
 
@@ -107,3 +108,14 @@ def test_final_rank_budget_is_applied_even_on_a_skipped_step(tiny_model, skipped
     kept = peft_model.peft_config["default"].rank_pattern.values()
     # target_r x 12 modules: q and v of 2 layers of encoder self-, decoder self- and cross-attention
     assert sum(sum(row) for row in kept) == 1 * 12
+
+
+def test_pruned_adalora_checkpoint_without_its_state_is_refused(tiny_model, tmp_path):
+    """Such an adapter no longer fits the full-rank model and its importance scores are lost."""
+    peft_model = _adalora(tiny_model)
+    peft_model.peft_config["default"].rank_pattern = {"model.encoder.layers.0.self_attn.q_proj.lora_E": [True] * 4}
+    peft_model.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="pruned by rank reallocation but no adalora_state.pt"):
+        load_adalora_state(peft_model, str(tmp_path))
+    save_adalora_state(peft_model, str(tmp_path))
+    assert load_adalora_state(peft_model, str(tmp_path))

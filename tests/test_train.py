@@ -122,8 +122,7 @@ def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
     b = load_file(resumed / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
-        assert b[key].shape == a[key].shape, key
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+        assert torch.equal(b[key], a[key]), key  # same CPU kernels, data order and RNG: bit for bit
     final_pattern = json.loads((full / "adapter_config.json").read_text())["rank_pattern"]
     assert json.loads((resumed / "adapter_config.json").read_text())["rank_pattern"] == final_pattern
     start = load_file(full / "checkpoint-6" / "adapter_model.safetensors")

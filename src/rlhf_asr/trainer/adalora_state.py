@@ -25,7 +25,7 @@ STATE_FILE = "adalora_state.pt"
 IMPORTANCE = ("ipt", "exp_avg_ipt", "exp_avg_unc")
 
 
-def adalora_config(whisper: torch.nn.Module):
+def adalora_config_of(whisper: torch.nn.Module):
     """The AdaLoraConfig of a PEFT AdaLoRA model; None for LoRA or full fine-tuning."""
     from peft import PeftType
 
@@ -44,7 +44,7 @@ def save_adalora_state(peft_model, output_dir: str) -> None:
     allocator = peft_model.base_model.rankallocator
     state = {
         "weights": {name: param.detach().cpu().clone() for name, param in _adapter_weights(peft_model).items()},
-        "rank_pattern": adalora_config(peft_model).rank_pattern,
+        "rank_pattern": adalora_config_of(peft_model).rank_pattern,
     }
     for key in IMPORTANCE:
         state[key] = {name: tensor.detach().cpu().clone() for name, tensor in getattr(allocator, key).items()}
@@ -76,7 +76,7 @@ def load_adalora_state(peft_model, checkpoint_dir: str) -> bool:
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(saved[name])
-    adalora_config(peft_model).rank_pattern = state["rank_pattern"]
+    adalora_config_of(peft_model).rank_pattern = state["rank_pattern"]
     # The allocator keys its scores by the names inside the PEFT wrapper (no "base_model.model." prefix).
     devices = {name: param.device for name, param in peft_model.base_model.model.named_parameters()}
     allocator = peft_model.base_model.rankallocator

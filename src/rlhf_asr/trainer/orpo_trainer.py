@@ -20,7 +20,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.loss.orth_reg import orth_reg
-from rlhf_asr.trainer.adalora_state import adalora_config, load_adalora_state, save_adalora_state
+from rlhf_asr.trainer.adalora_state import adalora_config_of, load_adalora_state, save_adalora_state
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -51,7 +51,7 @@ class ORPOTrainer(Trainer):
         )
         self._store_metrics(split, out, result)
         loss = result.loss
-        adalora = adalora_config(self.whisper)
+        adalora = adalora_config_of(self.whisper)
         if adalora is not None and adalora.orth_reg_weight > 0:
             # PEFT adds this in AdaLoraModel.forward, which the engine bypasses (as PEFT: train and eval).
             reg = orth_reg(self.whisper.named_parameters(), self.whisper.base_model.trainable_adapter_name)
@@ -137,7 +137,7 @@ class ORPOTrainer(Trainer):
                     print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
-        if adalora_config(self.whisper) is not None:
+        if adalora_config_of(self.whisper) is not None:
             save_adalora_state(self.whisper, output_dir)  # the adapter is saved pruned: full rank, masks, importance
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
@@ -159,7 +159,7 @@ def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
 
         if not os.path.isfile(adapter):
             raise ValueError(f"{checkpoint_dir} holds no {ADAPTER_FILE}: not a checkpoint of this adapter run")
-        if adalora_config(whisper) is not None and load_adalora_state(whisper, checkpoint_dir):
+        if adalora_config_of(whisper) is not None and load_adalora_state(whisper, checkpoint_dir):
             return
         result = set_peft_model_state_dict(whisper, load_file(adapter))
         unexpected = getattr(result, "unexpected_keys", [])
