@@ -158,7 +158,8 @@ def test_adalora_training_loss_includes_the_orthogonal_regulariser(workspace, tm
 def test_lora_training_loss_has_no_orthogonal_regulariser(workspace, tmp_path):
     out = tmp_path / "lora_reg"
     train(workspace, out, "--use_adalora", "False", "--max_steps", "1", "--plot", "False")
-    row = next(r for r in json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"] if "loss" in r)
+    history = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"]
+    row = next(r for r in history if "loss" in r)
     assert "orth_reg" not in row
     assert row["loss"] == pytest.approx(row["nll_loss"] - row["log_odds_ratio"], rel=1e-5)
 

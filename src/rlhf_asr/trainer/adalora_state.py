@@ -70,7 +70,8 @@ def load_adalora_state(peft_model, checkpoint_dir: str) -> bool:
     state = torch.load(path, map_location="cpu", weights_only=True)
     params = _adapter_weights(peft_model)
     saved = state["weights"]
-    mismatched = sorted(set(params) ^ set(saved)) + [n for n in params if n in saved and saved[n].shape != params[n].shape]
+    mismatched = sorted(set(params) ^ set(saved))
+    mismatched += [name for name in params if name in saved and saved[name].shape != params[name].shape]
     if mismatched:
         raise ValueError(f"checkpoint {checkpoint_dir} does not match the AdaLoRA adapter: {mismatched[:3]}")
     with torch.no_grad():
