@@ -101,6 +101,34 @@ def test_resume_continues_to_the_same_final_state(workspace, tmp_path):
     assert any(not torch.allclose(start[key], a[key]) for key in a)  # steps 4-6 changed the adapter
 
 
+def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
+    """12 steps: warm-up to step 1, pruning on steps 2-9, final budget from step 10; resume at step 6.
+
+    The checkpoint's adapter is saved pruned, and the importance averages that decide the next
+    pruning live only on the rank allocator: both must come back for the same final adapter.
+    """
+    common = ("--use_adalora", "True", "--max_steps", "12", "--adalora_init_r", "6", "--adalora_target_r", "2",
+              "--save_strategy", "steps", "--save_steps", "3", "--plot", "False")
+    full = tmp_path / "full"
+    train(workspace, full, *common)
+    checkpoint = json.loads((full / "checkpoint-6" / "adapter_config.json").read_text())
+    assert checkpoint["rank_pattern"], "pruning had not begun at the resume point"
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    (resumed / "checkpoint-6").symlink_to(full / "checkpoint-6", target_is_directory=True)
+    summary = train(workspace, resumed, *common, "--resume_from_checkpoint", str(resumed / "checkpoint-6"))
+    assert summary["global_step"] == 12
+    a = load_file(full / "adapter_model.safetensors")
+    b = load_file(resumed / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(b[key], a[key]), key  # same CPU kernels, data order and RNG: bit for bit
+    final_pattern = json.loads((full / "adapter_config.json").read_text())["rank_pattern"]
+    assert json.loads((resumed / "adapter_config.json").read_text())["rank_pattern"] == final_pattern
+    start = load_file(full / "checkpoint-6" / "adapter_model.safetensors")
+    assert start.keys() != a.keys() or any(start[k].shape != a[k].shape or not torch.allclose(start[k], a[k]) for k in a)
+
+
 def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
                     "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")
@@ -112,6 +140,28 @@ def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     assert "AdaLoRA has pruned" in capsys.readouterr().out
     assert not [w for w in recwarn if "invalid shape" in str(w.message)]
     assert cli_main(["merge", str(tmp_path / "ada"), str(tmp_path / "merged")]) == 0
+
+
+def test_adalora_training_loss_includes_the_orthogonal_regulariser(workspace, tmp_path):
+    """PEFT adds orth_reg_weight (0.5) * R only in AdaLoraModel.forward, which the engine bypasses."""
+    out = tmp_path / "ada_reg"
+    train(workspace, out, "--use_adalora", "True", "--max_steps", "2", "--alpha", "0.7", "--plot", "False")
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    rows = [row for row in state["log_history"] if "loss" in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["orth_reg"] > 0.1
+        orpo = row["nll_loss"] - 0.7 * row["log_odds_ratio"]  # log_odds_ratio is -L_OR
+        assert row["loss"] == pytest.approx(orpo + 0.5 * row["orth_reg"], rel=1e-5)
+
+
+def test_lora_training_loss_has_no_orthogonal_regulariser(workspace, tmp_path):
+    out = tmp_path / "lora_reg"
+    train(workspace, out, "--use_adalora", "False", "--max_steps", "1", "--plot", "False")
+    history = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"]
+    row = next(r for r in history if "loss" in r)
+    assert "orth_reg" not in row
+    assert row["loss"] == pytest.approx(row["nll_loss"] - row["log_odds_ratio"], rel=1e-5)
 
 
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):

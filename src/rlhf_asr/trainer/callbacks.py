@@ -12,16 +12,37 @@ class AdaLoraCallback(TrainerCallback):
 
     AdaLoRA only reallocates rank when this is called, with the gradients still present (after
     `optimizer.step()`, before `zero_grad()`); the stock Trainer never calls it, so without this
-    callback AdaLoRA trains as a plain fixed-rank LoRA.
+    callback AdaLoRA trains as a plain fixed-rank LoRA. Steps the fp16 gradient scaler skipped
+    are left out of the importance averages.
     """
 
     def __init__(self, peft_model):
         self.peft_model = peft_model
         self.rank_history: list[tuple[int, int]] = []  # (step, total rank budget in use)
 
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.peft_model.base_model.update_and_allocate(state.global_step)
-        self.rank_history.append((state.global_step, total_adalora_rank(self.peft_model)))
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        step = state.global_step
+        if not (_step_was_skipped(optimizer) and self._reads_gradients(step)):
+            self.peft_model.base_model.update_and_allocate(step)
+        self.rank_history.append((step, total_adalora_rank(self.peft_model)))
+
+    def _reads_gradients(self, step: int) -> bool:
+        """Whether `update_and_allocate(step)` feeds gradients into the importance averages.
+
+        Before step total - tfinal it does (|w * grad|, smoothed over the run). From then on it only
+        fixes the final budget and re-applies the mask, which a skipped step must not miss.
+        """
+        config = self.peft_model.peft_config[self.peft_model.base_model.trainable_adapter_name]
+        return step < config.total_step - config.tfinal
+
+
+def _step_was_skipped(optimizer) -> bool:
+    """True when the fp16 gradient scaler skipped this step (inf/NaN gradients), as Accelerate reports it.
+
+    Such gradients would turn AdaLoRA's importance averages into NaN for the rest of the run; the
+    Trainer itself checks the same flag before stepping the learning-rate schedule.
+    """
+    return bool(getattr(optimizer, "step_was_skipped", False))
 
 
 def total_adalora_rank(peft_model) -> int:

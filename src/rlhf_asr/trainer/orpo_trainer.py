@@ -20,6 +20,8 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.model.loading import save_portable_files
+from rlhf_asr.loss.orth_reg import orth_reg
+from rlhf_asr.trainer.adalora_state import adalora_config_of, load_adalora_state, save_adalora_state
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -49,7 +51,14 @@ class ORPOTrainer(Trainer):
             out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"], alpha=self.args.alpha
         )
         self._store_metrics(split, out, result)
-        return (result.loss, out) if return_outputs else result.loss
+        loss = result.loss
+        adalora = adalora_config_of(self.whisper)
+        if adalora is not None and adalora.orth_reg_weight > 0:
+            # PEFT adds this in AdaLoraModel.forward, which the engine bypasses (as PEFT: train and eval).
+            reg = orth_reg(self.whisper.named_parameters(), self.whisper.base_model.trainable_adapter_name)
+            loss = loss + adalora.orth_reg_weight * reg
+            self._stored_metrics[split]["orth_reg"].append(float(reg))
+        return (loss, out) if return_outputs else loss
 
     def _store_metrics(self, split: str, out: dict, result) -> None:
         gather = self.accelerator.gather_for_metrics
@@ -129,6 +138,8 @@ class ORPOTrainer(Trainer):
                     print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
+        if adalora_config_of(self.whisper) is not None:
+            save_adalora_state(self.whisper, output_dir)  # the adapter is saved pruned: full rank, masks, importance
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         save_portable_files(output_dir, self.whisper, self.processing_class)  # portable base name, preprocessor_config.json
@@ -150,6 +161,8 @@ def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
 
         if not os.path.isfile(adapter):
             raise ValueError(f"{checkpoint_dir} holds no {ADAPTER_FILE}: not a checkpoint of this adapter run")
+        if adalora_config_of(whisper) is not None and load_adalora_state(whisper, checkpoint_dir):
+            return
         result = set_peft_model_state_dict(whisper, load_file(adapter))
         unexpected = getattr(result, "unexpected_keys", [])
         if unexpected:
