@@ -24,6 +24,7 @@ from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
+from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
 from rlhf_asr.trainer.validate import validate_training_run
@@ -150,6 +151,7 @@ def run_training(
         checkpoint_decoder=config.checkpoint_decoder,
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
+    callbacks.append(FiniteTrainingGuard())  # NaN/inf stops the run before it is saved
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
     if adalora:
         callbacks.append(adalora)
