@@ -189,12 +189,18 @@ def test_output_folder_of_another_run_is_refused_or_cleared(ws, tmp_path, capsys
 
 # ---- base model files ----
 
-def test_truncated_base_model_weights_are_one_line(ws, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["train", "evaluate", "transcribe"])
+def test_truncated_model_weights_are_one_line(command, ws, tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(ws["model"], model)
     _truncate(model / "model.safetensors")
-    rc, _, err = run(capsys, *train_argv(ws, tmp_path / "out", "--base_model", str(model)))
-    assert_one_line(rc, err, "model.safetensors", "--base_model")
+    argv = {
+        "train": train_argv(ws, tmp_path / "out", "--base_model", str(model)),
+        "evaluate": ["evaluate", "--model", model, "--data", ws["train"], "--output", tmp_path / "m.json"],
+        "transcribe": ["transcribe", "--model", model, ws["root"] / "a0.wav"],
+    }[command]
+    rc, _, err = run(capsys, *argv)
+    assert_one_line(rc, err, "model.safetensors", "--base_model" if command == "train" else "--model")
 
 
 # ---- non-finite training ----

@@ -63,6 +63,9 @@ def check_output(path: str) -> Path:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     output = check_output(args.output)
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
     from rlhf_asr.evaluation.evaluate import evaluate_manifest
     from rlhf_asr.model.loading import default_device, load_for_inference
 

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
     from rlhf_asr.model.loading import default_device, load_for_inference
     from rlhf_asr.pairs import mine_pairs
 

@@ -34,6 +34,9 @@ def check_audio_paths(paths: list[str]) -> None:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     check_audio_paths(args.audio)
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
     from rlhf_asr.data.audio import load_audio
     from rlhf_asr.evaluation.transcribe import transcribe_batch
     from rlhf_asr.model.loading import default_device, load_for_inference

@@ -25,12 +25,15 @@ class NonFiniteTrainingError(UserInputError):
     """Training produced NaN/inf; the remedy (learning rate, data, precision) is the user's."""
 
 
-def total_norm(tensors: list[torch.Tensor]) -> float:
-    """L2 norm over all tensors (inf or NaN when any entry is); one device sync."""
+def largest_magnitude(tensors: list[torch.Tensor]) -> float:
+    """Max |x| over all tensors: NaN or inf exactly when an entry is; no copies, one device sync.
+
+    The max norm, unlike the L2 norm, cannot overflow for finite values (in fp16 or fp32).
+    """
     if not tensors:
         return 0.0
-    norms = torch._foreach_norm([tensor.detach().float() for tensor in tensors])
-    return float(torch.linalg.vector_norm(torch.stack([norm.to(norms[0].device) for norm in norms])))
+    norms = torch._foreach_norm([tensor.detach() for tensor in tensors], ord=math.inf)
+    return float(torch.stack([norm.float().to(norms[0].device) for norm in norms]).max())
 
 
 class FiniteTrainingGuard(TrainerCallback):
@@ -57,11 +60,11 @@ class FiniteTrainingGuard(TrainerCallback):
         if model is None or args.fp16:
             return
         grads = [param.grad for param in self._trainable(model) if param.grad is not None]
-        if not math.isfinite(total_norm(grads)):
+        if not math.isfinite(largest_magnitude(grads)):
             self._stop(state, "the gradient")
 
     def on_optimizer_step(self, args, state, control, model=None, **kwargs):
-        if model is not None and not math.isfinite(total_norm(self._trainable(model))):
+        if model is not None and not math.isfinite(largest_magnitude(self._trainable(model))):
             self._stop(state, "a trainable weight after the optimizer step")
 
     def on_log(self, args, state, control, logs=None, **kwargs):

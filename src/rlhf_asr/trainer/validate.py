@@ -102,12 +102,16 @@ def check_trainer_options(config: ORPOConfig) -> None:
     _require(not output.exists() or output.is_dir(), f"--output_dir {config.output_dir}: is a file, not a folder")
 
 
-def check_model_folder(base_model: str) -> None:
-    """A local --base_model folder's safetensors files must be complete (headers cover the file)."""
-    folder = Path(str(base_model)).expanduser()
+def check_model_folder(model: str, option: str = "--base_model") -> None:
+    """A local model folder's safetensors files must be complete (headers cover the file).
+
+    transformers reports a truncated file with a SafetensorError traceback after a while; the
+    headers alone tell in milliseconds. (Hub ids and bundled names are checked when loaded.)
+    """
+    folder = Path(str(model)).expanduser()
     if folder.is_dir():
         for file in sorted(folder.glob("*.safetensors")):
-            check_safetensors(file, "--base_model")
+            check_safetensors(file, option)
 
 
 def check_safetensors(file: Path, option: str) -> None:
