@@ -23,8 +23,9 @@ def _ints(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from rlhf_asr.bench.run import MODES, add_common_args
+    from rlhf_asr.commands.parser import CommandParser
 
-    parser = argparse.ArgumentParser(prog="rlhf-asr bench", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="rlhf-asr bench", description=__doc__.splitlines()[0])
     add_common_args(parser)
     parser.set_defaults(steps=None, warmup=None)  # defaults depend on --sweep / --find_max_batch
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")

@@ -33,6 +33,13 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _close_progress_bars() -> None:
+    """Ends open tqdm bars (a run stopped mid-epoch) so the error starts on a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", None) or []):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.main(rest) or 0)
     except UserInputError as error:
         # Bad input is the user's to fix: one clear line, no traceback.
+        _close_progress_bars()
         print(f"rlhf-asr {name}: error: {error}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from rlhf_asr.commands.parser import CommandParser
+from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import bundled_sources
 from rlhf_asr.model.ct2 import convert_ct2
 
@@ -17,7 +19,7 @@ BUNDLED = ("tiny.en", "base")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="rlhf-asr import-ct2",
         description="Convert a CTranslate2 Whisper checkpoint into a Hugging Face model folder.",
     )
@@ -45,6 +47,8 @@ def _expand(sources: list[str]) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.dst.exists() and not args.dst.is_dir():
+        raise UserInputError(f"{args.dst}: is an existing file; DST must be a new or empty folder")
     start = time.perf_counter()
     dst = convert_ct2(_expand(args.sources), args.dst)
     config = json.loads((dst / "config.json").read_text())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from rlhf_asr.commands.parser import CommandParser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlhf-asr merge", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="rlhf-asr merge", description=__doc__.splitlines()[0])
     parser.add_argument("adapter_dir", help="folder with adapter_config.json (a training output or checkpoint)")
     parser.add_argument("output_dir", help="new (or empty) folder for the merged model")
     return parser

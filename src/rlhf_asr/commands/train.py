@@ -18,7 +18,12 @@ def config_file_args(path: str) -> list[str]:
     file = Path(path)
     if not file.is_file():
         raise UserInputError(f"--config {path}: file not found")
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserInputError(f"--config {path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise UserInputError(f"--config {path}: cannot read ({error.strerror or error})") from None
     try:
         if file.suffix.lower() in {".yaml", ".yml"}:
             import yaml
@@ -32,6 +37,8 @@ def config_file_args(path: str) -> list[str]:
         raise UserInputError(f"--config {path}: expected a mapping of option names to values")
     args: list[str] = []
     for key, value in values.items():
+        if not isinstance(key, str) or not key.strip() or key.startswith("-"):
+            raise UserInputError(f"--config {path}: {key!r} is not an option name (write e.g. learning_rate: 1e-4)")
         items = value if isinstance(value, list) else [value]
         args += [f"--{key}", *[str(item) for item in items]]
     return args
@@ -47,14 +54,33 @@ def split_config_flag(argv: list[str]) -> list[str]:
     return config_file_args(argv[at + 1]) + argv[:at] + argv[at + 2 :]
 
 
+def config_path(argv: list[str]) -> str | None:
+    at = argv.index("--config") if "--config" in argv else -1
+    return argv[at + 1] if 0 <= at < len(argv) - 1 else None
+
+
 def parse_args(argv: list[str]):
+    """(ModelArguments, DataArguments, ORPOConfig); any parsing error is one UserInputError line."""
     from transformers import HfArgumentParser
 
+    from rlhf_asr.commands.parser import make_one_line
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, ORPOConfig))
+    parser = make_one_line(HfArgumentParser((ModelArguments, DataArguments, ORPOConfig)))
     parser.prog = "rlhf-asr train"
-    return parser.parse_args_into_dataclasses(args=split_config_flag(argv))
+    args = split_config_flag(argv)
+    namespace, unknown = parser.parse_known_args(args=args)
+    if unknown:
+        options = [item for item in unknown if item.startswith("-")] or unknown
+        source = f" (from --config {config_path(argv)} or the command line)" if config_path(argv) else ""
+        raise UserInputError(
+            f"unknown option(s) {' '.join(options)}{source}; `rlhf-asr train --help` lists the options"
+        )
+    try:
+        # TrainingArguments checks many combinations in __post_init__ and raises ValueError.
+        return parser.parse_args_into_dataclasses(args=args)
+    except ValueError as error:
+        raise UserInputError(" ".join(str(error).split())) from None
 
 
 def main(argv: list[str]) -> int:

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from rlhf_asr.commands.parser import CommandParser, positive_int
+from rlhf_asr.errors import UserInputError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlhf-asr transcribe", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="rlhf-asr transcribe", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model/merged/adapter folder, hub id, or tiny.en/base (bundled)")
     parser.add_argument("--language", default=None, help="default: detected by multilingual models")
-    parser.add_argument("--num_beams", type=int, default=1)
-    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_beams", type=positive_int, default=1)
+    parser.add_argument("--batch_size", type=positive_int, default=8)
     parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: as saved)")
     parser.add_argument("audio", nargs="+", help="audio files (any format soundfile reads)")
     return parser
 
 
+def check_audio_paths(paths: list[str]) -> None:
+    """Names a missing file or folder before decoding (libsndfile only says "System error.")."""
+    for path in paths:
+        file = Path(path)
+        if not file.exists():
+            raise UserInputError(f"audio file {path}: no such file")
+        if not file.is_file():
+            raise UserInputError(f"audio file {path}: is a folder, not a file")
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    check_audio_paths(args.audio)
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
     from rlhf_asr.data.audio import load_audio
     from rlhf_asr.evaluation.transcribe import transcribe_batch
     from rlhf_asr.model.loading import default_device, load_for_inference

@@ -25,8 +25,10 @@ from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
+from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
+from rlhf_asr.trainer.validate import validate_training_run
 
 
 def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> str | None:
@@ -148,6 +150,7 @@ def run_training(
     `encoder_cache` lets a caller that already ran the (frozen) encoder on the training audio hand
     its outputs over, keyed by row index in the training manifest.
     """
+    validate_training_run(model_args, data_args, config)  # options and files, before any loading
     if not data_args.train_data:
         raise UserInputError("--train_data is required")
     encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
@@ -182,6 +185,7 @@ def run_training(
         checkpoint_decoder=config.checkpoint_decoder,
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
+    callbacks.append(FiniteTrainingGuard())  # NaN/inf stops the run before it is saved
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
     if adalora:
         callbacks.append(adalora)

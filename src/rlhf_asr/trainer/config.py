@@ -122,6 +122,9 @@ class ORPOConfig(TrainingArguments):
     save_total_limit: int | None = field(default=5)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="auto", metadata={"help": "auto = tensorboard where installed."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Delete checkpoints of an earlier run in --output_dir (else such a folder is refused)."}
+    )
 
     alpha: float = field(
         default=0.1, metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."}
