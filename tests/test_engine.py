@@ -138,16 +138,17 @@ def test_disk_encoder_cache_round_trips(tmp_path, tiny_model):
     cache = EncoderCache(directory=tmp_path)
     features = torch.randn(2, 80, 3000)
     encoder = tiny_model.model.encoder
-    first = cache.get_or_compute(torch.tensor([5, 9]), features, encoder)
-    second = cache.get_or_compute(torch.tensor([9, 5]), features.flip(0), encoder)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.pt", "9.pt"]
+    first = cache.get_or_compute("m", torch.tensor([5, -9]), features, encoder, "train")
+    second = cache.get_or_compute("m", torch.tensor([-9, 5]), features.flip(0), encoder, "train")
+    assert (cache.misses, cache.hits) == (2, 2)
+    assert sorted(p.name for p in (tmp_path / "m" / "train").iterdir()) == ["0000000000000005.pt", "fffffffffffffff7.pt"]
     torch.testing.assert_close(second, first.flip(0))
 
 
 def test_memory_cache_respects_its_bound(tiny_model):
     cache = EncoderCache(max_bytes=1500 * 32 * 4)  # room for exactly one utterance
-    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
-    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
+    cache.get_or_compute("m", torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder, "train")
+    cache.get_or_compute("m", torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder, "train")
     assert (cache.hits, cache.misses) == (1, 3)
 
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.commands.train import parse_args
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.recipes.train import run_training
+from rlhf_asr.recipes.train import make_encoder_cache, run_training
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 PAIRS = [
@@ -29,11 +29,12 @@ METRICS = [
 ]
 
 
-def write_manifest(folder: Path, name: str, pairs, language="English") -> Path:
+def write_manifest(folder: Path, name: str, pairs, language="English", tone: int = 0) -> Path:
+    """Row i's audio is tone i + `tone`: manifests with other `tone` values hold other audio."""
     rows = []
     for i, (chosen, rejected) in enumerate(pairs):
         seconds = 1.0 + 0.1 * i
-        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * i, seed=i)
+        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * (i + tone), seed=i + tone)
         rows.append({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": seconds, "chosen": chosen,
                      "rejected": rejected, "language": language})
     path = folder / f"{name}.jsonl"
@@ -52,14 +53,17 @@ def workspace(tmp_path_factory):
     }
 
 
-def train(workspace, output: Path, *extra: str):
-    argv = [
+def train_argv(workspace, output: Path, *extra: str) -> list[str]:
+    return [
         "--base_model", str(workspace["model"]), "--train_data", str(workspace["train"]),
         "--output_dir", str(output), "--per_device_train_batch_size", "2", "--warmup_steps", "0",
         "--logging_steps", "1", "--report_to", "none", "--seed", "7", "--learning_rate", "5e-3",
         "--dataloader_pin_memory", "False", *extra,
     ]
-    return run_training(*parse_args(argv))
+
+
+def train(workspace, output: Path, *extra: str):
+    return run_training(*parse_args(train_argv(workspace, output, *extra)))
 
 
 def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
@@ -170,3 +174,60 @@ def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
 def test_encoder_cache_needs_frozen_encoder(workspace, tmp_path):
     with pytest.raises(UserInputError, match="freeze_encoder"):
         train(workspace, tmp_path / "x", "--encoder_cache", "memory", "--max_steps", "1")
+
+
+# ---- encoder cache: keyed by audio and model, never by row position ----
+
+CACHED = ("--use_adalora", "False", "--freeze_encoder", "True", "--plot", "False", "--save_strategy", "no")
+
+
+@pytest.fixture(scope="module")
+def other_audio(workspace):
+    """Manifests whose rows hold other audio than the training manifest's rows at the same positions."""
+    root = workspace["root"]
+    return {
+        "train": write_manifest(root, "other_train", PAIRS, tone=10),
+        "test": write_manifest(root, "other_test", PAIRS[:2], tone=20),
+        "model": make_tiny_whisper_dir(root, seed=1),
+    }
+
+
+def train_with_cache(workspace, output: Path, *extra: str):
+    """(summary, cache): the run's cache is made as `rlhf-asr train` makes it, kept to count hits."""
+    model_args, data_args, config = parse_args(train_argv(workspace, output, *extra))
+    cache = make_encoder_cache(config, model_args, data_args)
+    return run_training(model_args, data_args, config, encoder_cache=cache), cache
+
+
+def test_evaluation_with_encoder_cache_equals_evaluation_without(workspace, other_audio, tmp_path):
+    # Row i of the test set is other audio than training row i: it must never read that row's output.
+    common = (*CACHED, "--max_steps", "6", "--test_data", str(other_audio["test"]),
+              "--eval_strategy", "steps", "--eval_steps", "3")
+    cached, cache = train_with_cache(workspace, tmp_path / "cached", *common, "--encoder_cache", "memory")
+    plain = train(workspace, tmp_path / "plain", *common)
+    # Epoch 1 and the first evaluation compute everything (6 + 2 misses); epoch 2 and the second
+    # evaluation read their own entries (6 + 2 hits), none of the other split's.
+    assert (cache.misses, cache.hits) == (8, 8)
+    # A random tiny model hardly attends to its audio (a 1 s clip is 1/30 of the window), so the
+    # loss barely moves with the wrong encoder output; the same computations give the same bits.
+    assert cached["final_eval"]["eval_loss"] == plain["final_eval"]["eval_loss"]
+    assert cached["train_loss"] == plain["train_loss"]
+
+
+def test_disk_encoder_cache_is_reused_only_for_the_same_audio_and_model(workspace, other_audio, tmp_path):
+    out = tmp_path / "same_folder"
+    one_epoch = (*CACHED, "--max_steps", "3", "--encoder_cache", "disk")
+    _, first = train_with_cache(workspace, out, *one_epoch)
+    assert (first.hits, first.misses) == (0, 6)
+    # Another manifest (other audio) into the same output folder: nothing of the first run is read.
+    other, second = train_with_cache(workspace, out, *one_epoch, "--train_data", str(other_audio["train"]))
+    assert second.hits == 0
+    uncached = train(workspace, tmp_path / "fresh", *CACHED, "--max_steps", "3", "--train_data", str(other_audio["train"]))
+    assert other["train_loss"] == uncached["train_loss"]
+    # Another model on the first run's audio: misses too.
+    _, third = train_with_cache(workspace, out, *one_epoch, "--base_model", str(other_audio["model"]))
+    assert third.hits == 0
+    # The same audio through the same model: every output comes from the first run's files.
+    _, fourth = train_with_cache(workspace, out, *one_epoch)
+    assert (fourth.hits, fourth.misses) == (6, 0)
+
