@@ -80,6 +80,34 @@ def test_lora_with_gradient_checkpointing_matches_two_pass(batch, tiny_model):
     _assert_same(reference, _loss_and_grads(model, "packed", batch))
 
 
+@pytest.mark.parametrize(
+    "method, options",
+    [("activation_checkpointing_enable", None), ("gradient_checkpointing_enable", None),
+     ("activation_checkpointing_enable", {"use_reentrant": True})],
+)
+def test_trainer_checkpointing_call_recomputes_layers_and_keeps_gradients(batch, tiny_model, method, options):
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+    model = get_peft_model(tiny_model, config).train()
+    for name, param in model.named_parameters():  # LoRA B starts at 0: make the adapter matter
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    reference = _loss_and_grads(model, "packed", batch)
+    # The call transformers 5's Trainer makes for `--gradient_checkpointing True` (the older
+    # name is what it calls on models that define only that one).
+    kwargs = {"every_n_layers": 1, "offload": False}
+    if method == "activation_checkpointing_enable":
+        PreferenceWhisper(model).activation_checkpointing_enable(activation_checkpointing_kwargs=options, **kwargs)
+    else:
+        PreferenceWhisper(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs=options, **kwargs)
+    calls = []
+    core = model.get_base_model().model
+    for layer in (core.encoder.layers[0], core.decoder.layers[0]):
+        layer.fc1.register_forward_hook(lambda *_: calls.append(1))
+    checkpointed = _loss_and_grads(model, "packed", batch)
+    assert len(calls) == 4  # each layer: forward, and the recompute in backward
+    _assert_same(reference, checkpointed)
+
+
 def _assert_as_accurate_as_two_pass(fp32_reference, naive_bf16, packed_bf16):
     """bf16 keeps 8 mantissa bits, so neither path equals fp32: the packed path's error against the
     fp32 two-pass result must be no larger than the two-pass path's own error in bf16."""

@@ -231,3 +231,16 @@ def test_disk_encoder_cache_is_reused_only_for_the_same_audio_and_model(workspac
     _, fourth = train_with_cache(workspace, out, *one_epoch)
     assert (fourth.hits, fourth.misses) == (6, 0)
 
+
+# ---- gradient checkpointing and untested parallel back ends ----
+
+
+def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
+    common = ("--use_adalora", "False", "--max_steps", "2", "--plot", "False", "--save_strategy", "no")
+    plain = train(workspace, tmp_path / "plain", *common)
+    checkpointed = train(workspace, tmp_path / "gc", *common, "--gradient_checkpointing", "True")
+    assert checkpointed["global_step"] == 2
+    assert checkpointed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    a, b = load_file(tmp_path / "plain" / "adapter_model.safetensors"), load_file(tmp_path / "gc" / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)

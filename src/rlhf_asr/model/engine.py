@@ -109,8 +109,25 @@ class PreferenceWhisper(nn.Module):
     def config(self):
         return whisper_core(self.model).config
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """What Trainer calls for `--gradient_checkpointing True` (transformers 5), passed to the Whisper inside.
+
+        Reentrant checkpointing (`use_reentrant: true`) gives gradients only to layers whose inputs
+        require them, which a frozen base model's embeddings do not: as PEFT does, their outputs are
+        then made to require gradients, or LoRA inside checkpointed layers would get none.
+        """
+        core = whisper_core(self.model)
+        core.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs, every_n_layers=every_n_layers, offload=offload
+        )
+        if (activation_checkpointing_kwargs or {}).get("use_reentrant"):
+            core.enable_input_require_grads()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        """The older name, with any keyword transformers adds to it (`every_n_layers`, `offload`)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     def forward(
         self,
