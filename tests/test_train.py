@@ -244,3 +244,23 @@ def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
     a, b = load_file(tmp_path / "plain" / "adapter_model.safetensors"), load_file(tmp_path / "gc" / "adapter_model.safetensors")
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+@pytest.mark.parametrize("option", [["--deepspeed", "ds.json"], ["--fsdp", "full_shard"], ["--fsdp_config", "fsdp.json"]])
+def test_deepspeed_and_fsdp_are_refused_before_loading(tmp_path, capsys, option):
+    for name in ("ds.json", "fsdp.json"):
+        (tmp_path / name).write_text("{}")
+    option = [option[0], str(tmp_path / option[1])] if option[1].endswith(".json") else option
+    argv = ["train", "--train_data", str(tmp_path / "missing.jsonl"), "--base_model", str(tmp_path / "no-model"),
+            "--output_dir", str(tmp_path / "out"), *option]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and option[0] in lines[0] and "not supported" in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_FSDP", "FSDP")])
+def test_accelerate_launch_with_deepspeed_or_fsdp_is_refused(tmp_path, capsys, monkeypatch, variable, name):
+    monkeypatch.setenv(variable, "true")
+    assert cli_main(["train", "--train_data", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and name in err and variable in err
