@@ -44,8 +44,9 @@ def encoder_fingerprint(model: nn.Module) -> str:
     """Hex digest of a Whisper's encoder: every weight (names, dtypes, shapes, bytes) and its config.
 
     Another base checkpoint, another fine-tuned encoder or another dtype gives another fingerprint,
-    so one model never reads another's entries. Hashes each tensor once (about a second for
-    large-v3's encoder); callers compute it once per run.
+    so one model never reads another's entries. Hashes every weight byte, once per run (the
+    engine keeps it): blake2b ran at 100-160 MB/s on the busy 2-core test machine, so a fraction
+    of a second for tiny, tens of seconds for large-v3's 2.5 GB fp32 encoder.
     """
     core = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = core.config.to_dict()
@@ -54,7 +55,7 @@ def encoder_fingerprint(model: nn.Module) -> str:
     for name, tensor in sorted(core.model.encoder.state_dict().items()):
         tensor = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return digest.hexdigest()
 
 
