@@ -80,6 +80,34 @@ def test_lora_with_gradient_checkpointing_matches_two_pass(batch, tiny_model):
     _assert_same(reference, _loss_and_grads(model, "packed", batch))
 
 
+@pytest.mark.parametrize(
+    "method, options",
+    [("activation_checkpointing_enable", None), ("gradient_checkpointing_enable", None),
+     ("activation_checkpointing_enable", {"use_reentrant": True})],
+)
+def test_trainer_checkpointing_call_recomputes_layers_and_keeps_gradients(batch, tiny_model, method, options):
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
+    model = get_peft_model(tiny_model, config).train()
+    for name, param in model.named_parameters():  # LoRA B starts at 0: make the adapter matter
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    reference = _loss_and_grads(model, "packed", batch)
+    # The call transformers 5's Trainer makes for `--gradient_checkpointing True` (the older
+    # name is what it calls on models that define only that one).
+    kwargs = {"every_n_layers": 1, "offload": False}
+    if method == "activation_checkpointing_enable":
+        PreferenceWhisper(model).activation_checkpointing_enable(activation_checkpointing_kwargs=options, **kwargs)
+    else:
+        PreferenceWhisper(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs=options, **kwargs)
+    calls = []
+    core = model.get_base_model().model
+    for layer in (core.encoder.layers[0], core.decoder.layers[0]):
+        layer.fc1.register_forward_hook(lambda *_: calls.append(1))
+    checkpointed = _loss_and_grads(model, "packed", batch)
+    assert len(calls) == 4  # each layer: forward, and the recompute in backward
+    _assert_same(reference, checkpointed)
+
+
 def _assert_as_accurate_as_two_pass(fp32_reference, naive_bf16, packed_bf16):
     """bf16 keeps 8 mantissa bits, so neither path equals fp32: the packed path's error against the
     fp32 two-pass result must be no larger than the two-pass path's own error in bf16."""
@@ -138,16 +166,17 @@ def test_disk_encoder_cache_round_trips(tmp_path, tiny_model):
     cache = EncoderCache(directory=tmp_path)
     features = torch.randn(2, 80, 3000)
     encoder = tiny_model.model.encoder
-    first = cache.get_or_compute(torch.tensor([5, 9]), features, encoder)
-    second = cache.get_or_compute(torch.tensor([9, 5]), features.flip(0), encoder)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["5.pt", "9.pt"]
+    first = cache.get_or_compute("m", torch.tensor([5, -9]), features, encoder, "train")
+    second = cache.get_or_compute("m", torch.tensor([-9, 5]), features.flip(0), encoder, "train")
+    assert (cache.misses, cache.hits) == (2, 2)
+    assert sorted(p.name for p in (tmp_path / "m" / "train").iterdir()) == ["0000000000000005.pt", "fffffffffffffff7.pt"]
     torch.testing.assert_close(second, first.flip(0))
 
 
 def test_memory_cache_respects_its_bound(tiny_model):
     cache = EncoderCache(max_bytes=1500 * 32 * 4)  # room for exactly one utterance
-    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
-    cache.get_or_compute(torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder)
+    cache.get_or_compute("m", torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder, "train")
+    cache.get_or_compute("m", torch.tensor([0, 1]), torch.randn(2, 80, 3000), tiny_model.model.encoder, "train")
     assert (cache.hits, cache.misses) == (1, 3)
 
 

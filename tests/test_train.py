@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.commands.train import parse_args
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.recipes.train import run_training
+from rlhf_asr.recipes.train import make_encoder_cache, run_training
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 PAIRS = [
@@ -29,11 +29,12 @@ METRICS = [
 ]
 
 
-def write_manifest(folder: Path, name: str, pairs, language="English") -> Path:
+def write_manifest(folder: Path, name: str, pairs, language="English", tone: int = 0) -> Path:
+    """Row i's audio is tone i + `tone`: manifests with other `tone` values hold other audio."""
     rows = []
     for i, (chosen, rejected) in enumerate(pairs):
         seconds = 1.0 + 0.1 * i
-        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * i, seed=i)
+        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * (i + tone), seed=i + tone)
         rows.append({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": seconds, "chosen": chosen,
                      "rejected": rejected, "language": language})
     path = folder / f"{name}.jsonl"
@@ -52,14 +53,17 @@ def workspace(tmp_path_factory):
     }
 
 
-def train(workspace, output: Path, *extra: str):
-    argv = [
+def train_argv(workspace, output: Path, *extra: str) -> list[str]:
+    return [
         "--base_model", str(workspace["model"]), "--train_data", str(workspace["train"]),
         "--output_dir", str(output), "--per_device_train_batch_size", "2", "--warmup_steps", "0",
         "--logging_steps", "1", "--report_to", "none", "--seed", "7", "--learning_rate", "5e-3",
         "--dataloader_pin_memory", "False", *extra,
     ]
-    return run_training(*parse_args(argv))
+
+
+def train(workspace, output: Path, *extra: str):
+    return run_training(*parse_args(train_argv(workspace, output, *extra)))
 
 
 def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
@@ -416,3 +420,91 @@ def test_eval_wer_decodes_each_row_in_its_own_language(multilingual, monkeypatch
     ids = processor.tokenizer.convert_tokens_to_ids
     assert [prompt[1] for prompt in prompts] == [ids("<|fr|>"), ids("<|de|>"), ids("<|en|>"), ids("<|zh|>")]
     assert "wer" in metrics
+# ---- encoder cache: keyed by audio and model, never by row position ----
+
+CACHED = ("--use_adalora", "False", "--freeze_encoder", "True", "--plot", "False", "--save_strategy", "no")
+
+
+@pytest.fixture(scope="module")
+def other_audio(workspace):
+    """Manifests whose rows hold other audio than the training manifest's rows at the same positions."""
+    root = workspace["root"]
+    return {
+        "train": write_manifest(root, "other_train", PAIRS, tone=10),
+        "test": write_manifest(root, "other_test", PAIRS[:2], tone=20),
+        "model": make_tiny_whisper_dir(root, seed=1),
+    }
+
+
+def train_with_cache(workspace, output: Path, *extra: str):
+    """(summary, cache): the run's cache is made as `rlhf-asr train` makes it, kept to count hits."""
+    model_args, data_args, config = parse_args(train_argv(workspace, output, *extra))
+    cache = make_encoder_cache(config, model_args, data_args)
+    return run_training(model_args, data_args, config, encoder_cache=cache), cache
+
+
+def test_evaluation_with_encoder_cache_equals_evaluation_without(workspace, other_audio, tmp_path):
+    # Row i of the test set is other audio than training row i: it must never read that row's output.
+    common = (*CACHED, "--max_steps", "6", "--test_data", str(other_audio["test"]),
+              "--eval_strategy", "steps", "--eval_steps", "3")
+    cached, cache = train_with_cache(workspace, tmp_path / "cached", *common, "--encoder_cache", "memory")
+    plain = train(workspace, tmp_path / "plain", *common)
+    # Epoch 1 and the first evaluation compute everything (6 + 2 misses); epoch 2 and the second
+    # evaluation read their own entries (6 + 2 hits), none of the other split's.
+    assert (cache.misses, cache.hits) == (8, 8)
+    # A random tiny model hardly attends to its audio (a 1 s clip is 1/30 of the window), so the
+    # loss barely moves with the wrong encoder output; the same computations give the same bits.
+    assert cached["final_eval"]["eval_loss"] == plain["final_eval"]["eval_loss"]
+    assert cached["train_loss"] == plain["train_loss"]
+
+
+def test_disk_encoder_cache_is_reused_only_for_the_same_audio_and_model(workspace, other_audio, tmp_path):
+    out = tmp_path / "same_folder"
+    one_epoch = (*CACHED, "--max_steps", "3", "--encoder_cache", "disk")
+    _, first = train_with_cache(workspace, out, *one_epoch)
+    assert (first.hits, first.misses) == (0, 6)
+    # Another manifest (other audio) into the same output folder: nothing of the first run is read.
+    other, second = train_with_cache(workspace, out, *one_epoch, "--train_data", str(other_audio["train"]))
+    assert second.hits == 0
+    uncached = train(workspace, tmp_path / "fresh", *CACHED, "--max_steps", "3", "--train_data", str(other_audio["train"]))
+    assert other["train_loss"] == uncached["train_loss"]
+    # Another model on the first run's audio: misses too.
+    _, third = train_with_cache(workspace, out, *one_epoch, "--base_model", str(other_audio["model"]))
+    assert third.hits == 0
+    # The same audio through the same model: every output comes from the first run's files.
+    _, fourth = train_with_cache(workspace, out, *one_epoch)
+    assert (fourth.hits, fourth.misses) == (6, 0)
+
+
+# ---- gradient checkpointing and untested parallel back ends ----
+
+
+def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
+    common = ("--use_adalora", "False", "--max_steps", "2", "--plot", "False", "--save_strategy", "no")
+    plain = train(workspace, tmp_path / "plain", *common)
+    checkpointed = train(workspace, tmp_path / "gc", *common, "--gradient_checkpointing", "True")
+    assert checkpointed["global_step"] == 2
+    assert checkpointed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
+    a, b = load_file(tmp_path / "plain" / "adapter_model.safetensors"), load_file(tmp_path / "gc" / "adapter_model.safetensors")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+@pytest.mark.parametrize("option", [["--deepspeed", "ds.json"], ["--fsdp", "full_shard"], ["--fsdp_config", "fsdp.json"]])
+def test_deepspeed_and_fsdp_are_refused_before_loading(tmp_path, capsys, option):
+    for name in ("ds.json", "fsdp.json"):
+        (tmp_path / name).write_text("{}")
+    option = [option[0], str(tmp_path / option[1])] if option[1].endswith(".json") else option
+    argv = ["train", "--train_data", str(tmp_path / "missing.jsonl"), "--base_model", str(tmp_path / "no-model"),
+            "--output_dir", str(tmp_path / "out"), *option]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and option[0] in lines[0] and "not supported" in lines[0], err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_FSDP", "FSDP")])
+def test_accelerate_launch_with_deepspeed_or_fsdp_is_refused(tmp_path, capsys, monkeypatch, variable, name):
+    monkeypatch.setenv(variable, "true")
+    assert cli_main(["train", "--train_data", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and name in err and variable in err

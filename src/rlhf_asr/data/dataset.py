@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.encoder_cache import audio_key
 
 SAMPLING_RATE = 16_000
 Augmenter = Callable[[np.ndarray, int], np.ndarray]
@@ -31,6 +32,9 @@ def encode_pair(example, encoder: TranscriptEncoder, language: str | None) -> tu
 
 class PreferenceDataset(Dataset):
     """Items: `input_features` [n_mels, 3000] float32, `chosen`, `rejected`, `index`.
+
+    `index` is the audio file's `audio_key` (path, size, mtime), not the row's position: the
+    encoder cache keys outputs by it, and row i of another manifest is other audio.
 
     Args:
         examples: PreferenceExample rows from the manifest reader.
@@ -90,4 +94,5 @@ class PreferenceDataset(Dataset):
         # The torch STFT path is several times faster than the numpy one on CPU.
         features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
         chosen, rejected = self.pairs[index]
-        return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": index}
+        key = audio_key(example.audio_path)
+        return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": key}

@@ -21,7 +21,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from rlhf_asr.loss.logps import chunked_token_logps, logits_token_logps, sequence_logps
-from rlhf_asr.model.encoder_cache import EncoderCache
+from rlhf_asr.model.encoder_cache import EncoderCache, encoder_fingerprint
 
 MODES = ("packed", "naive", "concat")
 
@@ -101,14 +101,33 @@ class PreferenceWhisper(nn.Module):
         self.freeze_encoder = freeze_encoder
         self.logps_chunk_size = logps_chunk_size
         self.encoder_cache = encoder_cache
+        # Computed once: the encoder is frozen whenever the cache is used, so its weights never change.
+        self._encoder_fingerprint = encoder_fingerprint(model) if encoder_cache is not None else None
 
     # Trainer and PEFT look for these on the model they are given.
     @property
     def config(self):
         return whisper_core(self.model).config
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
-        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """What Trainer calls for `--gradient_checkpointing True` (transformers 5), passed to the Whisper inside.
+
+        Reentrant checkpointing (`use_reentrant: true`) gives gradients only to layers whose inputs
+        require them, which a frozen base model's embeddings do not: as PEFT does, their outputs are
+        then made to require gradients, or LoRA inside checkpointed layers would get none.
+        """
+        core = whisper_core(self.model)
+        core.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs, every_n_layers=every_n_layers, offload=offload
+        )
+        if (activation_checkpointing_kwargs or {}).get("use_reentrant"):
+            core.enable_input_require_grads()
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs) -> None:
+        """The older name, with any keyword transformers adds to it (`every_n_layers`, `offload`)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
 
     def forward(
         self,
@@ -140,12 +159,18 @@ class PreferenceWhisper(nn.Module):
         }
 
     def encode(self, input_features: torch.Tensor, example_index: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoder output [B, frames, d]; under no_grad and from the cache when the encoder is frozen."""
+        """Encoder output [B, frames, d]; under no_grad and from the cache when the encoder is frozen.
+
+        `example_index` [B] holds each row's `audio_key` (the dataset's `index`), so the cache
+        serves an output only for the same audio through the same encoder; training and
+        evaluation (train and eval mode) keep separate entries.
+        """
         encoder = whisper_core(self.model).model.encoder
         if not self.freeze_encoder:
             return encoder(input_features).last_hidden_state
         if self.encoder_cache is not None and example_index is not None:
-            return self.encoder_cache.get_or_compute(example_index, input_features, encoder)
+            split = "train" if self.training else "eval"
+            return self.encoder_cache.get_or_compute(self._encoder_fingerprint, example_index, input_features, encoder, split)
         with torch.no_grad():
             return encoder(input_features).last_hidden_state
 

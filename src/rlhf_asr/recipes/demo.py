@@ -7,7 +7,7 @@ spoken by the training voices and by voices training never heard.
 
 On CPU the encoder dominates (every clip is a 30 s window), so it runs exactly once per clip:
 its outputs serve the base model's decoding, are handed to training through a pre-filled
-EncoderCache (keyed by row of the pair manifest), and serve the evaluation after training. That
+EncoderCache (keyed by audio file and encoder weights), and serve the evaluation after training. That
 is valid because the encoder is frozen and LoRA only touches the decoder (its cross-attention
 included), and no augmentation is applied.
 """
@@ -29,7 +29,7 @@ from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, write_jsonl
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
-from rlhf_asr.model.encoder_cache import EncoderCache
+from rlhf_asr.model.encoder_cache import EncoderCache, audio_key, encoder_fingerprint
 
 TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+croak"]
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
@@ -225,7 +225,7 @@ def run_demo(options: DemoOptions) -> dict:
     with stages("base model transcribes", compute=True):
         before = {split: decode_split(model, processor, hidden, corpus, split, options) for split in corpus.splits}
     with stages("make preference pairs"):
-        pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden.pop("train"))
+        pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden.pop("train"), model)
     model_dir = out / "model"
     with stages("ORPO training", compute=True):
         summary = train(options, base, pairs_path, model_dir, cache)
@@ -271,8 +271,8 @@ def decode_split(model, processor, hidden: dict, corpus: Corpus, split: str, opt
     return decode_hidden(model, processor, hidden[split], [u.duration for u in corpus.splits[split]], options.decode_batch_size)
 
 
-def make_pairs(corpus: Corpus, hypotheses: list[str], hidden: torch.Tensor) -> tuple[Path, list, EncoderCache]:
-    """Writes pairs.jsonl and an EncoderCache holding each pair's encoder output under its row index."""
+def make_pairs(corpus: Corpus, hypotheses: list[str], hidden: torch.Tensor, model) -> tuple[Path, list, EncoderCache]:
+    """Writes pairs.jsonl and an EncoderCache holding each pair's encoder output (`model`'s) under its audio file."""
     pairs = preference_rows(corpus, hypotheses)
     if not pairs:
         raise RuntimeError("the base model transcribed every training clip correctly: nothing to train on")
@@ -280,8 +280,9 @@ def make_pairs(corpus: Corpus, hypotheses: list[str], hidden: torch.Tensor) -> t
     write_jsonl(path, [row for _, row in pairs])
     check_pairs(path, len(pairs))
     cache = EncoderCache(max_bytes=8 * 1024**3)
-    for row, (index, _) in enumerate(pairs):
-        cache.put(row, hidden[index])
+    fingerprint = encoder_fingerprint(model)
+    for index, _ in pairs:
+        cache.put(fingerprint, audio_key(corpus.folder / corpus.splits["train"][index].path), hidden[index])
     return path, pairs, cache
 
 

@@ -90,7 +90,7 @@ def run_results(options: ResultsOptions) -> dict:
     hidden = encode_corpus(model, processor, corpus, cpu_cores())
     pick_threads(1)
     before = {split: decode_split(model, processor, hidden, corpus, split, options) for split in corpus.splits}
-    pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"])
+    pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"], model)
     held_out_pairs = [
         (i, u.text, hyp) for i, (u, hyp) in enumerate(zip(corpus.splits["test"], before["test"])) if is_mistake(u.text, hyp)
     ]

@@ -28,6 +28,7 @@ from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
 from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
+from rlhf_asr.trainer.unsupported import refuse_untested_backends
 from rlhf_asr.trainer.validate import validate_training_run
 
 
@@ -148,8 +149,9 @@ def run_training(
     """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json.
 
     `encoder_cache` lets a caller that already ran the (frozen) encoder on the training audio hand
-    its outputs over, keyed by row index in the training manifest.
+    its outputs over, keyed by audio file and encoder (`model/encoder_cache.py`).
     """
+    refuse_untested_backends(config)  # DeepSpeed / FSDP: before any data or model loading
     validate_training_run(model_args, data_args, config)  # options and files, before any loading
     if not data_args.train_data:
         raise UserInputError("--train_data is required")

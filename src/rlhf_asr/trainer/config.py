@@ -18,6 +18,7 @@ import torch
 from transformers import TrainingArguments
 
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.trainer.unsupported import refuse_untested_backends
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
 # Attention kernels that apply the packed engine's 4-D block mask (engine.packed_attention_mask).
@@ -156,6 +157,7 @@ class ORPOConfig(TrainingArguments):
     plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})
 
     def __post_init__(self):
+        refuse_untested_backends(self)  # before TrainingArguments imports DeepSpeed or sets up FSDP
         # fp16 is on by default (the classic flags): an explicit --bf16 is the user's choice of the two.
         if self.bf16 and self.fp16:
             print("[rlhf-asr] --bf16 given: bf16 mixed precision instead of the default fp16")
