@@ -77,7 +77,7 @@ BAD_FILES = [
     (None, "audio file missing", "no such file"),
     ("broken link", "audio file missing", "broken symlink to {folder}/nowhere.wav"),
     ("folder", "audio path is a folder", "is a folder, not an audio file"),
-    ("loop", "symlink loop", "symlink loop"),
+    ("loop", "symlink loop", "the link leads back to itself (a symlink loop)"),
     ("fifo", "not a regular file", "is a named pipe, not an audio file"),
     (b"", "empty audio", "empty file (0 bytes)"),
     ("empty", "empty audio", "empty (0 frames)"),

@@ -60,7 +60,7 @@ def check_audio_path(path: str | Path) -> None:
         info = os.stat(path)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise AudioError(path, "symlink loop: the link leads back to itself", "symlink loop") from None
+            raise AudioError(path, "the link leads back to itself (a symlink loop)", "symlink loop") from None
         if error.errno == errno.ENOENT and os.path.islink(path):
             target = os.readlink(path)
             raise AudioError(path, f"broken symlink to {target} (no such file)", "audio file missing") from None
