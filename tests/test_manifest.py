@@ -114,7 +114,7 @@ BAD_ROWS = [
      "not a regular file: {folder}/fifo.wav: is a named pipe, not an audio file", {}),
     (good_row(audio={"path": "zero.wav"}), "empty audio", "empty audio: {folder}/zero.wav: empty file (0 bytes)", {}),
     (good_row(audio={"path": "junk.wav"}), "unreadable audio",
-     "unreadable audio: {folder}/junk.wav: not a readable audio file: Format not recognised", {}),
+     "unreadable audio: {folder}/junk.wav: cannot read as audio: Format not recognised", {}),
     (good_row(audio={"path": ""}), "bad audio path", "field 'audio.path' is empty", {}),
     (good_row(audio={"path": "a\0.wav"}), "bad audio path",
      "bad audio path: {folder}/a\\0.wav: the path contains a NUL character", {}),

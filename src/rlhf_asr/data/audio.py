@@ -5,8 +5,8 @@ instead of trusting each dataset to be stored that way. soxr (high quality) is u
 resampling because a poor resampler adds aliasing the model never saw in pre-training.
 
 Every way a file can be unusable gets its own `AudioError.kind` and reason, so a manifest report
-says what to fix ("is a folder", "symlink loop", "permission denied", "not a readable audio
-file: ..."), not just "missing" or libsndfile's "System error.". One NaN or inf sample turns
+says what to fix ("is a folder", "symlink loop", "permission denied", "cannot read as audio:
+Format not recognised."), not just "missing" or libsndfile's "System error.". One NaN or inf sample turns
 every weight NaN after a single step, so non-finite samples are an error too, never passed on.
 """
 
@@ -88,7 +88,7 @@ def check_audio_path(path: str | Path) -> None:
 def _decode_error(path: str | Path, error: Exception) -> AudioError:
     """libsndfile's own reason ("Format not recognised.") without its repeated "Error opening 'path': "."""
     detail = getattr(error, "error_string", None) or str(error)
-    return AudioError(path, f"not a readable audio file: {detail}", "unreadable audio")
+    return AudioError(path, f"cannot read as audio: {detail}", "unreadable audio")
 
 
 def _check_finite(path: str | Path, samples: np.ndarray, rate: int, offset: int = 0) -> None:
