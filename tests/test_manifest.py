@@ -267,8 +267,8 @@ def test_manifest_symlink_loop_and_broken_link(tmp_path):
 
 @pytest.mark.parametrize(
     "text",
-    ["\ufeff{a}\n{b}\n", "{a}\r\n{b}\r\n", "\n\n{a}\n   \n\n{b}", "\ufeff[\r\n{a},\r\n{b}\r\n]\r\n"],
-    ids=["BOM", "CRLF", "blank lines", "BOM CRLF array"],
+    ["\ufeff{a}\n{b}\n", "{a}\r\n{b}\r\n", "{a}\r{b}\r", "\n\n{a}\n   \n\n{b}", "\ufeff[\r\n{a},\r\n{b}\r\n]\r\n"],
+    ids=["BOM", "CRLF", "CR", "blank lines", "BOM CRLF array"],
 )
 def test_bom_crlf_and_blank_lines_are_read(folder, text):
     """Not failures before either; kept because the reader now works on bytes (a BOM, CR, blank line)."""

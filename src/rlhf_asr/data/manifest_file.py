@@ -142,6 +142,7 @@ def read_rows(path: Path) -> Rows:
         line = data.count(b"\n", 0, data.index(b"\0")) + 1
         raise UserInputError(f"{path}:{line}: a NUL byte: the manifest is not text (JSON lines or a JSON array expected)")
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")  # utf-8-sig's BOM
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text mode reads them
     if text.lstrip().startswith("["):
         bad_byte = _NOT_UTF8.search(text)
         if bad_byte:
