@@ -52,7 +52,8 @@ def _row(audio: str, seconds: float = 1.0) -> str:
 
 BAD = {
     "nan": (_row("nan.wav"), "non-finite audio", "train.jsonl:2: non-finite audio: {root}/nan.wav: has NaN or inf"),
-    "over 30 s": (_row("long.wav", 31.0), "over Whisper's 30 s", "train.jsonl:2: audio lasts 31.00 s, over Whisper's 30 s"),
+    "over 30 s": (_row("long.wav", 31.0), "over Whisper's 30 s",
+                  "train.jsonl:2: audio lasts 31.00 s, over Whisper's 30 s"),
     "deep JSON": ('{"audio": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON",
                   "train.jsonl:2: invalid JSON: nested too deeply to read"),
     "folder": (_row("."), "audio path is a folder", "train.jsonl:2: audio path is a folder: {root}: is a folder"),

@@ -78,7 +78,8 @@ def check_audio_path(path: str | Path) -> None:
     try:
         os.close(os.open(path, os.O_RDONLY))
     except PermissionError:
-        raise AudioError(path, "permission denied (the file cannot be opened for reading)", "permission denied") from None
+        reason = "permission denied (the file cannot be opened for reading)"
+        raise AudioError(path, reason, "permission denied") from None
     except OSError as error:
         raise AudioError(path, f"cannot open: {error.strerror or error}", "unreadable audio") from None
     if info.st_size == 0:

@@ -38,7 +38,8 @@ def non_finite_features(example, augmented: bool) -> str:
     the augmentation or a file changed since, and dropping items mid-epoch would hide it.
     """
     cause = "after augmentation: check --augment_config_path" if augmented else "the samples overflow float32"
-    return f"{example.source}: {example.audio_path}: log-Mel features hold NaN or inf ({cause}); stopped before training on them"
+    where = f"{example.source}: {example.audio_path}"
+    return f"{where}: log-Mel features hold NaN or inf ({cause}); stopped before training on them"
 
 
 class PreferenceDataset(Dataset):

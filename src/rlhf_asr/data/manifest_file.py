@@ -137,10 +137,12 @@ def read_rows(path: Path) -> Rows:
         raise UserInputError(f"cannot read manifest {path}: {error.strerror or error}") from None
     wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
     if wide:
-        raise UserInputError(f"manifest {path} is {wide} text (it starts with a {wide} byte-order mark): save it as UTF-8")
+        bom = f"it starts with a {wide} byte-order mark"
+        raise UserInputError(f"manifest {path} is {wide} text ({bom}): save it as UTF-8")
     if b"\0" in data:
         line = data.count(b"\n", 0, data.index(b"\0")) + 1
-        raise UserInputError(f"{path}:{line}: a NUL byte: the manifest is not text (JSON lines or a JSON array expected)")
+        expected = "JSON lines or a JSON array expected"
+        raise UserInputError(f"{path}:{line}: a NUL byte: the manifest is not text ({expected})")
     text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")  # utf-8-sig's BOM
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text mode reads them
     if text.lstrip().startswith("["):
