@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
-from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import audio_key
@@ -28,6 +29,18 @@ def encode_pair(example, encoder: TranscriptEncoder, language: str | None) -> tu
             encoder.encode_segments(example.rejected_segments, language),
         )
     return encoder.encode(example.chosen, language), encoder.encode(example.rejected, language)
+
+
+def non_finite_features(example, augmented: bool) -> str:
+    """The one-line error for a clip whose log-Mel features hold NaN or inf.
+
+    Never handed to the model: one such value makes every trained weight NaN. Not skipped either,
+    even with --skip_invalid_rows: the manifest check already skips bad files, so what is left is
+    the augmentation or a file changed since, and dropping items mid-epoch would hide it.
+    """
+    cause = "after augmentation: check --augment_config_path" if augmented else "the samples overflow float32"
+    where = f"{example.source}: {example.audio_path}"
+    return f"{where}: log-Mel features hold NaN or inf ({cause}); stopped before training on them"
 
 
 class PreferenceDataset(Dataset):
@@ -88,11 +101,16 @@ class PreferenceDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         example = self.examples[index]
-        audio = load_audio(example.audio_path, SAMPLING_RATE)
+        try:
+            audio = load_audio(example.audio_path, SAMPLING_RATE)  # finite: NaN/inf samples raise
+        except AudioError as error:  # the file changed since the manifest was checked
+            raise UserInputError(f"{example.source}: {error}") from None
         if self.augmenter is not None:
             audio = self.augmenter(audio, SAMPLING_RATE)
         # The torch STFT path is several times faster than the numpy one on CPU.
         features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
+        if not torch.isfinite(features).all():
+            raise UserInputError(non_finite_features(example, augmented=self.augmenter is not None))
         chosen, rejected = self.pairs[index]
         key = audio_key(example.audio_path)
         return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": key}

@@ -4,7 +4,11 @@ A bad row found mid-training costs hours; a bad row silently dropped skews the d
 rows are validated before training starts (audio via its header only: cheap), and each
 problem is reported as "file:line: reason". By default any problem stops the run; with
 `skip_invalid=True` (the CLI's --skip_invalid_rows) invalid rows are skipped and counted.
-Rows outside the user's duration range are a filter, not an error: always skipped, counted.
+Audio over Whisper's 30 s window is such a problem: one example cannot hold it (the feature
+extractor would silently cut the audio while the transcript still covers all of it). Rows
+outside a narrower duration range the user asks for are a filter, not an error: always
+skipped, counted. A row repeating an earlier one (same audio, same transcripts) is a problem
+too: it would silently count twice in the loss.
 
 Formats: JSON lines (one object per line) or one JSON array. Preference rows:
     {"audio": {"path": "a.wav"}, "duration": 2.1, "chosen": "...", "rejected": "...",
@@ -15,17 +19,18 @@ Relative audio paths resolve against the manifest's folder.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, AudioError, audio_duration
+from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
+from rlhf_asr.data.manifest_file import BadRow as _Bad
+from rlhf_asr.data.manifest_file import read_rows
 from rlhf_asr.errors import UserInputError
 
 SEGMENT_SLACK_SECONDS = 0.05  # timestamps are rounded (Whisper: 0.02 s steps)
@@ -112,14 +117,6 @@ def normalize_language(value: str) -> str:
     raise ValueError(f"unknown language {value!r} (Whisper knows e.g. {', '.join(list(languages)[:8])}, ...)")
 
 
-class _Bad(Exception):
-    """Raised while parsing a row: the row's first problem."""
-
-    def __init__(self, kind: str, reason: str, filtered: bool = False):
-        super().__init__(reason)
-        self.kind, self.reason, self.filtered = kind, reason, filtered
-
-
 @dataclass(frozen=True)
 class _Context:
     manifest: Path
@@ -163,11 +160,21 @@ def _text(row: dict, name: str) -> str:
     return value
 
 
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float, else None (an integer of 400 digits is not finite either)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _seconds(value: Any) -> float | None:
     """A finite number >= 0, else None."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return float(value)
-    return None
+    number = _finite(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _segments(row: dict, name: str, duration: float) -> tuple[Segment, ...]:
@@ -210,22 +217,29 @@ def _language(row: dict, ctx: _Context) -> str | None:
 def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     """Resolved audio path and its duration (read from the file when check_audio)."""
     audio = _get(row, "audio", dict, 'an object like {"path": "a.wav"}')
-    path = Path(_get(audio, "path", str, "a string", label="audio.path")).expanduser()
-    declared = _get(row, "duration", (int, float), "a number")
-    if not math.isfinite(declared) or declared <= 0:
-        raise _Bad("wrong type", f"field 'duration' should be a positive number, got {_short(declared)}")
-    path = (ctx.manifest.parent / path).absolute()  # no-op for absolute paths
-    if not path.is_file():
-        raise _Bad("audio file missing", f"audio file missing: {path}")
-    duration = float(declared)
-    if ctx.check_audio:
-        try:
+    given = _get(audio, "path", str, "a string", label="audio.path")
+    if not given.strip():  # Path("") is ".", the manifest's folder
+        raise _Bad("bad audio path", "field 'audio.path' is empty")
+    value = _get(row, "duration", (int, float), "a number")
+    declared = _finite(value)
+    if declared is None or declared <= 0:
+        raise _Bad("wrong type", f"field 'duration' should be a positive number, got {_short(value)}")
+    path = (ctx.manifest.parent / Path(given).expanduser()).absolute()  # no-op for absolute paths
+    duration = declared
+    try:  # existence, type and readability always; the real duration (and NaN/inf check) with check_audio
+        if ctx.check_audio:
             duration = audio_duration(path)
-        except AudioError as error:
-            raise _Bad(error.kind, f"{error.kind}: {path}: {error.reason}") from None
-        off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
-        if off > seconds and off > fraction * duration:
-            raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
+        else:
+            check_audio_path(path)
+    except AudioError as error:
+        raise _Bad(error.kind, f"{error.kind}: {error.path}: {error.reason}") from None
+    off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
+    if off > seconds and off > fraction * duration:
+        raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
+    if duration > WHISPER_MAX_SECONDS:
+        kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
+        reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
+        raise _Bad(kind, reason)
     if duration > ctx.max_duration:
         kind = f"longer than {ctx.max_duration:g} s"
         raise _Bad(kind, f"audio lasts {duration:.2f} s, {kind} (max_duration)", filtered=True)
@@ -259,71 +273,23 @@ def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     return AsrExample(path, duration, text, language, segments, f"{ctx.manifest.name}:{line}")
 
 
-_SPACE = re.compile(r"\s*")
-
-
-def _array_rows(text: str) -> Iterator[tuple[int, Any]]:
-    """(line, value) for each element of an already validated JSON array."""
-    decoder, line, counted = json.JSONDecoder(), 1, 0
-    pos = _SPACE.match(text, text.index("[") + 1).end()
-    while text[pos] != "]":
-        line, counted = line + text.count("\n", counted, pos), pos
-        value, end = decoder.raw_decode(text, pos)
-        yield line, value
-        pos = _SPACE.match(text, end).end()
-        if text[pos] == ",":
-            pos = _SPACE.match(text, pos + 1).end()
-
-
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
-    """(line, value or _Bad) for each non-blank line."""
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                yield number, _Bad("invalid JSON", f"invalid JSON: {error.msg} (column {error.colno})")
-
-
-def _rows(path: Path) -> list[tuple[int, Any]]:
-    if not path.exists():
-        raise UserInputError(f"manifest {path} not found")
-    if not path.is_file():
-        raise UserInputError(f"manifest {path} is not a file")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserInputError(f"cannot read manifest {path}: {error}") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            json.loads(text)
-            rows = list(_array_rows(text))
-        except json.JSONDecodeError as error:
-            try:  # JSON lines whose first row happens to be a list: each row is reported below
-                json.loads(stripped.split("\n", 1)[0])
-            except json.JSONDecodeError:
-                where = f"{path}:{error.lineno}"
-                raise UserInputError(f"{where}: invalid JSON array: {error.msg} (column {error.colno})") from None
-            rows = list(_jsonl_rows(text))
-    else:
-        rows = list(_jsonl_rows(text))
-    if not rows:
-        raise UserInputError(f"manifest {path} is empty")
-    return rows
-
-
 def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_invalid: bool) -> ManifestReport:
     path = ctx.manifest
     report = ManifestReport(path)
-    for line, value in _rows(path):
+    first_seen: dict[Any, int] = {}  # an example without its source -> the line it first appeared on
+    for line, value in read_rows(path):
         report.rows_read += 1
         try:
             if isinstance(value, _Bad):
                 raise value
             if not isinstance(value, dict):
                 raise _Bad("not an object", f"row should be a JSON object, got {type(value).__name__} {_short(value)}")
-            report.examples.append(parse(value, line, ctx))
+            example = parse(value, line, ctx)
+            key = dataclasses.replace(example, source="")
+            if key in first_seen:
+                raise _Bad("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
+            first_seen[key] = line
+            report.examples.append(example)
         except _Bad as bad:
             report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered))
     errors = [problem for problem in report.skipped if not problem.filtered]

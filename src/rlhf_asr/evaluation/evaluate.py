@@ -49,7 +49,7 @@ def manifest_kind(path: str | Path) -> str:
             first = rows[0] if rows else {}
         else:
             first = json.loads(next(line for line in text.splitlines() if line.strip()))
-    except (OSError, ValueError, StopIteration, IndexError):
+    except (OSError, ValueError, RecursionError, StopIteration, IndexError):
         return "asr"  # the reader reports what is wrong with the file
     return "preference" if isinstance(first, dict) and "chosen" in first and "rejected" in first else "asr"
 
@@ -73,7 +73,8 @@ def evaluate_manifest(
 
     `language` overrides the rows' own languages. Otherwise each row is decoded in its own
     language; rows without one take `default_language`, or else are auto-detected by a
-    multilingual model. Rows longer than Whisper's 30 s window are skipped (and counted).
+    multilingual model. Rows longer than Whisper's 30 s window are invalid rows (skipped and
+    counted with `skip_invalid`).
     """
     kind = manifest_kind(manifest_path)
     read = read_preference_manifest if kind == "preference" else read_asr_manifest
