@@ -1,0 +1,31 @@
+"""One logging set-up for every command: `[rlhf-asr] message` on stderr.
+
+Library modules log through `logging.getLogger(__name__)` and never configure handlers; the CLI
+calls `setup_logging` once, so a user's own program that imports `rlhf_asr` keeps its own logging.
+`--quiet` shows warnings and errors only, `--verbose` adds debug lines and the third-party
+libraries' warnings (transformers, PEFT), which are otherwise kept to errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "[rlhf-asr] %(message)s"
+VERBOSE_FORMAT = "[rlhf-asr] %(levelname)s %(name)s: %(message)s"
+# Libraries whose info/warning chatter (progress notes, deprecations aimed at their own callers)
+# is not the user's business at the default verbosity.
+QUIET_LIBRARIES = ("transformers", "peft", "accelerate", "datasets", "urllib3", "matplotlib", "PIL")
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """verbosity: -1 quiet (warnings and errors), 0 default (info), 1 verbose (debug, library warnings)."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(VERBOSE_FORMAT if verbosity > 0 else FORMAT))
+    root = logging.getLogger("rlhf_asr")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if verbosity > 0 else logging.ERROR)
