@@ -101,3 +101,27 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "Held-out WER" in report and re.search(r"\| \*\*total\*\* \|", report)
     assert (out / "wer_before_after.png").is_file() and (out / "corpus" / "pairs.jsonl").is_file()
+
+
+def test_demo_decoding_equals_generate_despite_its_token_cap(tmp_path, monkeypatch):
+    """The demo caps new tokens for speed; rows the cap cuts are decoded again, so its WER is generate's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import numpy as np
+    from whisper_fixtures import make_tiny_whisper_dir
+
+    from rlhf_asr.evaluation.transcribe import encode_audio, transcribe_batch
+    from rlhf_asr.model.loading import load_for_inference
+    from rlhf_asr.recipes import demo
+
+    folder = make_tiny_whisper_dir(tmp_path, max_length=12)  # a random model runs to max_length: never finishes
+    monkeypatch.setattr(demo, "MAX_NEW_TOKENS", 4)
+    model, processor = demo.load_decoding_model(folder)
+    rng = np.random.default_rng(0)
+    audios = [rng.standard_normal(8000).astype(np.float32) * 0.1 for _ in range(3)]
+    hidden = encode_audio(model, processor, audios)
+    ours = demo.decode_hidden(model, processor, hidden, [0.5, 0.5, 0.5], batch_size=2)
+    plain, _ = load_for_inference(folder)
+    assert ours == transcribe_batch(plain, processor, audios, batch_size=3)

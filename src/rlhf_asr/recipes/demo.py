@@ -35,7 +35,10 @@ TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
 SPEEDS = [140, 160, 180, 200]
 TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out texts, held-out voices"}
-MAX_NEW_TOKENS = 48  # a 15-word sentence is ~25 tokens; caps repetition loops, which stall a whole batch
+# A 15-word sentence is ~25 tokens. A repetition loop would hold its whole batch to the generation
+# config's 448 tokens, so batches stop at this cap and only the rows it cut are decoded again, alone
+# and uncapped: every transcript is then exactly what `generate` gives (what users deploy).
+MAX_NEW_TOKENS = 48
 
 
 @dataclass
@@ -119,12 +122,11 @@ def encode_clips(model, processor, paths: list[Path], batch_size: int = 8, worke
 
 
 def load_decoding_model(path: str | Path):
-    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), output capped."""
+    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), generation config as saved."""
     from rlhf_asr.model.loading import load_for_inference
 
     model, processor = load_for_inference(path)
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    model.generation_config.max_new_tokens = MAX_NEW_TOKENS
     return model, processor
 
 
@@ -142,15 +144,20 @@ def is_mistake(reference: str, hypothesis: str) -> bool:
 
 
 def decode_hidden(model, processor, hidden: torch.Tensor, durations: list[float], batch_size: int) -> list[str]:
-    """Greedy transcripts from encoder outputs; clips batched by duration so short ones do not wait on long ones."""
+    """Transcripts from encoder outputs as `generate` gives them (greedy, the generation config's limits).
+
+    Clips are batched by duration so short ones do not wait on long ones; see `MAX_NEW_TOKENS`.
+    """
     order = sorted(range(len(durations)), key=durations.__getitem__)
     prefix = decoder_prefixes(processor, ["en"])[0]
     texts: list[str] = [""] * len(order)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows))
+        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows), max_new_tokens=MAX_NEW_TOKENS)
         for row, candidates in zip(rows, found):
             texts[row] = candidates[0].text
+            if not candidates[0].finished:  # cut by the cap: decode again to the generation config's limit
+                texts[row] = decode_encoded(model, processor, hidden[[row]], [prefix])[0][0].text
     return texts
 
 
