@@ -365,3 +365,14 @@ def test_evaluate_command_bad_model_is_one_line(data_dir, tmp_path, capsys):
                      "--output", str(tmp_path / "m.json")])
     assert code == 2
     assert "model path does not exist" in capsys.readouterr().err
+
+
+def test_transcribe_says_which_files_are_cut_to_30_seconds(data_dir, tmp_path, capsys):
+    root, model_dir = data_dir
+    long = write_tone(tmp_path / "long.wav", seconds=31.5, seed=7)
+    short = root / "a0.wav"
+    assert cli.main(["transcribe", "--model", str(model_dir), "--device", "cpu", str(short), str(long)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 2
+    notes = [line for line in captured.err.splitlines() if line.startswith((str(short), str(long)))]
+    assert len(notes) == 1 and notes[0].startswith(f"{long}: 31.5 s") and "first 30 s" in notes[0]
