@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, write_jsonl
+from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, espeak_version, write_jsonl
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
 from rlhf_asr.model.encoder_cache import EncoderCache
@@ -252,6 +252,7 @@ def run_demo(options: DemoOptions) -> dict:
         "encoder_passes_saved": cache.hits + sum(len(texts) for texts in after.values()),
         "stages_s": {name: round(seconds, 1) for name, seconds in stages.seconds.items()},
         "total_s": round(stages.total, 1), "threads": stages.threads_used,
+        "espeak_ng": espeak_version(),  # the audio (so the WER) depends on its version; texts and voices are fixed
         "options": asdict(options), "training": {k: summary.get(k) for k in ("global_step", "train_runtime_s", "train_loss")},
     }
     transcripts = [
@@ -370,7 +371,8 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
         f"{metrics['pairs']} preference pairs (clips the base model got wrong; the rest give no pair)",
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: {', '.join(options['test_voices']) or 'none'}; "
-        f"speeds (words/min): {', '.join(map(str, options['speeds']))}",
+        f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
+        "texts from the shipped sentences_en.txt",
         f"- LoRA r={options['lora_r']} on decoder q/k/v/out (self- and cross-attention) and fc1/fc2, encoder frozen; "
         f"lr {options['learning_rate']}, {options['epochs']} epochs, batch {options['batch_size']}, ORPO alpha {options['alpha']}, seed {options['seed']}",
         f"- {metrics['training']['global_step']} optimizer steps, mean train loss {metrics['training']['train_loss']:.3f}; curves: "
