@@ -24,11 +24,12 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# Both write into ignored folders; copy into docs/ deliberately (docs/results.md says how).
 bench: setup
-	$(VENV)/bin/rlhf-asr bench --output docs/benchmarks/tiny_b8_l64.json
+	$(VENV)/bin/rlhf-asr bench --output bench_output/tiny_b8_l64.json
 
 results: setup
-	$(VENV)/bin/rlhf-asr results
+	$(VENV)/bin/rlhf-asr results --output_dir results_output
 
 clean:
-	rm -rf $(VENV) demo_output results_output
+	rm -rf $(VENV) demo_output results_output bench_output

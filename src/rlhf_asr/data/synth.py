@@ -5,9 +5,12 @@ synthesiser that is small, packaged everywhere and scriptable. Its voices are ro
 the point here: Whisper tiny.en makes enough mistakes on them (roughly 8-30% WER depending on
 voice and speed) that preference fine-tuning has something to fix.
 
-Texts are one-sentence fortunes (Debian's `fortunes` package when installed, else the list
-shipped as `sentences_en.txt`), so no sentence needs numbers or symbols verbalised and the
-reference is exactly what was spoken.
+Texts are one-sentence fortunes, always the list shipped as `sentences_en.txt` (extracted once
+from Debian's `fortunes` with `fortune_sentences`), so no sentence needs numbers or symbols
+verbalised, the reference is exactly what was spoken, and every machine gets the same texts for a
+seed whether or not `fortunes` is installed there. Voices are checked against what espeak-ng has
+installed (`check_voices`): espeak-ng itself silently speaks an unknown voice with another one.
+What is still machine-dependent is espeak-ng's own version (`espeak_version`, recorded by the demo).
 
 The corpus keeps its splits honest: held-out texts never appear in training, and a second
 test split is spoken by voices that training never heard.
@@ -29,7 +32,6 @@ from pathlib import Path
 from rlhf_asr.data.audio import audio_duration
 from rlhf_asr.errors import UserInputError
 
-FORTUNE_DIRS = (Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes"))
 # Benign collections only: the ones made of quips and proverbs, not chat logs, ASCII art or jokes
 # about groups of people.
 FORTUNE_FILES = (
@@ -82,6 +84,52 @@ def espeak_available() -> bool:
     return espeak_binary() is not None
 
 
+def espeak_version() -> str | None:
+    """espeak-ng's version line (e.g. "eSpeak NG text-to-speech: 1.51 ..."): the audio depends on it."""
+    binary = espeak_binary()
+    if binary is None:
+        return None
+    result = subprocess.run([binary, "--version"], capture_output=True, timeout=30)
+    return result.stdout.decode(errors="replace").strip().split("  Data at")[0] or None
+
+
+def installed_voices() -> tuple[set[str], set[str]]:
+    """(voice names, variant names) that espeak-ng has here, from `--voices` and `--voices=variant`.
+
+    A voice name is a language column entry or one of its "other languages" (e.g. "en" for en-gb);
+    a variant is the file name after "!v/" (e.g. "m3").
+    """
+    binary = espeak_binary()
+    if binary is None:
+        raise UserInputError(INSTALL_HINT)
+
+    def listing(flag: str) -> list[str]:
+        result = subprocess.run([binary, flag], capture_output=True, timeout=30)
+        return result.stdout.decode(errors="replace").splitlines()[1:]
+
+    names: set[str] = set()
+    for line in listing("--voices"):
+        fields = line.split()
+        if len(fields) >= 2:
+            names.add(fields[1])
+            names.update(re.findall(r"\((\S+) \d+\)", line))
+    variants = {match for line in listing("--voices=variant") for match in re.findall(r"!v/(\S+)", line)}
+    return names, variants
+
+
+def check_voices(voices: list[str]) -> None:
+    """UserInputError naming the first voice ("name" or "name+variant") espeak-ng does not have."""
+    names, variants = installed_voices()
+    for voice in voices:
+        name, _, variant = voice.partition("+")
+        if name not in names or (variant and variant not in variants):
+            missing = f"variant {variant!r}" if name in names else f"voice {name!r}"
+            raise UserInputError(
+                f"espeak-ng voice {voice!r}: this espeak-ng has no {missing} (see espeak-ng --voices"
+                f"{'=variant' if name in names else ''}); it would silently speak another voice"
+            )
+
+
 # ---- texts ----
 
 def clean_sentence(entry: str, min_words: int = 4, max_words: int = 15) -> str | None:
@@ -101,19 +149,20 @@ def clean_sentence(entry: str, min_words: int = 4, max_words: int = 15) -> str |
     return text if min_words <= len(text.split()) <= max_words else None
 
 
-def fortune_sentences(root: Path | None = None, min_words: int = 4, max_words: int = 15) -> list[str]:
-    """Every usable sentence from the installed fortunes, sorted (empty when none are installed)."""
-    roots = [root] if root else [path for path in FORTUNE_DIRS if path.is_dir()]
+def fortune_sentences(root: Path, min_words: int = 4, max_words: int = 15) -> list[str]:
+    """Every usable sentence of the fortunes files under `root`, sorted.
+
+    For maintainers regenerating `sentences_en.txt`; the demo never reads installed fortunes.
+    """
     found: set[str] = set()
-    for folder in roots:
-        for name in FORTUNE_FILES:
-            path = folder / name
-            if not path.is_file():
-                continue
-            for entry in path.read_text(encoding="latin-1").split("\n%\n"):
-                sentence = clean_sentence(entry, min_words, max_words)
-                if sentence:
-                    found.add(sentence)
+    for name in FORTUNE_FILES:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        for entry in path.read_text(encoding="latin-1").split("\n%\n"):
+            sentence = clean_sentence(entry, min_words, max_words)
+            if sentence:
+                found.add(sentence)
     return sorted(found)
 
 
@@ -123,21 +172,11 @@ def shipped_sentences() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def load_sentences(n: int, seed: int = 0, source: str = "auto", min_words: int = 4, max_words: int = 15) -> list[str]:
-    """`n` distinct sentences, shuffled with `seed` (same seed, same list on any machine with the same source).
-
-    source: "fortunes" (installed package), "shipped" (the bundled list) or "auto" (fortunes when
-    installed, else shipped).
-    """
-    if source not in {"auto", "fortunes", "shipped"}:
-        raise ValueError(f"source must be auto, fortunes or shipped, not {source!r}")
-    sentences = fortune_sentences(min_words=min_words, max_words=max_words) if source != "shipped" else []
-    if not sentences:
-        if source == "fortunes":
-            raise UserInputError("no fortunes found under /usr/share/games/fortunes: apt-get install fortunes")
-        sentences = [s for s in shipped_sentences() if min_words <= len(s.split()) <= max_words]
+def load_sentences(n: int, seed: int = 0, min_words: int = 4, max_words: int = 15) -> list[str]:
+    """`n` distinct shipped sentences, shuffled with `seed`: the same list on every machine."""
+    sentences = [s for s in shipped_sentences() if min_words <= len(s.split()) <= max_words]
     if n > len(sentences):
-        raise UserInputError(f"asked for {n} sentences, only {len(sentences)} are available")
+        raise UserInputError(f"asked for {n} sentences, only {len(sentences)} are shipped")
     random.Random(seed).shuffle(sentences)
     return sentences[:n]
 
@@ -196,7 +235,6 @@ def build_corpus(
     speeds: list[int],
     seed: int = 0,
     workers: int = 4,
-    source: str = "auto",
 ) -> Corpus:
     """Synthesizes the corpus into `folder` (wav files under `<split>/`) and writes its ASR manifests.
 
@@ -208,7 +246,8 @@ def build_corpus(
     overlap = set(train_voices) & set(test_voices)
     if overlap:
         raise UserInputError(f"held-out voices must not be training voices: {sorted(overlap)}")
-    texts = load_sentences(num_train + num_test, seed, source)
+    check_voices(list(dict.fromkeys(train_voices + test_voices)))
+    texts = load_sentences(num_train + num_test, seed)
     train_texts, test_texts = texts[:num_train], texts[num_train:]
     plan: dict[str, list[tuple[str, Voice]]] = {
         "train": list(zip(train_texts, assign_voices(train_texts, train_voices, speeds, seed))),
@@ -242,6 +281,6 @@ def default_workers() -> int:
 
 
 __all__ = [
-    "Corpus", "Utterance", "Voice", "build_corpus", "clean_sentence", "espeak_available", "fortune_sentences",
-    "load_sentences", "shipped_sentences", "synthesize",
+    "Corpus", "Utterance", "Voice", "build_corpus", "check_voices", "clean_sentence", "espeak_available",
+    "espeak_version", "fortune_sentences", "installed_voices", "load_sentences", "shipped_sentences", "synthesize",
 ]

@@ -6,7 +6,13 @@ as `decoder_input_ids`, not Whisper's own `generate`: in transformers 5 that one
 audio N times), so an n-best list would be N copies of the best. The generic path gives real
 n-best lists, applies the same suppress-token rules from the generation config, and takes the
 encoder output, so each audio is encoded once for language detection, decoding and scoring.
-Audio is cut to Whisper's 30 s window (no long-form decoding).
+Audio is cut to Whisper's 30 s window (no long-form decoding; see `over_window`).
+
+The transcripts equal `WhisperForConditionalGeneration.generate` with the model's generation
+config (prompt, suppressed tokens, length rule, and `num_beams` when not given), which is what
+`transformers.pipeline("automatic-speech-recognition")` runs too, except that the pipeline adds
+its own default of `num_beams=5` when the generation config sets none: its transcripts are then
+beam search, the tool's are greedy (tests/test_evaluation.py checks both, docs/decoding.md).
 
 Scores are teacher-forced mean per-token log-probs of the text as training tokenises it
 (`TranscriptEncoder`: leading space, `<|endoftext|>` scored, prompt not scored), so a pair's
@@ -23,7 +29,7 @@ import torch
 from transformers import GenerationMixin
 from transformers.modeling_outputs import BaseModelOutput
 
-from rlhf_asr.data.audio import WHISPER_SAMPLING_RATE
+from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE
 from rlhf_asr.data.collator import pad_decoder_sequences
 from rlhf_asr.data.manifest import normalize_language
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens
@@ -39,6 +45,7 @@ Languages = str | None | Sequence[str | None]
 class Candidate:
     text: str
     logprob: float | None = None  # mean per-token log-prob, when scored
+    finished: bool = True  # ended with <|endoftext|>, not cut by a `max_new_tokens` cap
 
 
 def check_language(processor, language: str | None) -> str | None:
@@ -109,16 +116,29 @@ def detect_languages(model, processor, hidden: torch.Tensor) -> list[str]:
     return [codes[i] for i in logits.argmax(-1).tolist()]
 
 
-def _generate(model, hidden, prefixes, *, num_beams, num_return_sequences, do_sample, temperature) -> torch.Tensor:
-    """Generated ids after the prompt, [B * num_return_sequences, L], grouped by audio."""
+def over_window(audios: Sequence[np.ndarray]) -> list[float | None]:
+    """Per audio, its duration in seconds when longer than Whisper's window (only its start is heard), else None."""
+    seconds = [len(audio) / WHISPER_SAMPLING_RATE for audio in audios]
+    return [s if s > WHISPER_MAX_SECONDS else None for s in seconds]
+
+
+def _generate(
+    model, hidden, prefixes, *, num_beams, num_return_sequences, do_sample, temperature, max_new_tokens=None
+) -> torch.Tensor:
+    """Generated ids after the prompt, [B * num_return_sequences, L], grouped by audio.
+
+    `num_beams=None` takes the generation config's, as Whisper's `generate` does.
+    """
     core = whisper_core(model)
+    if num_beams is None:
+        num_beams = core.generation_config.num_beams or 1
     prompt = torch.tensor(prefixes, dtype=torch.long, device=hidden.device)
     options = dict(num_return_sequences=num_return_sequences, do_sample=do_sample)
     if do_sample:
         options.update(num_beams=1, temperature=1.0 if temperature is None else temperature)
     else:
         options.update(num_beams=max(num_beams, num_return_sequences))
-    options.update(_length_limit(core, prompt.shape[1]))
+    options.update(_length_limit(core, prompt.shape[1], max_new_tokens))
     with torch.no_grad():
         out = GenerationMixin.generate(
             core, encoder_outputs=BaseModelOutput(last_hidden_state=hidden), decoder_input_ids=prompt, **options
@@ -126,14 +146,19 @@ def _generate(model, hidden, prefixes, *, num_beams, num_return_sequences, do_sa
     return out[:, prompt.shape[1] :]
 
 
-def _length_limit(core, prompt_len: int) -> dict:
+def _length_limit(core, prompt_len: int, cap: int | None = None) -> dict:
     """Whisper's own rule: `max_length` counts generated tokens, capped by the position table less
-    one token, so that a decoding cut off at the limit still trains with its <|endoftext|>."""
+    one token, so that a decoding cut off at the limit still trains with its <|endoftext|>.
+
+    `cap` (new tokens) only lowers it; rows it cuts come back with `finished=False`.
+    """
     config = core.generation_config
     limit = prompt_len + max_text_tokens(prompt_len, core.config.max_target_positions)
     if config.max_new_tokens is not None:
-        return {"max_new_tokens": min(config.max_new_tokens, limit - prompt_len)}
-    return {"max_length": min((config.max_length or MAX_TARGET_TOKENS) + prompt_len, limit)}
+        new = min(config.max_new_tokens, limit - prompt_len)
+    else:
+        new = min((config.max_length or MAX_TARGET_TOKENS) + prompt_len, limit) - prompt_len
+    return {"max_length": prompt_len + (new if cap is None else min(new, cap))}
 
 
 def score_texts(
@@ -161,18 +186,25 @@ def score_texts(
 
 
 def decode_encoded(
-    model, processor, hidden: torch.Tensor, prefixes: list[list[int]], *, num_beams: int = 1,
+    model, processor, hidden: torch.Tensor, prefixes: list[list[int]], *, num_beams: int | None = None,
     num_return_sequences: int = 1, do_sample: bool = False, temperature: float | None = None, score: bool = False,
+    max_new_tokens: int | None = None,
 ) -> list[list[Candidate]]:
-    """Candidates for already encoded audio (see `encode_audio`, `resolve_languages`, `decoder_prefixes`)."""
+    """Candidates for already encoded audio (see `encode_audio`, `resolve_languages`, `decoder_prefixes`).
+
+    `max_new_tokens` caps generation below the generation config's limit (rows it cuts are marked
+    unfinished, so a caller can decode them again without it).
+    """
     ids = _generate(
         model, hidden, prefixes, num_beams=num_beams, num_return_sequences=num_return_sequences,
-        do_sample=do_sample, temperature=temperature,
+        do_sample=do_sample, temperature=temperature, max_new_tokens=max_new_tokens,
     )
     texts = [text.strip() for text in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    eot = transcript_encoder(processor).eot
+    finished = (ids == eot).any(dim=1).tolist()
     owners = [i // num_return_sequences for i in range(len(texts))]
     scores = score_texts(model, processor, hidden, owners, prefixes, texts) if score else [None] * len(texts)
-    candidates = [Candidate(text, score) for text, score in zip(texts, scores)]
+    candidates = [Candidate(text, score, done) for text, score, done in zip(texts, scores, finished)]
     n = num_return_sequences
     return [candidates[i * n : (i + 1) * n] for i in range(hidden.shape[0])]
 
@@ -184,7 +216,7 @@ def decode_candidates(
     *,
     language: Languages = None,
     task: str = "transcribe",
-    num_beams: int = 1,
+    num_beams: int | None = None,
     num_return_sequences: int = 1,
     do_sample: bool = False,
     temperature: float | None = None,
@@ -211,7 +243,7 @@ def transcribe_batch(
     audios: Sequence[np.ndarray],
     language: Languages = None,
     task: str = "transcribe",
-    num_beams: int = 1,
+    num_beams: int | None = None,
     num_return_sequences: int = 1,
     do_sample: bool = False,
     temperature: float | None = None,

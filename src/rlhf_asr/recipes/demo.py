@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, write_jsonl
+from rlhf_asr.data.synth import Corpus, build_corpus, default_workers, espeak_version, write_jsonl
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
 from rlhf_asr.model.encoder_cache import EncoderCache, audio_key, encoder_fingerprint
@@ -35,7 +35,10 @@ TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
 SPEEDS = [140, 160, 180, 200]
 TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out texts, held-out voices"}
-MAX_NEW_TOKENS = 48  # a 15-word sentence is ~25 tokens; caps repetition loops, which stall a whole batch
+# A 15-word sentence is ~25 tokens. A repetition loop would hold its whole batch to the generation
+# config's 448 tokens, so batches stop at this cap and only the rows it cut are decoded again, alone
+# and uncapped: every transcript is then exactly what `generate` gives (what users deploy).
+MAX_NEW_TOKENS = 48
 
 
 @dataclass
@@ -119,7 +122,7 @@ def encode_clips(model, processor, paths: list[Path], batch_size: int = 8, worke
 
 
 def load_decoding_model(path: str | Path):
-    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), output capped."""
+    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), generation config as saved."""
     from rlhf_asr.model.loading import load_for_inference
 
     model, processor = load_for_inference(path, max_new_tokens=MAX_NEW_TOKENS)
@@ -141,15 +144,20 @@ def is_mistake(reference: str, hypothesis: str) -> bool:
 
 
 def decode_hidden(model, processor, hidden: torch.Tensor, durations: list[float], batch_size: int) -> list[str]:
-    """Greedy transcripts from encoder outputs; clips batched by duration so short ones do not wait on long ones."""
+    """Transcripts from encoder outputs as `generate` gives them (greedy, the generation config's limits).
+
+    Clips are batched by duration so short ones do not wait on long ones; see `MAX_NEW_TOKENS`.
+    """
     order = sorted(range(len(durations)), key=durations.__getitem__)
     prefix = decoder_prefixes(processor, ["en"])[0]
     texts: list[str] = [""] * len(order)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows))
+        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows), max_new_tokens=MAX_NEW_TOKENS)
         for row, candidates in zip(rows, found):
             texts[row] = candidates[0].text
+            if not candidates[0].finished:  # cut by the cap: decode again to the generation config's limit
+                texts[row] = decode_encoded(model, processor, hidden[[row]], [prefix])[0][0].text
     return texts
 
 
@@ -244,6 +252,7 @@ def run_demo(options: DemoOptions) -> dict:
         "encoder_passes_saved": cache.hits + sum(len(texts) for texts in after.values()),
         "stages_s": {name: round(seconds, 1) for name, seconds in stages.seconds.items()},
         "total_s": round(stages.total, 1), "threads": stages.threads_used,
+        "espeak_ng": espeak_version(),  # the audio (so the WER) depends on its version; texts and voices are fixed
         "options": asdict(options), "training": {k: summary.get(k) for k in ("global_step", "train_runtime_s", "train_loss")},
     }
     transcripts = [
@@ -363,7 +372,8 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
         f"{metrics['pairs']} preference pairs (clips the base model got wrong; the rest give no pair)",
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: {', '.join(options['test_voices']) or 'none'}; "
-        f"speeds (words/min): {', '.join(map(str, options['speeds']))}",
+        f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
+        "texts from the shipped sentences_en.txt",
         f"- LoRA r={options['lora_r']} on decoder q/k/v/out (self- and cross-attention) and fc1/fc2, encoder frozen; "
         f"lr {options['learning_rate']}, {options['epochs']} epochs, batch {options['batch_size']}, ORPO alpha {options['alpha']}, seed {options['seed']}",
         f"- {metrics['training']['global_step']} optimizer steps, mean train loss {metrics['training']['train_loss']:.3f}; curves: "
