@@ -161,11 +161,11 @@ def test_adalora_training_loss_includes_the_orthogonal_regulariser(workspace, tm
 
 def test_lora_training_loss_has_no_orthogonal_regulariser(workspace, tmp_path):
     out = tmp_path / "lora_reg"
-    train(workspace, out, "--use_adalora", "False", "--max_steps", "1", "--plot", "False")
+    train(workspace, out, "--use_adalora", "False", "--max_steps", "1", "--plot", "False")  # default --alpha 0.1
     history = json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())["log_history"]
     row = next(r for r in history if "loss" in r)
     assert "orth_reg" not in row
-    assert row["loss"] == pytest.approx(row["nll_loss"] - row["log_odds_ratio"], rel=1e-5)
+    assert row["loss"] == pytest.approx(row["nll_loss"] - 0.1 * row["log_odds_ratio"], rel=1e-5)
 
 
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):

@@ -57,7 +57,7 @@ class ORPOTrainer(Trainer):
             # PEFT adds this in AdaLoraModel.forward, which the engine bypasses (as PEFT: train and eval).
             reg = orth_reg(self.whisper.named_parameters(), self.whisper.base_model.trainable_adapter_name)
             loss = loss + adalora.orth_reg_weight * reg
-            self._stored_metrics[split]["orth_reg"].append(float(reg))
+            self._stored_metrics[split]["orth_reg"].append(float(reg.detach()))
         return (loss, out) if return_outputs else loss
 
     def _store_metrics(self, split: str, out: dict, result) -> None:
