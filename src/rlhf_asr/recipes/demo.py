@@ -125,7 +125,7 @@ def load_decoding_model(path: str | Path):
     """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), generation config as saved."""
     from rlhf_asr.model.loading import load_for_inference
 
-    model, processor = load_for_inference(path, max_new_tokens=MAX_NEW_TOKENS)
+    model, processor = load_for_inference(path)  # the cap is per call (decode_hidden), never in the generation config
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     return model, processor
 
