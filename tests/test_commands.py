@@ -66,10 +66,10 @@ LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subcla
 HEAVY_OPTIONS = {"demo", "results"}
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="options in recipes/demo.py")) if name in HEAVY_OPTIONS
-    else name for name in LIGHT
-])
+HEAVY = pytest.mark.xfail(strict=True, reason="options class in recipes/demo.py")
+
+
+@pytest.mark.parametrize("command", [pytest.param(n, marks=HEAVY) if n in HEAVY_OPTIONS else n for n in LIGHT])
 def test_help_does_not_import_torch(command):
     """--help (building the parser) in a fresh process leaves torch unimported: no 5 s wait for a usage text."""
     code = textwrap.dedent(f"""
@@ -149,7 +149,9 @@ def test_use_adalora_is_an_alias_of_peft(argv, method):
 
 
 @pytest.mark.parametrize("argv, compiled", [
-    (["--use_compile"], True), (["--use_compile", "True"], True), (["--torch_compile", "--use_compile", "False"], False),
+    (["--use_compile"], True),
+    (["--use_compile", "True"], True),
+    (["--torch_compile", "--use_compile", "False"], False),
     ([], False),
 ])
 def test_use_compile_is_an_alias_of_torch_compile(argv, compiled):

@@ -39,11 +39,17 @@ class BenchOptions:
     dtype: Literal["float32", "bfloat16", "float16"] = field(
         default="float32", metadata={"help": "autocast dtype (CPU: float32 or bfloat16)"}
     )
-    steps: int | None = field(default=None, metadata={"help": "measured steps, step time = their median (None: 5; sweep: by device)"})
-    warmup: int | None = field(default=None, metadata={"help": "unmeasured steps first, >= 1 for Adam's state (None: 2; sweep: 1)"})
+    steps: int | None = field(
+        default=None, metadata={"help": "measured steps, step time = their median (None: 5; sweep: by device)"}
+    )
+    warmup: int | None = field(
+        default=None, metadata={"help": "unmeasured steps first, >= 1 for Adam's state (None: 2; sweep: 1)"}
+    )
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (None: all cores)"})
     logps_chunk_size: int | None = field(default=None, metadata={"help": "packed engine's chunk (None: the engine's)"})
-    checkpoint_decoder: bool = field(default=False, metadata={"help": "ours: recompute decoder layers (as training's option)"})
+    checkpoint_decoder: bool = field(
+        default=False, metadata={"help": "ours: recompute decoder layers (as training's option)"}
+    )
     # This command's own.
     modes: str = field(default=",".join(MODES), metadata={"help": f"comma-separated subset of {','.join(MODES)}"})
     sweep: bool = field(default=False, metadata={"help": "compare over several batch sizes and label lengths"})
@@ -53,7 +59,8 @@ class BenchOptions:
     max_batch: int = field(default=4096, metadata={"help": "upper limit of --find_max_batch"})
     exact_cpu_peak: bool = field(
         default=False,
-        metadata={"help": "CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory (reproducible)"},
+        metadata={"help": "CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory "
+                          "(reproducible)"},
     )
     output: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
 

@@ -21,7 +21,9 @@ class EvaluateOptions:
     model: str = field(metadata={"help": MODEL_HELP})
     data: str = field(metadata={"help": "ASR (sentence) or preference (chosen/rejected) manifest"})
     output: str = field(metadata={"help": "metrics JSON path; utterances.csv goes beside it"})
-    language: str | None = field(default=None, metadata={"help": "language of all rows (None: each row's, else detected)"})
+    language: str | None = field(
+        default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
+    )
     num_beams: int = field(default=1, metadata={"help": "beam width of the decoding"})
     batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
     max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})

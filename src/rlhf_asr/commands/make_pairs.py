@@ -17,14 +17,17 @@ class MakePairsOptions:
     model: str = field(metadata={"help": MODEL_HELP})
     data: str = field(metadata={"help": "ASR manifest: audio, duration, sentence[, language]"})
     output: str = field(metadata={"help": "preference manifest to write (JSON lines; resumed if present)"})
-    language: str | None = field(default=None, metadata={"help": "language of all rows (None: each row's, else detected)"})
+    language: str | None = field(
+        default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
+    )
     num_candidates: int = field(default=4, metadata={"help": "candidates decoded per utterance"})
     # The choices are rlhf_asr.pairs.STRATEGIES / NEGATIVES (a test keeps them equal; pairs imports torch).
     strategy: Literal["beam", "sample"] = field(default="beam", metadata={"help": "n-best beam search or sampling"})
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature (--strategy sample)"})
     negative: Literal["hardest", "worst", "random"] = field(
         default="hardest",
-        metadata={"help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), or any (random)"},
+        metadata={"help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), "
+                          "or any (random)"},
     )
     corrupt_correct: bool = field(default=False, metadata={"help": "corrupt the reference where the model is right"})
     seed: int = field(default=0, metadata={"help": "sampling and corruption"})

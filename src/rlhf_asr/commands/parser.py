@@ -89,13 +89,19 @@ class _ListChoices(list):
         return all(list.__contains__(self, item) for item in items)
 
 
+def _split_commas(convert):
+    def split(text: str) -> list:
+        return [convert(part.strip()) for part in text.split(",") if part.strip()]
+
+    return split
+
+
 def _comma_lists(parser: argparse.ArgumentParser) -> set[str]:
     """List options also take comma-separated values; returns their dests (flattened after parsing)."""
     dests = set()
     for action in parser._actions:
         if action.option_strings and action.nargs in ("+", "*") and action.type is not None:
-            convert = action.type
-            action.type = lambda text, convert=convert: [convert(part.strip()) for part in text.split(",") if part.strip()]
+            action.type = _split_commas(action.type)
             if action.choices is not None:
                 action.choices = _ListChoices(action.choices)
             dests.add(action.dest)

@@ -1,4 +1,7 @@
-"""`rlhf-asr results`: base vs SFT vs ORPO (both rejected scopes) over seeds; raw.json and the report (results_output/)."""
+"""`rlhf-asr results`: base vs SFT vs ORPO (both rejected scopes) over seeds; raw.json and the report.
+
+Both go to results_output/ by default; `--from_raw` renders the report again from a raw.json.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RenderOptions:
     from_raw: str | None = field(
-        default=None, metadata={"help": "only render --report_path from this raw.json (e.g. docs/results/raw.json): no training"}
+        default=None,
+        metadata={"help": "only render --report_path from this raw.json (e.g. docs/results/raw.json): no training"},
     )
 
 
