@@ -257,3 +257,10 @@ def test_quiet_and_verbose_before_or_after_the_command(argv, level, monkeypatch,
     captured = capsys.readouterr()
     assert captured.out == ""  # the note is a log line on stderr, not a product on stdout
     assert ("merged model written to b" in captured.err) == (level <= logging.INFO)
+
+
+def test_transcribe_takes_files_and_options_in_any_order():
+    from rlhf_asr.commands.transcribe import parse_args
+
+    expected = parse_args(["--model", "m", "a.wav", "b.wav"])
+    assert parse_args(["a.wav", "--model", "m", "b.wav"]) == expected and expected.audio == ["a.wav", "b.wav"]

@@ -6,7 +6,7 @@ fine-tunes with ORPO, and reports held-out WER before and after (report.md, metr
 
 from __future__ import annotations
 
-# Names shared across commands (README: "Option names"); the recipe's older field names stay accepted.
+# Names shared across commands (README: "Command line"); the recipe's older field names stay accepted.
 NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size"}
 
 

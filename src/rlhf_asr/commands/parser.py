@@ -108,6 +108,15 @@ def _comma_lists(parser: argparse.ArgumentParser) -> set[str]:
     return dests
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except for required options and where the help says what None means."""
+
+    def _get_help_string(self, action):
+        if action.required or (action.default is None and "None" in (action.help or "")):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def options_parser(
     prog: str, classes: Sequence[type], description: str, names: Mapping[str, str] | None = None,
     older: Mapping[str, str] | None = None,
@@ -119,7 +128,8 @@ def options_parser(
     """
     from transformers import HfArgumentParser  # imports transformers' package, not torch
 
-    parser = make_one_line(HfArgumentParser(list(classes), prog=prog, description=description))
+    parser = HfArgumentParser(list(classes), prog=prog, description=description, formatter_class=_HelpFormatter)
+    make_one_line(parser)
     parser.comma_lists = _comma_lists(parser)
     add_aliases(parser, names or {}, first=True)
     add_aliases(parser, older or {})
@@ -129,7 +139,10 @@ def options_parser(
 
 def parse_options(parser, argv: Sequence[str]) -> tuple:
     """(one instance per dataclass, ..., namespace of the other arguments); every error one line."""
-    namespace, unknown = parser.parse_known_args(list(argv))
+    positionals = any(not action.option_strings for action in parser._actions)
+    # Files and options in any order (`transcribe a.wav --model M b.wav`), as a shell user expects.
+    parse = parser.parse_known_intermixed_args if positionals else parser.parse_known_args
+    namespace, unknown = parse(list(argv))
     if unknown:
         raise one_line_error(parser.prog, f"unrecognized arguments: {' '.join(unknown)}")
     values = vars(namespace)

@@ -59,7 +59,7 @@ def config_path(argv: list[str]) -> str | None:
     return argv[at + 1] if 0 <= at < len(argv) - 1 else None
 
 
-# Names shared with the other commands (README: "Option names"); the classic finetune.py
+# Names shared with the other commands (README: "Command line"); the classic finetune.py
 # flags (--base_model, --train_data) stay the fields' own names and keep working.
 NAMES = {"model": "base_model", "data": "train_data"}
 
