@@ -60,7 +60,7 @@ def test_help_shows_defaults(command, capsys):
     assert "(default: " in capsys.readouterr().out
 
 
-LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subclass TrainingArguments
+LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subclass TrainingArguments (torch)
 # The demo/results options classes still live in recipes/demo.py, which imports torch; the layout
 # change moves them to a module of their own (remove the mark then).
 HEAVY_OPTIONS = {"demo", "results"}
@@ -76,11 +76,26 @@ def test_help_does_not_import_torch(command):
         import sys, importlib
         module = importlib.import_module({MODULES[command]!r})
         module.build_parser()
-        heavy = sorted(name for name in ("torch", "numpy.linalg", "rlhf_asr.model.engine") if name in sys.modules)
-        sys.exit(f"imported {{heavy}}" if "torch" in heavy else 0)
+        heavy = sorted(name for name in ("torch", "transformers") if name in sys.modules)
+        sys.exit(f"imported {{heavy}}" if heavy else 0)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+
+
+def test_hf_argparser_loaded_alone_parses_as_transformers_does():
+    """The fast path (transformers/hf_argparser.py without its package) is transformers' own parser."""
+    from transformers import HfArgumentParser
+
+    from rlhf_asr.commands.evaluate import EvaluateOptions
+    from rlhf_asr.commands.parser import load_hf_argparser_alone
+
+    alone = load_hf_argparser_alone()
+    assert alone is not HfArgumentParser and alone.__name__ == "HfArgumentParser"
+    argv = ["--model", "m", "--data", "d", "--output", "o", "--skip-invalid-rows", "--num_beams", "3"]
+    ours = alone([EvaluateOptions]).parse_args_into_dataclasses(argv, look_for_args_file=False)
+    theirs = HfArgumentParser([EvaluateOptions]).parse_args_into_dataclasses(argv, look_for_args_file=False)
+    assert ours == theirs and ours[0].skip_invalid_rows and ours[0].num_beams == 3
 
 
 # ---- one name for one thing ----

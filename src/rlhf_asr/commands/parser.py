@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
+import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
 
@@ -64,6 +67,7 @@ def redirect(parser: argparse.ArgumentParser, option: str, dest: str, value=None
     """
     action = parser._option_string_actions[option]
     convert = action.type
+    action.metavar = action.metavar or action.dest.upper()  # its own name in --help, not the target's
     action.dest, action.default, action.help = dest, argparse.SUPPRESS, help
     if value is not None:
         const = action.const = value(action.const)
@@ -108,6 +112,33 @@ def _comma_lists(parser: argparse.ArgumentParser) -> set[str]:
     return dests
 
 
+def hf_argument_parser() -> type:
+    """transformers' HfArgumentParser class, without importing the transformers package if possible.
+
+    `import transformers` costs about 1 s (its lazy-import tables, huggingface_hub, numpy), more than
+    a whole `--help` should take, while `transformers/hf_argparser.py` needs only the standard
+    library and yaml. So that file is loaded on its own; should a future version need more of its
+    package, the ordinary import is used instead (same class, slower `--help`).
+    """
+    if "transformers" not in sys.modules:
+        try:
+            return load_hf_argparser_alone()
+        except Exception:  # any failure: the ordinary import below
+            pass
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser
+
+
+def load_hf_argparser_alone() -> type:
+    spec = importlib.util.find_spec("transformers")  # finds the package without importing it
+    source = Path(spec.origin).with_name("hf_argparser.py")
+    file_spec = importlib.util.spec_from_file_location("rlhf_asr.commands._hf_argparser", source)
+    module = importlib.util.module_from_spec(file_spec)
+    file_spec.loader.exec_module(module)
+    return module.HfArgumentParser
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults in --help, except for required options and where the help says what None means."""
 
@@ -126,9 +157,7 @@ def options_parser(
     names: cross-command option names for fields named otherwise (listed first in `--help`);
     older: older spellings still accepted. Both map the option name to the field name.
     """
-    from transformers import HfArgumentParser  # imports transformers' package, not torch
-
-    parser = HfArgumentParser(list(classes), prog=prog, description=description, formatter_class=_HelpFormatter)
+    parser = hf_argument_parser()(list(classes), prog=prog, description=description, formatter_class=_HelpFormatter)
     make_one_line(parser)
     parser.comma_lists = _comma_lists(parser)
     add_aliases(parser, names or {}, first=True)
