@@ -107,7 +107,7 @@ def test_target_module_names_are_whisper_modules(tiny_model):
 # ---- --config files ----
 
 CONFIG_CASES = {
-    "misspelt key": ("run.yaml", "lerning_rate: 0.001\n".encode(), "--lerning_rate"),
+    "misspelt key": ("run.yaml", b"lerning_rate: 0.001\n", "--lerning_rate"),
     "not UTF-8": ("run.yaml", "language: Fran\u00e7ais\n".encode("latin-1"), "UTF-8"),
     "not a mapping": ("run.json", b"[1, 2]", "mapping"),
 }

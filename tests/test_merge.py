@@ -118,6 +118,6 @@ def test_merge_command(model_dir, tmp_path, capsys):
     adapter = _adapter(model_dir, tmp_path / "adapter", _lora())
     assert cli.main(["merge", str(adapter), str(tmp_path / "merged")]) == 0
     assert (tmp_path / "merged" / "model.safetensors").is_file()
-    assert "merged model written" in capsys.readouterr().out
+    assert "merged model written" in capsys.readouterr().err  # a log line (stderr)
     assert cli.main(["merge", str(model_dir), str(tmp_path / "other")]) == 2
     assert "not an adapter folder" in capsys.readouterr().err

@@ -157,7 +157,7 @@ def test_sampling_strategy_and_command(setup, tmp_path, capsys):
     code = cli.main(["make-pairs", "--model", str(model_dir), "--data", str(root / "asr.jsonl"),
                      "--output", str(tmp_path / "cli.jsonl"), "--num_candidates", "2", "--device", "cpu"])
     assert code == 0
-    assert "4 pairs written" in capsys.readouterr().out
+    assert "4 pairs written" in capsys.readouterr().err  # a log line (stderr)
     assert len(_rows(tmp_path / "cli.jsonl")) == 4
 
 

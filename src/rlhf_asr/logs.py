@@ -26,6 +26,8 @@ def setup_logging(verbosity: int = 0) -> None:
     root = logging.getLogger("rlhf_asr")
     root.handlers[:] = [handler]
     root.setLevel(level)
-    root.propagate = False
+    # Records still propagate to the root logger, which has no handler in the CLI's own process (no
+    # line twice), so pytest's caplog and an embedding program's handlers see them too.
+    root.propagate = True
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING if verbosity > 0 else logging.ERROR)

@@ -1,86 +1,136 @@
 """`rlhf-asr bench`: peak memory and step time of sft / naive / concat / ours / ours_frozen.
 
-Thin wrapper: options here, one process per mode in `rlhf_asr.bench.run`, tables and searches in
-`rlhf_asr.bench.compare`.
+Thin wrapper: options here, one process per mode in `rlhf_asr.bench.run` (which takes the same
+common options), tables and searches in `rlhf_asr.bench.compare`. Tables go to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
+from rlhf_asr.errors import UserInputError
+
+log = logging.getLogger(__name__)
+# rlhf_asr.bench.run.MODES (a test keeps them equal; bench.run imports torch).
+MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
 # Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU
 # (a step of tiny at batch 8 takes 20-60 s on two shared cores) a grid that ends in about ten minutes.
 SWEEP_GPU = ([2, 8, 16], [32, 64, 128], 3, 1)
 SWEEP_CPU = ([2, 4], [32, 128], 1, 1)
 
 
-def _ints(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from rlhf_asr.bench.run import MODES, add_common_args
-    from rlhf_asr.commands.parser import CommandParser
-
-    parser = CommandParser(prog="rlhf-asr bench", description=__doc__.splitlines()[0])
-    add_common_args(parser)
-    parser.set_defaults(steps=None, warmup=None)  # defaults depend on --sweep / --find_max_batch
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
-    parser.add_argument("--sweep", action="store_true", help="compare over several batch sizes and label lengths")
-    parser.add_argument("--sweep_batches", type=_ints, default=None, help="e.g. 2,8,16 (default: by device)")
-    parser.add_argument("--sweep_label_lens", type=_ints, default=None, help="e.g. 32,64,128 (default: by device)")
-    parser.add_argument("--find_max_batch", action="store_true", help="largest batch of pairs that fits, per mode")
-    parser.add_argument("--max_batch", type=int, default=4096, help="upper limit of --find_max_batch")
-    parser.add_argument(
-        "--exact_cpu_peak", action="store_true",
-        help="CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory (reproducible)",
+@dataclass(frozen=True)
+class BenchOptions:
+    # Common with the per-mode process (rlhf_asr.bench.run.add_common_args).
+    model: str = field(default="tiny", metadata={"help": "tiny | base | small | medium | large-v3 | a Whisper folder"})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "pairs (or sft utterances) per step"})
+    label_len: int = field(default=64, metadata={"help": "tokens of each transcript (chosen, rejected, sft)"})
+    peft: Literal["lora", "adalora", "none"] = field(default="lora", metadata={"help": "as training's --peft"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "as training's option"})
+    device: str | None = field(default=None, metadata={"help": "cpu | cuda[:N] (None: cuda when available)"})
+    dtype: Literal["float32", "bfloat16", "float16"] = field(
+        default="float32", metadata={"help": "autocast dtype (CPU: float32 or bfloat16)"}
     )
-    parser.add_argument("--output", default=None, help="write the results as JSON here")
-    return parser
+    steps: int | None = field(
+        default=None, metadata={"help": "measured steps, step time = their median (None: 5; sweep: by device)"}
+    )
+    warmup: int | None = field(
+        default=None, metadata={"help": "unmeasured steps first, >= 1 for Adam's state (None: 2; sweep: 1)"}
+    )
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (None: all cores)"})
+    logps_chunk_size: int | None = field(default=None, metadata={"help": "packed engine's chunk (None: the engine's)"})
+    checkpoint_decoder: bool = field(
+        default=False, metadata={"help": "ours: recompute decoder layers (as training's option)"}
+    )
+    # This command's own.
+    modes: str = field(default=",".join(MODES), metadata={"help": f"comma-separated subset of {','.join(MODES)}"})
+    sweep: bool = field(default=False, metadata={"help": "compare over several batch sizes and label lengths"})
+    sweep_batches: list[int] | None = field(default=None, metadata={"help": "e.g. 2,8,16 (None: by device)"})
+    sweep_label_lens: list[int] | None = field(default=None, metadata={"help": "e.g. 32,64,128 (None: by device)"})
+    find_max_batch: bool = field(default=False, metadata={"help": "largest batch of pairs that fits, per mode"})
+    max_batch: int = field(default=4096, metadata={"help": "upper limit of --find_max_batch"})
+    exact_cpu_peak: bool = field(
+        default=False,
+        metadata={"help": "CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory "
+                          "(reproducible)"},
+    )
+    output: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
+
+    def __post_init__(self):
+        check_positive(self, "per_device_train_batch_size", "label_len", "steps", "threads", "max_batch")
+
+
+def build_parser():
+    return options_parser(
+        "rlhf-asr bench", [BenchOptions], __doc__.splitlines()[0], older={"batch_size": "per_device_train_batch_size"}
+    )
+
+
+def parse_args(argv: list[str]) -> BenchOptions:
+    return parse_options(build_parser(), argv)[0]
+
+
+def to_namespace(options: BenchOptions) -> argparse.Namespace:
+    """The attributes `rlhf_asr.bench.compare` / `bench.run.common_argv` read (batch_size: the per-mode flag)."""
+    values = asdict(options)
+    values["batch_size"] = values.pop("per_device_train_batch_size")
+    for key in ("modes", "sweep", "sweep_batches", "sweep_label_lens", "find_max_batch", "max_batch", "output"):
+        values.pop(key)
+    return argparse.Namespace(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlhf_asr.bench import compare
-    from rlhf_asr.bench.measure import machine_info
-    from rlhf_asr.bench.run import MODES, resolve_dtype
-    from rlhf_asr.bench.shapes import SHAPES
-    from rlhf_asr.errors import UserInputError
-
-    args = build_parser().parse_args(argv)
-    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    options = parse_args(argv)
+    modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise UserInputError(f"unknown --modes {','.join(unknown)}: choose from {','.join(MODES)}")
+    from rlhf_asr.bench import compare
+    from rlhf_asr.bench.measure import machine_info
+    from rlhf_asr.bench.run import resolve_dtype
+    from rlhf_asr.bench.shapes import SHAPES
+
+    args = to_namespace(options)
     if args.model not in SHAPES and not args.model.startswith("test-") and not Path(args.model).expanduser().exists():
-        print(f"[rlhf-asr bench] --model {args.model} is not a shape ({', '.join(SHAPES)}): loading it as a checkpoint")
+        log.info("--model %s is not a shape (%s): loading it as a checkpoint", args.model, ", ".join(SHAPES))
+    if args.device is None:
+        import torch
+
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.threads = args.threads or os.cpu_count()
     resolve_dtype(args)
     grid = SWEEP_GPU if args.device.startswith("cuda") else SWEEP_CPU
-    default_steps, default_warmup = grid[2:] if args.sweep else (5, 2)
+    default_steps, default_warmup = grid[2:] if options.sweep else (5, 2)
     args.steps = default_steps if args.steps is None else args.steps
     args.warmup = default_warmup if args.warmup is None else args.warmup
 
-    options = ("model", "batch_size", "label_len", "peft", "gradient_checkpointing", "dtype", "steps", "warmup")
-    options += ("threads", "logps_chunk_size", "checkpoint_decoder", "exact_cpu_peak")
-    config = machine_info(args.device) | {key: getattr(args, key) for key in options}
+    keys = ("model", "batch_size", "label_len", "peft", "gradient_checkpointing", "dtype", "steps", "warmup")
+    keys += ("threads", "logps_chunk_size", "checkpoint_decoder", "exact_cpu_peak")
+    config = machine_info(args.device) | {key: getattr(args, key) for key in keys}
     config["command"] = "rlhf-asr bench " + " ".join(sys.argv[2:] if argv is None else argv)
     report: dict = {"config": config}
-    if args.find_max_batch:
-        results = {mode: compare.find_max_batch(args, mode, args.max_batch) for mode in modes}
+    if options.find_max_batch:
+        results = {mode: compare.find_max_batch(args, mode, options.max_batch) for mode in modes}
         report["max_batch"] = results
         print(compare.max_batch_table(results))
-    elif args.sweep:
-        batches, label_lens = args.sweep_batches or grid[0], args.sweep_label_lens or grid[1]
+    elif options.sweep:
+        batches, label_lens = options.sweep_batches or grid[0], options.sweep_label_lens or grid[1]
         report["sweep"] = compare.sweep(args, modes, batches, label_lens)
         print(compare.sweep_table(report["sweep"]))
     else:
         report["modes"] = compare.compare(args, modes)
         print(compare.markdown_table([({}, result) for result in report["modes"].values()]))
     report["config"]["load_average_end"] = machine_info(args.device)["load_average"]
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=2))
-        print(f"[rlhf-asr bench] wrote {args.output}")
+    if options.output:
+        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.output).write_text(json.dumps(report, indent=2))
+        log.info("wrote %s", options.output)
     return 0

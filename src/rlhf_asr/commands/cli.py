@@ -2,6 +2,8 @@
 
 Each subcommand lives in `rlhf_asr/commands/<name>.py` and exposes `main(argv) -> int`.
 Modules are imported lazily so `rlhf-asr --help` does not pay for importing torch.
+`--quiet`/`-q` and `--verbose`/`-v` go before or after the command: notes are log lines on
+stderr (rlhf_asr.logs), while a command's product (transcripts, tables) is printed on stdout.
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ import importlib
 import sys
 
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.logs import setup_logging
+
+VERBOSITY = {"--quiet": -1, "-q": -1, "--verbose": 1, "-v": 1}
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "ORPO fine-tuning on a preference manifest (same options as finetune.py)"),
     "evaluate": ("evaluate", "WER/CER and preference accuracy of a model on a manifest"),
     "transcribe": ("transcribe", "transcribe audio files with a base, merged or adapter checkpoint"),
-    "merge": ("merge", "fold a LoRA/AdaLoRA adapter into its base model: merge ADAPTER_DIR OUTPUT_DIR"),
-    "import-ct2": ("import_ct2", "convert a CTranslate2 Whisper checkpoint: import-ct2 SRC DST"),
+    "merge": ("merge", "fold a LoRA/AdaLoRA adapter into its base model (--adapter_dir, --output_dir)"),
+    "import-ct2": ("import_ct2", "convert a CTranslate2 Whisper checkpoint (--source, --output_dir)"),
     "make-pairs": ("make_pairs", "mine preference pairs from an ASR manifest with a model's own mistakes"),
     "bench": ("bench", "measure memory and step time of sft / naive / concat / ours"),
     "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),
@@ -27,9 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = ["usage: rlhf-asr COMMAND [options]", "", "commands:"]
+    lines = ["usage: rlhf-asr [--quiet | --verbose] COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "`rlhf-asr COMMAND --help` shows a command's options."]
+    lines += ["", "`rlhf-asr COMMAND --help` shows a command's options.",
+              "--quiet (-q): warnings and errors only; --verbose (-v): debug lines and library warnings."]
     return "\n".join(lines)
 
 
@@ -40,8 +46,15 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+def split_verbosity(argv: list[str]) -> tuple[int, list[str]]:
+    """(verbosity, argv without the global flags); the last of them wins, wherever it stands."""
+    levels = [VERBOSITY[item] for item in argv if item in VERBOSITY]
+    return (levels[-1] if levels else 0), [item for item in argv if item not in VERBOSITY]
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    verbosity, argv = split_verbosity(list(sys.argv[1:] if argv is None else argv))
+    setup_logging(verbosity)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0

@@ -6,53 +6,38 @@ fine-tunes with ORPO, and reports held-out WER before and after (report.md, metr
 
 from __future__ import annotations
 
-import argparse
+# Names shared across commands (README: "Command line"); the recipe's older field names stay accepted.
+NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from rlhf_asr.recipes.demo import HELD_OUT_VOICES, SPEEDS, TRAIN_VOICES, DemoOptions
+def build_parser():
+    from rlhf_asr.commands.parser import options_parser
+    from rlhf_asr.recipes.demo import DemoOptions
 
-    defaults = DemoOptions()
-    parser = argparse.ArgumentParser(prog="rlhf-asr demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--output_dir", default=defaults.output_dir, help="where corpus, model and report go")
-    parser.add_argument("--num_train", type=int, default=defaults.num_train, help="training utterances (texts)")
-    parser.add_argument("--num_test", type=int, default=defaults.num_test,
-                        help="held-out texts; each is spoken by a training voice and by a held-out voice")
-    parser.add_argument("--epochs", type=float, default=defaults.epochs)
-    parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lora_r", type=int, default=defaults.lora_r)
-    parser.add_argument("--alpha", type=float, default=defaults.alpha, help="weight of ORPO's odds-ratio term")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="texts, voices and training")
-    parser.add_argument("--model", default=defaults.model, help="tiny.en (bundled) or a local Whisper folder")
-    parser.add_argument("--train_voices", default=",".join(TRAIN_VOICES), help="espeak-ng voices, comma-separated")
-    parser.add_argument("--test_voices", default=",".join(HELD_OUT_VOICES),
-                        help="held-out espeak-ng voices, comma-separated ('' for none)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads for every stage (default 0: one thread, and one encoder worker per core)")
-    parser.add_argument("--speeds", default=",".join(map(str, SPEEDS)), help="speaking rates, words per minute")
-    return parser
+    return options_parser("rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES)
 
 
-def _names(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+def parse_args(argv: list[str]):
+    from rlhf_asr.commands.parser import parse_options
+
+    return parse_options(build_parser(), argv)[0]
+
+
+def check_counts(options) -> None:
+    from rlhf_asr.errors import UserInputError
+
+    if options.num_train < 1 or options.num_test < 1:
+        raise UserInputError("--num_train and --num_test must be at least 1")
 
 
 def main(argv: list[str]) -> int:
     from rlhf_asr.data.synth import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
-    from rlhf_asr.recipes.demo import DemoOptions, run_demo
+    from rlhf_asr.recipes.demo import run_demo
 
-    args = build_parser().parse_args(argv)
+    options = parse_args(argv)
+    check_counts(options)
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    if args.num_train < 1 or args.num_test < 1:
-        raise UserInputError("--num_train and --num_test must be at least 1")
-    options = DemoOptions(
-        output_dir=args.output_dir, num_train=args.num_train, num_test=args.num_test, epochs=args.epochs,
-        learning_rate=args.learning_rate, batch_size=args.batch_size, lora_r=args.lora_r, alpha=args.alpha,
-        seed=args.seed, model=args.model, train_voices=_names(args.train_voices), test_voices=_names(args.test_voices),
-        speeds=[int(speed) for speed in _names(args.speeds)], threads=args.threads,
-    )
     run_demo(options)
     return 0

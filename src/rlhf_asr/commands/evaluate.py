@@ -1,30 +1,46 @@
 """`rlhf-asr evaluate`: WER/CER (and preference accuracy) of a model on a manifest.
 
-Writes metrics.json to --output and utterances.csv beside it, and prints a short table.
+Writes metrics.json to --output and utterances.csv beside it, and prints a short table (stdout).
 """
 
 from __future__ import annotations
 
-import argparse
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf_asr.commands.parser import CommandParser, positive_int
+from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
 from rlhf_asr.errors import UserInputError
 
+log = logging.getLogger(__name__)
+MODEL_HELP = "model/merged/adapter folder, hub id, or tiny.en/base (bundled)"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog="rlhf-asr evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model/merged/adapter folder, hub id, or tiny.en/base (bundled)")
-    parser.add_argument("--data", required=True, help="ASR (sentence) or preference (chosen/rejected) manifest")
-    parser.add_argument("--output", required=True, help="metrics JSON path; utterances.csv goes beside it")
-    parser.add_argument("--language", default=None, help="language of all rows (default: each row's, else detected)")
-    parser.add_argument("--num_beams", type=positive_int, default=1)
-    parser.add_argument("--batch_size", type=positive_int, default=8)
-    parser.add_argument("--max_rows", type=positive_int, default=None, help="evaluate only the first N rows (default: all)")
-    parser.add_argument("--skip_invalid_rows", action="store_true", help="skip (and count) invalid manifest rows")
-    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: as saved)")
-    return parser
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    model: str = field(metadata={"help": MODEL_HELP})
+    data: str = field(metadata={"help": "ASR (sentence) or preference (chosen/rejected) manifest"})
+    output: str = field(metadata={"help": "metrics JSON path; utterances.csv goes beside it"})
+    language: str | None = field(
+        default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
+    )
+    num_beams: int = field(default=1, metadata={"help": "beam width of the decoding"})
+    batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
+    max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
+    device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
+    dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+
+    def __post_init__(self):
+        check_positive(self, "num_beams", "batch_size", "max_rows")
+
+
+def build_parser():
+    return options_parser("rlhf-asr evaluate", [EvaluateOptions], __doc__.splitlines()[0])
+
+
+def parse_args(argv: list[str]) -> EvaluateOptions:
+    return parse_options(build_parser(), argv)[0]
 
 
 def format_table(metrics: dict) -> str:
@@ -61,7 +77,7 @@ def check_output(path: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     output = check_output(args.output)
     from rlhf_asr.trainer.validate import check_model_folder
 
@@ -76,5 +92,5 @@ def main(argv: list[str]) -> int:
         skip_invalid=args.skip_invalid_rows,
     )
     print(format_table(metrics))
-    print(f"wrote {output} and {output.parent / 'utterances.csv'}")
+    log.info("wrote %s and %s", output, output.parent / "utterances.csv")
     return 0

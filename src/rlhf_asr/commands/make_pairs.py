@@ -2,38 +2,56 @@
 
 from __future__ import annotations
 
-import argparse
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
 
-from rlhf_asr.commands.parser import CommandParser, positive_float, positive_int
+from rlhf_asr.commands.evaluate import MODEL_HELP
+from rlhf_asr.commands.parser import check_finite_positive, check_positive, options_parser, parse_options
 
-from rlhf_asr.pairs import NEGATIVES, STRATEGIES
+log = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = CommandParser(prog="rlhf-asr make-pairs", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model/merged/adapter folder, hub id, or tiny.en/base (bundled)")
-    parser.add_argument("--data", required=True, help="ASR manifest: audio, duration, sentence[, language]")
-    parser.add_argument("--output", required=True, help="preference manifest to write (JSON lines; resumed if present)")
-    parser.add_argument("--language", default=None, help="language of all rows (default: each row's, else detected)")
-    parser.add_argument("--num_candidates", type=positive_int, default=4, help="candidates decoded per utterance")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="beam", help="n-best beam search or sampling")
-    parser.add_argument("--temperature", type=positive_float, default=0.7, help="sampling temperature (--strategy sample)")
-    parser.add_argument(
-        "--negative", choices=NEGATIVES, default="hardest",
-        help="rejected = most probable wrong candidate (hardest), highest-WER one (worst), or any (random)",
+@dataclass(frozen=True)
+class MakePairsOptions:
+    model: str = field(metadata={"help": MODEL_HELP})
+    data: str = field(metadata={"help": "ASR manifest: audio, duration, sentence[, language]"})
+    output: str = field(metadata={"help": "preference manifest to write (JSON lines; resumed if present)"})
+    language: str | None = field(
+        default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
     )
-    parser.add_argument("--corrupt_correct", action="store_true", help="corrupt the reference where the model is right")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch_size", type=positive_int, default=8)
-    parser.add_argument("--no_resume", action="store_true", help="start the output afresh instead of resuming")
-    parser.add_argument("--skip_invalid_rows", action="store_true", help="skip (and count) invalid manifest rows")
-    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    parser.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: as saved)")
-    return parser
+    num_candidates: int = field(default=4, metadata={"help": "candidates decoded per utterance"})
+    # The choices are rlhf_asr.pairs.STRATEGIES / NEGATIVES (a test keeps them equal; pairs imports torch).
+    strategy: Literal["beam", "sample"] = field(default="beam", metadata={"help": "n-best beam search or sampling"})
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (--strategy sample)"})
+    negative: Literal["hardest", "worst", "random"] = field(
+        default="hardest",
+        metadata={"help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), "
+                          "or any (random)"},
+    )
+    corrupt_correct: bool = field(default=False, metadata={"help": "corrupt the reference where the model is right"})
+    seed: int = field(default=0, metadata={"help": "sampling and corruption"})
+    batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
+    no_resume: bool = field(default=False, metadata={"help": "start the output afresh instead of resuming"})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
+    device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
+    dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+
+    def __post_init__(self):
+        check_positive(self, "num_candidates", "batch_size")
+        check_finite_positive(self, "temperature")
+
+
+def build_parser():
+    return options_parser("rlhf-asr make-pairs", [MakePairsOptions], __doc__.splitlines()[0])
+
+
+def parse_args(argv: list[str]) -> MakePairsOptions:
+    return parse_options(build_parser(), argv)[0]
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from rlhf_asr.trainer.validate import check_model_folder
 
     check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
@@ -47,9 +65,9 @@ def main(argv: list[str]) -> int:
         batch_size=args.batch_size, language=args.language, resume=not args.no_resume, model_name=args.model,
         skip_invalid=args.skip_invalid_rows,
     )
-    print(
-        f"{summary['written']} pairs written to {summary['output']} ({summary['corrupted']} by corruption); "
-        f"{summary['skipped_correct']} already correct, {summary['skipped_empty']} without a usable candidate, "
-        f"{summary['errors']} unreadable, {summary['already_done']} done in an earlier run"
+    log.info(
+        "%d pairs written to %s (%d by corruption); %d already correct, %d without a usable candidate, "
+        "%d unreadable, %d done in an earlier run", summary["written"], summary["output"], summary["corrupted"],
+        summary["skipped_correct"], summary["skipped_empty"], summary["errors"], summary["already_done"],
     )
     return 0

@@ -31,7 +31,7 @@ def config_file_args(path: str) -> list[str]:
             values = yaml.safe_load(text)
         else:
             values = json.loads(text)
-    except Exception as error:  # noqa: BLE001 - any parse error is the user's file
+    except Exception as error:  # any parse error is the user's file
         raise UserInputError(f"--config {path}: cannot parse ({error})") from None
     if not isinstance(values, dict):
         raise UserInputError(f"--config {path}: expected a mapping of option names to values")
@@ -59,15 +59,30 @@ def config_path(argv: list[str]) -> str | None:
     return argv[at + 1] if 0 <= at < len(argv) - 1 else None
 
 
-def parse_args(argv: list[str]):
-    """(ModelArguments, DataArguments, ORPOConfig); any parsing error is one UserInputError line."""
-    from transformers import HfArgumentParser
+# Names shared with the other commands (README: "Command line"); the classic finetune.py
+# flags (--base_model, --train_data) stay the fields' own names and keep working.
+NAMES = {"model": "base_model", "data": "train_data"}
 
-    from rlhf_asr.commands.parser import make_one_line
+
+def build_parser():
+    """ModelArguments, DataArguments and ORPOConfig as one parser, with the cross-command names."""
+    from rlhf_asr.commands.parser import options_parser, redirect
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 
-    parser = make_one_line(HfArgumentParser((ModelArguments, DataArguments, ORPOConfig)))
-    parser.prog = "rlhf-asr train"
+    parser = options_parser("rlhf-asr train", [ModelArguments, DataArguments, ORPOConfig], __doc__.splitlines()[0],
+                            names=NAMES)
+    # Duplicate switches become aliases: one option decides, and the last one given wins.
+    redirect(parser, "--use_adalora", "peft", value=lambda on: "adalora" if on else "lora",
+             help="alias: --use_adalora [True] = --peft adalora, --use_adalora False = --peft lora")
+    redirect(parser, "--use_compile", "torch_compile", help="alias of --torch_compile")
+    return parser
+
+
+def parse_args(argv: list[str]):
+    """(ModelArguments, DataArguments, ORPOConfig); any parsing error is one UserInputError line."""
+    from rlhf_asr.commands.parser import parse_options
+
+    parser = build_parser()
     args = split_config_flag(argv)
     namespace, unknown = parser.parse_known_args(args=args)
     if unknown:
@@ -76,11 +91,8 @@ def parse_args(argv: list[str]):
         raise UserInputError(
             f"unknown option(s) {' '.join(options)}{source}; `rlhf-asr train --help` lists the options"
         )
-    try:
-        # TrainingArguments checks many combinations in __post_init__ and raises ValueError.
-        return parser.parse_args_into_dataclasses(args=args)
-    except ValueError as error:
-        raise UserInputError(" ".join(str(error).split())) from None
+    # TrainingArguments checks many combinations in __post_init__ and raises ValueError: one line.
+    return parse_options(parser, args)[:3]
 
 
 def main(argv: list[str]) -> int:
