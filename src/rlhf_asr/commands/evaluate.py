@@ -24,7 +24,7 @@ class EvaluateOptions:
     language: str | None = field(
         default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
     )
-    num_beams: int = field(default=1, metadata={"help": "beam width of the decoding"})
+    num_beams: int | None = field(default=None, metadata={"help": "beam width; None: the model's generation config (1 if unset)"})
     batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
     max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})

@@ -61,7 +61,7 @@ def evaluate_manifest(
     *,
     language: str | None = None,
     default_language: str | None = None,
-    num_beams: int = 1,
+    num_beams: int | None = None,
     batch_size: int = 8,
     output_dir: str | Path | None = None,
     max_rows: int | None = None,
@@ -76,6 +76,8 @@ def evaluate_manifest(
     multilingual model. Rows longer than Whisper's 30 s window are invalid rows (skipped and
     counted with `skip_invalid`).
     """
+    # None: the model's generation config, as Whisper's generate and deployed decoding use it.
+    num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
     kind = manifest_kind(manifest_path)
     read = read_preference_manifest if kind == "preference" else read_asr_manifest
     language = check_language(processor, language)
