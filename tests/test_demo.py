@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from rlhf_asr.data import synth
+from rlhf_asr.demo import corpus as synth
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.errors import UserInputError
 
@@ -66,7 +66,7 @@ def test_a_voice_espeak_lacks_is_one_line_error_not_a_substitute(tmp_path, voice
 
 @needs_espeak
 def test_demo_voices_are_all_installed():
-    from rlhf_asr.recipes.demo import HELD_OUT_VOICES, TRAIN_VOICES
+    from rlhf_asr.demo.options import HELD_OUT_VOICES, TRAIN_VOICES
 
     synth.check_voices(TRAIN_VOICES + HELD_OUT_VOICES)
 
@@ -142,9 +142,9 @@ def test_demo_decoding_equals_generate_despite_its_token_cap(tmp_path, monkeypat
     import numpy as np
     from whisper_fixtures import make_tiny_whisper_dir
 
-    from rlhf_asr.evaluation.transcribe import encode_audio, transcribe_batch
+    from rlhf_asr.inference.decode import encode_audio, transcribe_batch
     from rlhf_asr.model.loading import load_for_inference
-    from rlhf_asr.recipes import demo
+    from rlhf_asr.demo import stages as demo
 
     folder = make_tiny_whisper_dir(tmp_path, max_length=12)  # a random model runs to max_length: never finishes
     monkeypatch.setattr(demo, "MAX_NEW_TOKENS", 4)

@@ -12,7 +12,7 @@ from rlhf_asr import pairs
 from rlhf_asr.commands import cli
 from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
 from rlhf_asr.evaluation.normalize import normalize_text
-from rlhf_asr.evaluation.transcribe import Candidate
+from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference
 from rlhf_asr.pairs import corrupt_text, mine_pairs
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
@@ -190,7 +190,7 @@ def test_a_loop_decoded_to_the_limit_is_written_so_that_it_trains(name, generati
     from transformers import GenerationConfig
 
     from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder
-    from rlhf_asr.evaluation.transcribe import _length_limit
+    from rlhf_asr.inference.decode import _length_limit
     from whisper_fixtures import tiny_processor
 
     processor = tiny_processor(name)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.commands.train import parse_args
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.recipes.train import make_encoder_cache, run_training
+from rlhf_asr.trainer.run import make_encoder_cache, run_training
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 PAIRS = [
@@ -353,7 +353,7 @@ def _data_args(**options):
 def test_row_language_wins_and_language_option_fills_the_rest(multilingual):
     from rlhf_asr.data.tokens import TranscriptEncoder
     from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import build_dataset, default_language
+    from rlhf_asr.trainer.run import build_dataset, default_language
 
     rows = [{"chosen": "le chat", "rejected": "le chien", "language": "French"},
             {"chosen": "el gato", "rejected": "el pato"}]
@@ -375,7 +375,7 @@ def test_row_language_wins_and_language_option_fills_the_rest(multilingual):
 def test_row_language_on_english_only_model_is_reported_once_with_the_count(workspace, tmp_path, capsys):
     from rlhf_asr.data.tokens import TranscriptEncoder
     from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import build_dataset
+    from rlhf_asr.trainer.run import build_dataset
 
     rows = [{"chosen": f"le chat {i}", "rejected": f"le chien {i}", "language": "fr"} for i in range(3)]
     rows += [{"chosen": "the cat", "rejected": "the hat", "language": "en"}, {"chosen": "a b", "rejected": "a c"}]
@@ -393,7 +393,7 @@ def test_eval_wer_decodes_each_row_in_its_own_language(multilingual, monkeypatch
     """--eval_wer used to decode every row with --language: the prompts must carry each row's token."""
     from rlhf_asr.evaluation import evaluate
     from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import wer_evaluator
+    from rlhf_asr.trainer.run import wer_evaluator
     from rlhf_asr.trainer.config import ORPOConfig
     from whisper_fixtures import make_tiny_model
 

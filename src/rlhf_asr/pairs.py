@@ -18,6 +18,9 @@ not dropped: such loops are Whisper's most typical failure and the mistake ORPO 
 unlearn, and the cut only shortens text the decoder had already cut off. A reference that cannot
 train (too long, control tokens) skips its utterance, with a line naming the row.
 
+The demo mines from transcripts it already has (`mistake_rows`): one greedy transcript per clip,
+a pair wherever it is a non-empty transcript with word errors (`is_mistake`).
+
 Runs are resumable: every processed utterance is listed, by manifest line, in
 `<output>.progress` (pairs also carry their `source`), both flushed after each batch, and a
 rerun skips what is listed, so edit the ASR manifest only between fresh runs (--no_resume).
@@ -39,9 +42,9 @@ from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.evaluation.metrics import score_utterance
+from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
-from rlhf_asr.evaluation.transcribe import (
+from rlhf_asr.inference.decode import (
     Candidate,
     check_language,
     decode_encoded,
@@ -148,6 +151,24 @@ def mine_pairs(
         "rows": len(report.examples),
         "output": str(output),
     }
+
+
+def is_mistake(reference: str, hypothesis: str, language: str = "en") -> bool:
+    """A non-empty transcript with word errors after normalisation: what becomes a preference pair."""
+    return bool(hypothesis.strip()) and error_rates([reference], [hypothesis], language)["word_errors"] > 0
+
+
+def mistake_rows(
+    audio_paths: list[str], durations: list[float], references: list[str], hypotheses: list[str]
+) -> list[tuple[int, dict]]:
+    """(index, preference row) for every English clip whose transcript `is_mistake`: chosen = reference,
+    rejected = the transcript."""
+    rows = []
+    for index, (path, duration, reference, hypothesis) in enumerate(zip(audio_paths, durations, references, hypotheses)):
+        if is_mistake(reference, hypothesis):
+            rows.append((index, {"audio": {"path": path}, "duration": round(duration, 3),
+                                 "chosen": reference, "rejected": hypothesis, "language": "English"}))
+    return rows
 
 
 def _prepare_outputs(output: Path, progress_path: Path, resume: bool) -> set[str]:

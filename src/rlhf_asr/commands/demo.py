@@ -39,7 +39,7 @@ def _names(text: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.data.synth import INSTALL_HINT, espeak_available
+    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.recipes.demo import DemoOptions, run_demo
 

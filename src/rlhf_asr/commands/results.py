@@ -6,7 +6,7 @@ import argparse
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.data.synth import INSTALL_HINT, espeak_available
+    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.recipes.results import VARIANTS, ResultsOptions, regenerate, run_results
 

@@ -11,14 +11,19 @@ Model options are checked when parsed, so a bad value fails in one line before a
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import TrainingArguments
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
 # Attention kernels that apply the packed engine's 4-D block mask (engine.packed_attention_mask).
@@ -180,3 +185,77 @@ class ORPOConfig(TrainingArguments):
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         super().__post_init__()
+
+
+def config_file_args(path: str) -> list[str]:
+    """A YAML/JSON mapping of option -> value, as command-line arguments."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserInputError(f"--config {path}: file not found")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserInputError(f"--config {path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise UserInputError(f"--config {path}: cannot read ({error.strerror or error})") from None
+    try:
+        if file.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            values = json.loads(text)
+    except Exception as error:  # any parse error is the user's file
+        raise UserInputError(f"--config {path}: cannot parse ({error})") from None
+    if not isinstance(values, dict):
+        raise UserInputError(f"--config {path}: expected a mapping of option names to values")
+    args: list[str] = []
+    for key, value in values.items():
+        if not isinstance(key, str) or not key.strip() or key.startswith("-"):
+            raise UserInputError(f"--config {path}: {key!r} is not an option name (write e.g. learning_rate: 1e-4)")
+        items = value if isinstance(value, list) else [value]
+        args += [f"--{key}", *[str(item) for item in items]]
+    return args
+
+
+def split_config_flag(argv: list[str]) -> list[str]:
+    """Expands `--config FILE` in place; later (command-line) options override the file's."""
+    if "--config" not in argv:
+        return argv
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        raise UserInputError("--config needs a file path")
+    return config_file_args(argv[at + 1]) + argv[:at] + argv[at + 2 :]
+
+
+def config_path(argv: list[str]) -> str | None:
+    at = argv.index("--config") if "--config" in argv else -1
+    return argv[at + 1] if 0 <= at < len(argv) - 1 else None
+
+
+def parse_training_args(argv: list[str], prog: str = "rlhf-asr train") -> tuple[ModelArguments, DataArguments, ORPOConfig]:
+    """(ModelArguments, DataArguments, ORPOConfig) from command-line words; any error is one UserInputError line.
+
+    The one parser of training options: `rlhf-asr train` and `finetune.py` call it; recipes build
+    the dataclasses directly.
+    """
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((ModelArguments, DataArguments, ORPOConfig))
+    parser.prog = prog
+
+    def error(message: str):  # argparse would print the whole usage (about 60 lines) first
+        raise UserInputError(f"{message} (see `{prog} --help`)")
+
+    parser.error = error
+    args = split_config_flag(argv)
+    namespace, unknown = parser.parse_known_args(args=args)
+    if unknown:
+        options = [item for item in unknown if item.startswith("-")] or unknown
+        source = f" (from --config {config_path(argv)} or the command line)" if config_path(argv) else ""
+        raise UserInputError(f"unknown option(s) {' '.join(options)}{source}; `{prog} --help` lists the options")
+    try:
+        # TrainingArguments checks many combinations in __post_init__ and raises ValueError.
+        return tuple(parser.parse_args_into_dataclasses(args=args))
+    except ValueError as error:
+        raise UserInputError(" ".join(str(error).split())) from None

@@ -168,7 +168,7 @@ def fortune_sentences(root: Path, min_words: int = 4, max_words: int = 15) -> li
 
 def shipped_sentences() -> list[str]:
     """The sentence list that ships with the package (extracted from fortunes)."""
-    text = resources.files("rlhf_asr.data").joinpath(SHIPPED_SENTENCES).read_text(encoding="utf-8")
+    text = resources.files("rlhf_asr.demo").joinpath(SHIPPED_SENTENCES).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
