@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
+from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
 from rlhf_asr.inference.decode import (
@@ -28,8 +29,7 @@ from rlhf_asr.inference.decode import (
     resolve_languages,
     score_texts,
 )
-from rlhf_asr.model.engine import whisper_core
-from rlhf_asr.model.loading import transcript_encoder
+from rlhf_asr.model.core import whisper_core
 
 CSV_FIELDS = [
     "source", "language", "reference", "hypothesis", "reference_norm", "hypothesis_norm", "errors", "words",
