@@ -29,6 +29,7 @@ rerun skips what is listed, so edit the ASR manifest only between fresh runs (--
 from __future__ import annotations
 
 import json
+import logging
 import random
 import string
 import unicodedata
@@ -40,7 +41,7 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens, transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
@@ -52,8 +53,9 @@ from rlhf_asr.inference.decode import (
     encode_audio,
     resolve_languages,
 )
-from rlhf_asr.model.engine import whisper_core
-from rlhf_asr.model.loading import transcript_encoder
+from rlhf_asr.model.core import whisper_core
+
+logger = logging.getLogger(__name__)
 
 STRATEGIES = ("beam", "sample")
 NEGATIVES = ("hardest", "worst", "random")
@@ -134,10 +136,10 @@ def mine_pairs(
             progress.flush()
     written = counts["mined"] + counts["corrupted"]
     if counts["truncated"]:
-        print(f"[rlhf-asr] make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
+        logger.warning(f"make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
     if counts["skipped_reference"]:
         skipped = counts["skipped_reference"]
-        print(f"[rlhf-asr] make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
+        logger.warning(f"make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
     return {
         "written": written,
         "mined": counts["mined"],

@@ -7,6 +7,7 @@ engine, ORPOTrainer and its callbacks), trains, and saves the final model with i
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -25,11 +26,13 @@ from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
-from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 from rlhf_asr.trainer.validate import validate_training_run
+
+logger = logging.getLogger(__name__)
 
 
 def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> str | None:
@@ -44,7 +47,7 @@ def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> st
         raise UserInputError(f"--language: {error}") from None
     if not encoder.multilingual:
         if code != "en":
-            print(f"[rlhf-asr] English-only model: --language {data_args.language} is ignored (no language token)")
+            logger.warning(f"English-only model: --language {data_args.language} is ignored (no language token)")
         return None
     if code not in (encoder.known_languages() or ()):
         raise UserInputError(f"--language {data_args.language}: this model's tokenizer has no language token {code!r}")
@@ -66,8 +69,8 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
     other = Counter(example.language for example in examples if example.language not in (None, "en"))
     if other:
         languages = ", ".join(f"{code} ({n})" for code, n in other.most_common())
-        print(
-            f"[rlhf-asr] English-only model: {sum(other.values())} row(s) of {path} in another language "
+        logger.warning(
+            f"English-only model: {sum(other.values())} row(s) of {path} in another language "
             f"({languages}) are trained without a language token, as English-only models are"
         )
 
@@ -85,7 +88,7 @@ def build_dataset(
         known_languages=encoder.known_languages(),
         duration_tolerance=(data_args.duration_tolerance, 0.10),
     )
-    print(f"[rlhf-asr] {report.summary()}")
+    logger.info(report.summary())
     examples = report.examples[:max_rows] if max_rows else report.examples
     check_row_languages(path, examples, encoder, language)
     dataset = PreferenceDataset(
@@ -97,7 +100,7 @@ def build_dataset(
         skip_invalid=data_args.skip_invalid_rows,
     )
     if dataset.skipped:
-        print(f"[rlhf-asr] {path}: {len(dataset.skipped)} more row(s) skipped: transcript too long or not encodable")
+        logger.warning(f"{path}: {len(dataset.skipped)} more row(s) skipped: transcript too long or not encodable")
     return dataset, report
 
 
@@ -222,5 +225,5 @@ def run_training(
     }
     if trainer.is_world_process_zero():
         Path(config.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
-        print(f"[rlhf-asr] saved to {config.output_dir}")
+        logger.info(f"saved to {config.output_dir}")
     return summary
