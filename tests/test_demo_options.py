@@ -6,6 +6,7 @@ from pathlib import Path
 from rlhf_asr.demo.options import DemoOptions, ResultsOptions, training_args
 from rlhf_asr.trainer.config import parse_training_args
 
+
 # The flags recipes/demo.py used to build and parse (`training_argv`), verbatim.
 def _old_argv(options, base, pairs, output):
     return [

@@ -92,3 +92,11 @@ def test_no_file_over_400_lines(folder):
     long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted((ROOT / folder).rglob("*.py"))
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES]
     assert long == []
+
+
+def test_readme_layout_names_every_top_level_module():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = readme[readme.index("## Layout") :].split("```")[1]
+    names = [p.name + ("/" if p.is_dir() else "") for p in sorted(PACKAGE.iterdir())
+             if p.name != "__init__.py" and (p.suffix == ".py" or (p / "__init__.py").is_file())]
+    assert [name for name in names if f" {name}" not in tree] == []
