@@ -38,6 +38,7 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
@@ -108,7 +109,9 @@ def mine_pairs(
         do_sample=strategy == "sample", temperature=temperature if strategy == "sample" else None, score=True,
     )
     counts: Counter = Counter()
-    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress:
+    # Row notes go through logging; the redirect keeps them from breaking the progress bar.
+    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress, \
+            logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]):
         for start in tqdm(range(0, len(todo), batch_size), desc="make-pairs", unit="batch"):
             batch, audios = [], []
             for example in todo[start : start + batch_size]:
@@ -116,7 +119,7 @@ def mine_pairs(
                     audios.append(load_audio(example.audio_path))
                     batch.append(example)
                 except AudioError as error:
-                    tqdm.write(f"{example.source}: {error}")
+                    logger.warning(f"{example.source}: {error}")
                     counts["errors"] += 1
             if not batch:
                 continue
@@ -225,11 +228,11 @@ class _Miner:
             try:
                 reference = self.encoder.encode(example.text, self._prompt_language(language))
             except TranscriptError as error:
-                tqdm.write(f"{example.source}: reference skipped: {error}")
+                logger.warning(f"{example.source}: reference skipped: {error}")
                 return None, "skipped_reference"
             if len(reference.ids) > MAX_TARGET_TOKENS:
                 length = len(reference.ids)
-                tqdm.write(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                logger.warning(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
                 return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:
@@ -267,7 +270,7 @@ class _Miner:
         cut = fit_text(self.encoder, text, self._prompt_language(language))
         if cut == text:
             return text, False
-        tqdm.write(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
+        logger.warning(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
         return cut, True
 
     def _row(self, example, language, rejected, rate, rejected_by, logprob) -> dict:
