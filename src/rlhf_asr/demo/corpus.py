@@ -19,7 +19,6 @@ test split is spoken by voices that training never heard.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -274,10 +273,6 @@ def build_corpus(
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 __all__ = [

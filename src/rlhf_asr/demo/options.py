@@ -1,15 +1,15 @@
 """Options of `rlhf-asr demo` and `rlhf-asr results`, and the training options they imply.
 
 The training options are built as the dataclasses `rlhf-asr train` parses into (no flag strings),
-so a recipe's run is exactly a `train` run with these values.
+so a recipe's run is exactly a `train` run with these values. Light to import (no torch): the
+commands read these defaults for `--help`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from rlhf_asr.demo.corpus import default_workers
 
 TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+croak"]
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
@@ -19,6 +19,11 @@ TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out t
 # name -> (alpha, rejected scope); 0.1 is the paper's and TRL's default weight of the odds-ratio term
 ORPO_ALPHA = 0.1
 VARIANTS = {"sft": (0.0, "all"), "orpo": (ORPO_ALPHA, "all"), "orpo_diverging": (ORPO_ALPHA, "diverging")}
+
+
+def default_workers() -> int:
+    """espeak-ng processes at once: each is single-threaded; more than 4 gains little."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
