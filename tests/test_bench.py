@@ -11,6 +11,7 @@ from rlhf_asr.bench.measure import CpuPeak, release_free_memory
 from rlhf_asr.bench.run import MODES
 from rlhf_asr.bench.shapes import build_model, whisper_config
 from rlhf_asr.commands.cli import main as cli_main
+from whisper_fixtures import make_tiny_whisper_dir
 
 ALLOC_MB = 200
 
@@ -47,6 +48,13 @@ def test_cpu_peak_is_near_zero_without_allocation():
         meter.close()
 
 
+def test_shapes_are_the_model_card_sizes_only():
+    """Tests bring their own tiny checkpoint (whisper_fixtures); no test shape ships in the product."""
+    from rlhf_asr.bench.shapes import SHAPES
+
+    assert SHAPES == ("tiny", "base", "small", "medium", "large-v3")
+
+
 @pytest.mark.parametrize("name, millions", [("tiny", 37.76), ("base", 72.59)])
 def test_shape_parameter_counts(name, millions):
     model = build_model(name)
@@ -61,7 +69,7 @@ def test_large_v3_shape():
 @pytest.mark.slow  # five child processes, a few seconds each
 def test_bench_command_runs_every_mode(tmp_path, capsys):
     output = tmp_path / "bench.json"
-    argv = ["bench", "--model", "test-micro", "--batch_size", "2", "--label_len", "8", "--steps", "1", "--warmup", "1",
+    argv = ["bench", "--model", str(make_tiny_whisper_dir(tmp_path)), "--batch_size", "2", "--label_len", "8", "--steps", "1", "--warmup", "1",
             "--threads", "1", "--device", "cpu", "--output", str(output)]  # fmt: skip
     assert cli_main(argv) == 0
     report = json.loads(output.read_text())
@@ -86,9 +94,9 @@ def test_bench_reports_a_failing_mode_instead_of_crashing(tmp_path):
     assert result["status"] == "failed" and "missing" in result["error"]
 
 
-def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, capsys):
+def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, rlhf_log):
     output = tmp_path / "bench.json"
-    common = ["bench", "--model", "test-micro", "--modes", "sft,ours", "--batch_size", "2", "--label_len", "8",
+    common = ["bench", "--model", str(make_tiny_whisper_dir(tmp_path)), "--modes", "sft,ours", "--batch_size", "2", "--label_len", "8",
               "--steps", "1", "--warmup", "1", "--threads", "1", "--device", "cpu", "--output", str(output)]  # fmt: skip
     assert cli_main([*common, "--dtype", "bfloat16"]) == 0
     report = json.loads(output.read_text())
@@ -96,5 +104,5 @@ def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, capsys):
     for result in report["modes"].values():
         assert result["status"] == "ok" and result["dtype"] == "bfloat16" and np.isfinite(result["loss"])
     assert cli_main([*common, "--dtype", "float16"]) == 0
-    assert "--dtype float16 is CUDA-only: CPU runs in float32" in capsys.readouterr().out
+    assert "--dtype float16 is CUDA-only: CPU runs in float32" in rlhf_log.text
     assert json.loads(output.read_text())["config"]["dtype"] == "float32"

@@ -10,11 +10,10 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import WhisperForConditionalGeneration
 
-from conftest import tiny_whisper_config
 from rlhf_asr.model.encoder_cache import EncoderCache, audio_key, encoder_fingerprint
 from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.peft_setup import target_module_pattern
-from whisper_fixtures import write_tone
+from whisper_fixtures import tiny_whisper_config, write_tone
 
 
 def test_audio_key_names_the_file_and_its_content(tmp_path, monkeypatch):
@@ -90,9 +89,9 @@ def test_disk_entries_are_read_as_weights_only(tmp_path, tiny_model):
 def test_demo_hands_training_outputs_under_the_keys_training_asks_for(tmp_path):
     from rlhf_asr.data.dataset import PreferenceDataset
     from rlhf_asr.data.manifest import read_preference_manifest
-    from rlhf_asr.data.synth import Corpus, Utterance
     from rlhf_asr.data.tokens import TranscriptEncoder
-    from rlhf_asr.recipes.demo import make_pairs
+    from rlhf_asr.demo.corpus import Corpus, Utterance
+    from rlhf_asr.demo.stages import make_pairs
     from whisper_fixtures import tiny_processor
 
     texts = ["the cat sat on the mat", "hello there world", "open the window please"]

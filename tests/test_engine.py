@@ -5,13 +5,13 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import WhisperForConditionalGeneration
 
-from conftest import tiny_whisper_config
 from rlhf_asr.data.collator import PreferenceCollator
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.model.bundled import bundled_processor
 from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.model.engine import PreferenceWhisper, packed_attention_mask
+from whisper_fixtures import tiny_whisper_config
 
 PAIRS = [
     ("the cat sat on the mat", "the cat sat on a hat"),

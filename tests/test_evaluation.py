@@ -14,7 +14,7 @@ from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.evaluate import evaluate_manifest, manifest_kind
 from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import normalize_text, uses_cer
-from rlhf_asr.evaluation.transcribe import sequence_logprobs, transcribe_batch
+from rlhf_asr.inference.decode import sequence_logprobs, transcribe_batch
 from rlhf_asr.model.loading import load_for_inference
 from whisper_fixtures import make_tiny_model, make_tiny_whisper_dir, write_tone
 
@@ -232,7 +232,7 @@ def test_default_beams_follow_the_generation_config():
 
 
 def test_a_cap_on_new_tokens_marks_cut_rows_unfinished():
-    from rlhf_asr.evaluation.transcribe import decode_encoded, decoder_prefixes, encode_audio
+    from rlhf_asr.inference.decode import decode_encoded, decoder_prefixes, encode_audio
 
     model, processor = make_tiny_model("tiny.en", max_length=12)
     hidden = encode_audio(model, processor, _clips(2))
@@ -252,8 +252,8 @@ def _bundled_tiny_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _bundled_tiny_available(), reason="bundled tiny.en weights not installed")
 def test_real_tiny_en_on_speech_equals_pipeline(tmp_path):
-    from rlhf_asr.data import synth
     from rlhf_asr.data.audio import load_audio
+    from rlhf_asr.demo import corpus as synth
 
     if not synth.espeak_available():
         pytest.skip("espeak-ng is not installed")

@@ -7,11 +7,11 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import tiny_whisper_config
 from transformers import WhisperForConditionalGeneration
 
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.model.engine import PreferenceWhisper
+from whisper_fixtures import tiny_whisper_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

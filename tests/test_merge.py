@@ -12,7 +12,7 @@ from transformers import WhisperForConditionalGeneration, pipeline
 
 from rlhf_asr.commands import cli
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.evaluation.transcribe import transcribe_batch
+from rlhf_asr.inference.decode import transcribe_batch
 from rlhf_asr.model.loading import load_for_inference
 from rlhf_asr.model.merge import merge_adapter
 from whisper_fixtures import make_tiny_whisper_dir, write_tone

@@ -12,7 +12,7 @@ from rlhf_asr import pairs
 from rlhf_asr.commands import cli
 from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
 from rlhf_asr.evaluation.normalize import normalize_text
-from rlhf_asr.evaluation.transcribe import Candidate
+from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference
 from rlhf_asr.pairs import corrupt_text, mine_pairs
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
@@ -190,7 +190,7 @@ def test_a_loop_decoded_to_the_limit_is_written_so_that_it_trains(name, generati
     from transformers import GenerationConfig
 
     from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder
-    from rlhf_asr.evaluation.transcribe import _length_limit
+    from rlhf_asr.inference.decode import _length_limit
     from whisper_fixtures import tiny_processor
 
     processor = tiny_processor(name)
@@ -214,7 +214,7 @@ def test_a_loop_decoded_to_the_limit_is_written_so_that_it_trains(name, generati
 
 
 @pytest.mark.parametrize("name", ["tiny.en", "base"])
-def test_a_loop_over_the_limit_is_cut_to_fit_and_counted(name, tmp_path):
+def test_a_loop_over_the_limit_is_cut_to_fit_and_counted(name, tmp_path, rlhf_log):
     from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, max_text_tokens
     from whisper_fixtures import tiny_processor
 
@@ -236,3 +236,6 @@ def test_a_loop_over_the_limit_is_cut_to_fit_and_counted(name, tmp_path):
     # a reference that cannot train skips the utterance instead of writing a row train refuses
     long_reference = AsrExample(tmp_path / "a.wav", 1.0, loop, "en", None, "asr.jsonl:2")
     assert miner.pair(long_reference, "en", [Candidate("the cat", -0.1)]) == (None, "skipped_reference")
+    # both are warnings naming the manifest row (logged, so --quiet keeps them and the progress bar stays whole)
+    assert [(r.levelname, r.getMessage().split(":")[0] + ":" + r.getMessage().split(":")[1]) for r in rlhf_log.records] == [
+        ("WARNING", "asr.jsonl:1"), ("WARNING", "asr.jsonl:2")]

@@ -1,4 +1,4 @@
-"""Training runs end to end on a tiny random Whisper: outputs, metrics, resume, AdaLoRA, options."""
+"""Training runs end to end on a tiny random Whisper (`trainer/run.py`): outputs, metrics, resume, AdaLoRA, the encoder cache."""
 
 from __future__ import annotations
 
@@ -10,60 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from rlhf_asr.commands.cli import main as cli_main
-from rlhf_asr.commands.train import parse_args
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.recipes.train import make_encoder_cache, run_training
-from whisper_fixtures import make_tiny_whisper_dir, write_tone
-
-PAIRS = [
-    ("the cat sat on the mat", "the hat sat on the mat"),
-    ("hello world", "yellow world"),
-    ("good morning everyone", "good mourning everyone"),
-    ("one two three four", "one too three for"),
-    ("open the window please", "open the widow please"),
-    ("it is raining today", "it is training today"),
-]
-METRICS = [
-    "nll_loss", "log_odds_ratio", "log_odds_chosen", "rewards/chosen", "rewards/rejected",
-    "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
-]
-
-
-def write_manifest(folder: Path, name: str, pairs, language="English", tone: int = 0) -> Path:
-    """Row i's audio is tone i + `tone`: manifests with other `tone` values hold other audio."""
-    rows = []
-    for i, (chosen, rejected) in enumerate(pairs):
-        seconds = 1.0 + 0.1 * i
-        write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * (i + tone), seed=i + tone)
-        rows.append({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": seconds, "chosen": chosen,
-                     "rejected": rejected, "language": language})
-    path = folder / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train")
-    return {
-        "model": make_tiny_whisper_dir(folder),
-        "train": write_manifest(folder, "train", PAIRS),
-        "test": write_manifest(folder, "test", PAIRS[:2]),
-        "root": folder,
-    }
-
-
-def train_argv(workspace, output: Path, *extra: str) -> list[str]:
-    return [
-        "--base_model", str(workspace["model"]), "--train_data", str(workspace["train"]),
-        "--output_dir", str(output), "--per_device_train_batch_size", "2", "--warmup_steps", "0",
-        "--logging_steps", "1", "--report_to", "none", "--seed", "7", "--learning_rate", "5e-3",
-        "--dataloader_pin_memory", "False", *extra,
-    ]
-
-
-def train(workspace, output: Path, *extra: str):
-    return run_training(*parse_args(train_argv(workspace, output, *extra)))
+from rlhf_asr.commands.train import parse_args as parse_training_args
+from rlhf_asr.trainer.run import make_encoder_cache, run_training
+from train_fixtures import METRICS, PAIRS, train, train_argv, write_manifest
+from whisper_fixtures import make_tiny_whisper_dir
 
 
 def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
@@ -133,7 +84,7 @@ def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
     assert start.keys() != a.keys() or any(start[k].shape != a[k].shape or not torch.allclose(start[k], a[k]) for k in a)
 
 
-def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
+def test_adalora_reallocates_rank(workspace, tmp_path, rlhf_log, recwarn):
     summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
                     "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")
     ranks = [rank for _, rank in summary["adalora_rank_history"]]
@@ -141,7 +92,7 @@ def test_adalora_reallocates_rank(workspace, tmp_path, capsys, recwarn):
     assert ranks[-1] < ranks[0]
     # Modules pruned to rank 0 are reported by us, not as PEFT's "unsharded DeepSpeed" false alarm,
     # and the saved adapter still merges.
-    assert "AdaLoRA has pruned" in capsys.readouterr().out
+    assert "AdaLoRA has pruned" in rlhf_log.text
     assert not [w for w in recwarn if "invalid shape" in str(w.message)]
     assert cli_main(["merge", str(tmp_path / "ada"), str(tmp_path / "merged")]) == 0
 
@@ -186,42 +137,15 @@ def _first_logged_loss(output: Path) -> float:
     return next(row["loss"] for row in state["log_history"] if "loss" in row)
 
 
-def test_bf16_mixed_precision_trains_on_cpu(workspace, tmp_path, capsys):
+def test_bf16_mixed_precision_trains_on_cpu(workspace, tmp_path, rlhf_log):
     common = ("--use_adalora", "False", "--max_steps", "2", "--plot", "False")
     train(workspace, tmp_path / "fp32", *common)
     summary = train(workspace, tmp_path / "bf16", *common, "--bf16", "True")
-    assert "bf16 mixed precision instead of the default fp16" in capsys.readouterr().out
+    assert "bf16 mixed precision instead of the default fp16" in rlhf_log.text
     assert summary["global_step"] == 2
     fp32_loss, bf16_loss = _first_logged_loss(tmp_path / "fp32"), _first_logged_loss(tmp_path / "bf16")
     assert bf16_loss != fp32_loss  # autocast ran: same seed and data, bf16 rounding
     assert bf16_loss == pytest.approx(fp32_loss, rel=1e-2)
-
-
-def test_config_file_and_command_line_override(workspace, tmp_path):
-    config = tmp_path / "run.yaml"
-    config.write_text(f"base_model: {workspace['model']}\ntrain_data: {workspace['train']}\nalpha: 0.3\n"
-                      "learning_rate: 0.01\nuse_adalora: false\n")
-    model_args, data_args, orpo = parse_args(["--config", str(config), "--learning_rate", "0.002",
-                                              "--output_dir", str(tmp_path)])
-    assert orpo.alpha == 0.3 and orpo.learning_rate == 0.002
-    assert model_args.peft_method == "lora" and data_args.train_data == str(workspace["train"])
-
-
-def test_classic_defaults_and_boolean_forms(tmp_path):
-    model_args, data_args, orpo = parse_args(["--output_dir", str(tmp_path), "--fp16", "False", "--use_adalora"])
-    assert model_args.base_model == "openai/whisper-tiny" and model_args.peft_method == "adalora"
-    assert data_args.language is None and data_args.task == "transcribe"
-    assert (data_args.min_audio_len, data_args.max_audio_len) == (0.5, 30.0)
-    assert (orpo.learning_rate, orpo.num_train_epochs, orpo.per_device_train_batch_size) == (1e-3, 3, 8)
-    assert (orpo.warmup_steps, orpo.fp16) == (50, False)
-
-
-def test_defaults_are_lora_alpha_0_1_and_fp32_weights(tmp_path):
-    """The documented runs (docs/results.md) use LoRA and alpha 0.1, as do the ORPO paper and TRL."""
-    model_args, _, orpo = parse_args(["--output_dir", str(tmp_path)])
-    assert model_args.peft_method == "lora" and not model_args.use_adalora
-    assert orpo.alpha == 0.1
-    assert model_args.model_dtype == "float32"
 
 
 def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
@@ -232,35 +156,6 @@ def test_missing_model_path_is_one_clear_error(workspace, tmp_path):
 def test_encoder_cache_needs_frozen_encoder(workspace, tmp_path):
     with pytest.raises(UserInputError, match="freeze_encoder"):
         train(workspace, tmp_path / "x", "--encoder_cache", "memory", "--max_steps", "1")
-
-
-REFUSED_ATTENTION = ["flex_attention", "flash_attention_2", "flash_attention_3", "bogus"]
-
-
-@pytest.mark.parametrize("value", REFUSED_ATTENTION)
-def test_attention_without_block_mask_support_is_refused_before_loading(tmp_path, capfd, value):
-    # A missing manifest and model: the option must be refused before either is looked at.
-    code = cli_main(["train", "--attn_implementation", value, "--train_data", str(tmp_path / "none.jsonl"),
-                     "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
-    err = capfd.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and f"--attn_implementation {value}" in err and "sdpa" in err
-
-
-def test_8bit_with_frozen_encoder_is_refused_before_loading(tmp_path, capfd):
-    code = cli_main(["train", "--use_8bit", "True", "--freeze_encoder", "True", "--train_data",
-                     str(tmp_path / "none.jsonl"), "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
-    err = capfd.readouterr().err.strip()
-    assert code == 2
-    assert len(err.splitlines()) == 1 and "--use_8bit" in err and "--freeze_encoder" in err
-
-
-@pytest.mark.parametrize("value", ["float7", "int8"])
-def test_bad_model_dtype_is_refused(tmp_path, capfd, value):
-    code = cli_main(["train", "--model_dtype", value, "--train_data", str(tmp_path / "none.jsonl"),
-                     "--output_dir", str(tmp_path)])
-    err = capfd.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "--model_dtype" in err
 
 
 def test_saved_adapter_names_the_model_the_user_gave(workspace, tmp_path, monkeypatch):
@@ -281,145 +176,6 @@ def test_saved_adapter_names_the_model_the_user_gave(workspace, tmp_path, monkey
     monkeypatch.setenv("RLHF_ASR_CACHE", str(tmp_path / "elsewhere"))
     shutil.copytree(workspace["model"], tmp_path / "elsewhere" / "whisper-tiny.en")
     assert resolve_adapter_base(out) == str(tmp_path / "elsewhere" / "whisper-tiny.en")
-# --- languages: never guessed -------------------------------------------------------------------
-
-
-def write_rows(folder: Path, name: str, rows: list[dict]) -> Path:
-    """A preference manifest of `rows` (chosen, rejected and optional language), one tone each."""
-    lines = []
-    for i, row in enumerate(rows):
-        write_tone(folder / "audio" / f"{name}{i}.wav", 1.0, 300 + 50 * i, seed=i)
-        lines.append(json.dumps({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": 1.0, **row}))
-    path = folder / f"{name}.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def multilingual(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("multilingual")
-    return {"model": make_tiny_whisper_dir(folder, "base"), "root": folder}
-
-
-def cli_train(capsys, model: Path, manifest: Path, output: Path, *extra: str) -> tuple[int, str]:
-    code = cli_main(["train", "--base_model", str(model), "--train_data", str(manifest), "--output_dir", str(output),
-                     "--report_to", "none", "--max_steps", "1", *extra])
-    return code, capsys.readouterr().err
-
-
-def test_multilingual_rows_without_language_stop_and_are_named(multilingual, capsys):
-    rows = [{"chosen": "the cat", "rejected": "the hat", "language": "en"}] + [
-        {"chosen": f"word {i}", "rejected": f"ward {i}"} for i in range(4)
-    ]
-    manifest = write_rows(multilingual["root"], "nolang", rows)
-    code, err = cli_train(capsys, multilingual["model"], manifest, multilingual["root"] / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    named = "(nolang.jsonl:2, nolang.jsonl:3, nolang.jsonl:4 and 1 more)"
-    assert f'nolang.jsonl: 4 row(s) have no "language" {named}' in err
-    assert "--language" in err and "<|zh|>" not in err
-
-
-def test_unknown_language_option_on_english_only_model_is_one_line(workspace, tmp_path, capsys):
-    code, err = cli_train(capsys, workspace["model"], workspace["train"], tmp_path / "out", "--language", "Klingon")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "--language: unknown language 'Klingon'" in err
-
-
-def test_control_token_in_a_transcript_is_one_line_naming_the_row(workspace, tmp_path, capsys):
-    rows = [{"chosen": "the cat sat", "rejected": "the cat <|endoftext|> sat"}, {"chosen": "a b", "rejected": "a c"}]
-    manifest = write_rows(tmp_path, "control", rows)
-    code, err = cli_train(capsys, workspace["model"], manifest, tmp_path / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "control.jsonl:1: transcript contains the Whisper control token '<|endoftext|>'" in err
-
-
-def test_lone_surrogate_in_a_transcript_is_one_line_naming_the_row(workspace, tmp_path, capsys):
-    manifest = tmp_path / "surrogate.jsonl"
-    write_tone(tmp_path / "a.wav", 1.0)
-    good = {"audio": {"path": "a.wav"}, "duration": 1.0, "chosen": "a b", "rejected": "a c"}
-    bad = {**good, "rejected": "a \ud800 c"}
-    manifest.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")  # json writes the escape \ud800
-    code, err = cli_train(capsys, workspace["model"], manifest, tmp_path / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert "surrogate.jsonl:2: transcript has a character that is not valid Unicode text" in err
-
-
-def _data_args(**options):
-    from rlhf_asr.trainer.config import DataArguments
-
-    return DataArguments(**{"min_audio_len": 0.1, **options})
-
-
-def test_row_language_wins_and_language_option_fills_the_rest(multilingual):
-    from rlhf_asr.data.tokens import TranscriptEncoder
-    from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import build_dataset, default_language
-
-    rows = [{"chosen": "le chat", "rejected": "le chien", "language": "French"},
-            {"chosen": "el gato", "rejected": "el pato"}]
-    manifest = write_rows(multilingual["root"], "mixed", rows)
-    processor = load_processor(str(multilingual["model"]))
-    encoder = TranscriptEncoder(processor.tokenizer)
-    data_args = _data_args(language="es")
-    language = default_language(data_args, encoder)
-    dataset, _ = build_dataset(str(manifest), data_args, processor, encoder, language=language)
-    ids = processor.tokenizer.convert_tokens_to_ids
-    assert [pair[0].ids[1] for pair in dataset.pairs] == [ids("<|fr|>"), ids("<|es|>")]
-    assert all(pair[1].ids[1] == pair[0].ids[1] for pair in dataset.pairs)
-    # Cantonese came with large-v3's tokenizer: Whisper knows the name, this tokenizer has no token
-    assert "yue" not in encoder.known_languages()
-    with pytest.raises(UserInputError, match="--language Cantonese: this model's tokenizer has no language token"):
-        default_language(_data_args(language="Cantonese"), encoder)
-
-
-def test_row_language_on_english_only_model_is_reported_once_with_the_count(workspace, tmp_path, capsys):
-    from rlhf_asr.data.tokens import TranscriptEncoder
-    from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import build_dataset
-
-    rows = [{"chosen": f"le chat {i}", "rejected": f"le chien {i}", "language": "fr"} for i in range(3)]
-    rows += [{"chosen": "the cat", "rejected": "the hat", "language": "en"}, {"chosen": "a b", "rejected": "a c"}]
-    manifest = write_rows(tmp_path, "french", rows)
-    processor = load_processor(str(workspace["model"]))
-    encoder = TranscriptEncoder(processor.tokenizer)
-    dataset, _ = build_dataset(str(manifest), _data_args(), processor, encoder)
-    out = capsys.readouterr().out
-    notes = [line for line in out.splitlines() if "English-only model" in line]
-    assert len(notes) == 1 and "3 row(s)" in notes[0] and "fr (3)" in notes[0]
-    assert all(len(pair[0].ids) and pair[0].ids[1] == encoder.no_timestamps for pair in dataset.pairs)
-
-
-def test_eval_wer_decodes_each_row_in_its_own_language(multilingual, monkeypatch):
-    """--eval_wer used to decode every row with --language: the prompts must carry each row's token."""
-    from rlhf_asr.evaluation import evaluate
-    from rlhf_asr.model.loading import load_processor
-    from rlhf_asr.recipes.train import wer_evaluator
-    from rlhf_asr.trainer.config import ORPOConfig
-    from whisper_fixtures import make_tiny_model
-
-    rows = [
-        {"chosen": "le chat", "rejected": "le chien", "language": "fr"},
-        {"chosen": "der Hund", "rejected": "die Hand", "language": "de"},
-        {"chosen": "the cat", "rejected": "the hat", "language": "en"},
-        {"chosen": "el gato", "rejected": "el pato"},
-    ]
-    manifest = write_rows(multilingual["root"], "eval", rows)
-    model, processor = make_tiny_model("base", max_length=4)
-    prompts = []
-    decode = evaluate.decode_encoded
-
-    def spy(model, processor, hidden, prefixes, **options):
-        prompts.extend(prefixes)
-        return decode(model, processor, hidden, prefixes, **options)
-
-    monkeypatch.setattr(evaluate, "decode_encoded", spy)
-    config = ORPOConfig(output_dir=str(multilingual["root"] / "o"), eval_wer=True, report_to="none", fp16=False)
-    data_args = _data_args(test_data=str(manifest))
-    scorer = wer_evaluator(load_processor(str(multilingual["model"])), data_args, config, "zh")
-    metrics = scorer(model)
-    ids = processor.tokenizer.convert_tokens_to_ids
-    assert [prompt[1] for prompt in prompts] == [ids("<|fr|>"), ids("<|de|>"), ids("<|en|>"), ids("<|zh|>")]
-    assert "wer" in metrics
 # ---- encoder cache: keyed by audio and model, never by row position ----
 
 CACHED = ("--use_adalora", "False", "--freeze_encoder", "True", "--plot", "False", "--save_strategy", "no")
@@ -438,7 +194,7 @@ def other_audio(workspace):
 
 def train_with_cache(workspace, output: Path, *extra: str):
     """(summary, cache): the run's cache is made as `rlhf-asr train` makes it, kept to count hits."""
-    model_args, data_args, config = parse_args(train_argv(workspace, output, *extra))
+    model_args, data_args, config = parse_training_args(train_argv(workspace, output, *extra))
     cache = make_encoder_cache(config, model_args, data_args)
     return run_training(model_args, data_args, config, encoder_cache=cache), cache
 
@@ -488,23 +244,3 @@ def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
     a, b = load_file(tmp_path / "plain" / "adapter_model.safetensors"), load_file(tmp_path / "gc" / "adapter_model.safetensors")
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
-@pytest.mark.parametrize("option", [["--deepspeed", "ds.json"], ["--fsdp", "full_shard"], ["--fsdp_config", "fsdp.json"]])
-def test_deepspeed_and_fsdp_are_refused_before_loading(tmp_path, capsys, option):
-    for name in ("ds.json", "fsdp.json"):
-        (tmp_path / name).write_text("{}")
-    option = [option[0], str(tmp_path / option[1])] if option[1].endswith(".json") else option
-    argv = ["train", "--train_data", str(tmp_path / "missing.jsonl"), "--base_model", str(tmp_path / "no-model"),
-            "--output_dir", str(tmp_path / "out"), *option]
-    assert cli_main(argv) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and option[0] in lines[0] and "not supported" in lines[0], err
-    assert "Traceback" not in err and not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_FSDP", "FSDP")])
-def test_accelerate_launch_with_deepspeed_or_fsdp_is_refused(tmp_path, capsys, monkeypatch, variable, name):
-    monkeypatch.setenv(variable, "true")
-    assert cli_main(["train", "--train_data", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and name in err and variable in err

@@ -1,9 +1,13 @@
-"""Tiny random Whisper checkpoints with the real bundled tokenizer, for fast CPU tests.
+"""The tests' one tiny-Whisper factory: configs, models and checkpoints with the real bundled tokenizer.
+
+`tiny_whisper_config` is the one config (tiny.en's special token ids, a few hundred thousand
+parameters); `make_tiny_model` / `make_tiny_whisper_dir` build on it with a real tokenizer's ids.
 
 The weights are random (a 64-wide, 2+2-layer model) but everything around them is real: the
 bundled tokenizer and feature extractor, the special token ids, a generation config like the
 hub's. So loading, generation, PEFT, merging and pipelines run exactly as with a real model,
-in a fraction of a second. Import with `from whisper_fixtures import make_tiny_whisper_dir`.
+in a fraction of a second. Import with `from whisper_fixtures import make_tiny_whisper_dir`
+(pytest puts tests/ on the path); the `tiny_model` fixture in conftest.py uses it too.
 """
 
 from __future__ import annotations
@@ -28,25 +32,42 @@ def tiny_processor(processor_name: str = "tiny.en"):
     return bundled_processor(processor_name)
 
 
-def tiny_config(tokenizer, max_target_positions: int = 448) -> WhisperConfig:
-    ids = tokenizer.convert_tokens_to_ids
-    eot = tokenizer.eos_token_id
-    return WhisperConfig(
-        vocab_size=len(tokenizer),
-        d_model=64,
+def tiny_whisper_config(vocab_size: int = 51864, attn: str | None = "sdpa", **overrides) -> WhisperConfig:
+    """A Whisper of a few hundred thousand parameters with tiny.en's special token ids; `overrides` set any field.
+
+    `attn`: the attention kernel; None leaves it to the model (what a saved checkpoint should carry).
+    """
+    fields = dict(
+        vocab_size=vocab_size,
+        d_model=32,
         encoder_layers=2,
         decoder_layers=2,
         encoder_attention_heads=4,
         decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
         num_mel_bins=80,
         max_source_positions=1500,
-        max_target_positions=max_target_positions,
-        decoder_start_token_id=ids("<|startoftranscript|>"),
-        bos_token_id=eot,
-        eos_token_id=eot,
-        pad_token_id=eot,
+        max_target_positions=448,
+        pad_token_id=50256,
+        bos_token_id=50256,
+        eos_token_id=50256,
+        decoder_start_token_id=50257,
+    )
+    fields.update(overrides)
+    config = WhisperConfig(**fields)
+    if attn is not None:
+        config._attn_implementation = attn
+    return config
+
+
+def tiny_config(tokenizer, max_target_positions: int = 448) -> WhisperConfig:
+    """`tiny_whisper_config`, 64 wide, with `tokenizer`'s vocabulary and special token ids."""
+    eot = tokenizer.eos_token_id
+    return tiny_whisper_config(
+        vocab_size=len(tokenizer), attn=None, d_model=64, encoder_ffn_dim=128, decoder_ffn_dim=128,
+        max_target_positions=max_target_positions, decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
+        bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
     )
 
 

@@ -18,6 +18,9 @@ not dropped: such loops are Whisper's most typical failure and the mistake ORPO 
 unlearn, and the cut only shortens text the decoder had already cut off. A reference that cannot
 train (too long, control tokens) skips its utterance, with a line naming the row.
 
+The demo mines from transcripts it already has (`mistake_rows`): one greedy transcript per clip,
+a pair wherever it is a non-empty transcript with word errors (`is_mistake`).
+
 Runs are resumable: every processed utterance is listed, by manifest line, in
 `<output>.progress` (pairs also carry their `source`), both flushed after each batch, and a
 rerun skips what is listed, so edit the ASR manifest only between fresh runs (--no_resume).
@@ -26,6 +29,7 @@ rerun skips what is listed, so edit the ASR manifest only between fresh runs (--
 from __future__ import annotations
 
 import json
+import logging
 import random
 import string
 import unicodedata
@@ -34,14 +38,15 @@ from pathlib import Path
 
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens, transcript_encoder
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.evaluation.metrics import score_utterance
+from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
-from rlhf_asr.evaluation.transcribe import (
+from rlhf_asr.inference.decode import (
     Candidate,
     check_language,
     decode_encoded,
@@ -49,8 +54,9 @@ from rlhf_asr.evaluation.transcribe import (
     encode_audio,
     resolve_languages,
 )
-from rlhf_asr.model.engine import whisper_core
-from rlhf_asr.model.loading import transcript_encoder
+from rlhf_asr.model.core import whisper_core
+
+logger = logging.getLogger(__name__)
 
 STRATEGIES = ("beam", "sample")
 NEGATIVES = ("hardest", "worst", "random")
@@ -103,7 +109,9 @@ def mine_pairs(
         do_sample=strategy == "sample", temperature=temperature if strategy == "sample" else None, score=True,
     )
     counts: Counter = Counter()
-    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress:
+    # Row notes go through logging; the redirect keeps them from breaking the progress bar.
+    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress, \
+            logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]):
         for start in tqdm(range(0, len(todo), batch_size), desc="make-pairs", unit="batch"):
             batch, audios = [], []
             for example in todo[start : start + batch_size]:
@@ -111,7 +119,7 @@ def mine_pairs(
                     audios.append(load_audio(example.audio_path))
                     batch.append(example)
                 except AudioError as error:
-                    tqdm.write(f"{example.source}: {error}")
+                    logger.warning(f"{example.source}: {error}")
                     counts["errors"] += 1
             if not batch:
                 continue
@@ -131,10 +139,10 @@ def mine_pairs(
             progress.flush()
     written = counts["mined"] + counts["corrupted"]
     if counts["truncated"]:
-        print(f"[rlhf-asr] make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
+        logger.warning(f"make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
     if counts["skipped_reference"]:
         skipped = counts["skipped_reference"]
-        print(f"[rlhf-asr] make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
+        logger.warning(f"make-pairs: {skipped} utterance(s) skipped: reference cannot be trained on")
     return {
         "written": written,
         "mined": counts["mined"],
@@ -148,6 +156,24 @@ def mine_pairs(
         "rows": len(report.examples),
         "output": str(output),
     }
+
+
+def is_mistake(reference: str, hypothesis: str, language: str = "en") -> bool:
+    """A non-empty transcript with word errors after normalisation: what becomes a preference pair."""
+    return bool(hypothesis.strip()) and error_rates([reference], [hypothesis], language)["word_errors"] > 0
+
+
+def mistake_rows(
+    audio_paths: list[str], durations: list[float], references: list[str], hypotheses: list[str]
+) -> list[tuple[int, dict]]:
+    """(index, preference row) for every English clip whose transcript `is_mistake`: chosen = reference,
+    rejected = the transcript."""
+    rows = []
+    for index, (path, duration, reference, hypothesis) in enumerate(zip(audio_paths, durations, references, hypotheses)):
+        if is_mistake(reference, hypothesis):
+            rows.append((index, {"audio": {"path": path}, "duration": round(duration, 3),
+                                 "chosen": reference, "rejected": hypothesis, "language": "English"}))
+    return rows
 
 
 def _prepare_outputs(output: Path, progress_path: Path, resume: bool) -> set[str]:
@@ -202,11 +228,11 @@ class _Miner:
             try:
                 reference = self.encoder.encode(example.text, self._prompt_language(language))
             except TranscriptError as error:
-                tqdm.write(f"{example.source}: reference skipped: {error}")
+                logger.warning(f"{example.source}: reference skipped: {error}")
                 return None, "skipped_reference"
             if len(reference.ids) > MAX_TARGET_TOKENS:
                 length = len(reference.ids)
-                tqdm.write(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                logger.warning(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
                 return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:
@@ -244,7 +270,7 @@ class _Miner:
         cut = fit_text(self.encoder, text, self._prompt_language(language))
         if cut == text:
             return text, False
-        tqdm.write(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
+        logger.warning(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
         return cut, True
 
     def _row(self, example, language, rejected, rate, rejected_by, logprob) -> dict:

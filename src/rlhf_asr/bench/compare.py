@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from rlhf_asr.bench.measure import rss_mb
 from rlhf_asr.bench.run import common_argv
+
+logger = logging.getLogger(__name__)
 
 _LOG_TAIL_LINES = 15
 # With a fixed threshold glibc gives every block of 128 KiB or more its own mapping and returns it
@@ -52,7 +55,7 @@ def compare(args: argparse.Namespace, modes: list[str], label: str = "") -> dict
     results = {}
     for mode in modes:
         results[mode] = run_mode(mode, args)
-        print(f"[bench] {label}{mode}: {_brief(results[mode])}", file=sys.stderr, flush=True)
+        logger.info(f"bench: {label}{mode}: {_brief(results[mode])}")
     add_ratios(results)
     return results
 
@@ -141,7 +144,7 @@ def find_max_batch(args: argparse.Namespace, mode: str, limit: int) -> dict:
         point = copy.copy(args)
         point.batch_size, point.steps, point.warmup = batch, 1, 1
         result = probes[batch] = run_mode(mode, point)
-        print(f"[bench] max batch {mode} b{batch}: {_brief(result)}", file=sys.stderr, flush=True)
+        logger.info(f"bench: max batch {mode} b{batch}: {_brief(result)}")
         if result["status"] == "failed" and "out of memory" not in str(result.get("error", "")).lower():
             raise RuntimeError(f"{mode} at batch {batch}: {result.get('error')}")
         if result["status"] != "ok":

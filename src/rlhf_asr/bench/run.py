@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import gc
 import json
+import logging
 import os
 import resource
 import sys
@@ -25,6 +26,8 @@ import torch
 
 from rlhf_asr.bench.measure import median, peak_meter, settle
 from rlhf_asr.bench.shapes import build_model
+
+logger = logging.getLogger(__name__)
 
 MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
 # benchmark mode -> PreferenceWhisper mode; `ours_frozen` also freezes the encoder.
@@ -65,7 +68,7 @@ def common_argv(args: argparse.Namespace) -> list[str]:
 def resolve_dtype(args: argparse.Namespace) -> None:
     """Sets the autocast dtype actually used, with one line when it differs: CPU has no float16 path worth timing."""
     if args.dtype == "float16" and not args.device.startswith("cuda"):
-        print(f"[rlhf-asr bench] --dtype {args.dtype} is CUDA-only: CPU runs in float32")
+        logger.warning(f"bench: --dtype {args.dtype} is CUDA-only: CPU runs in float32")
         args.dtype = "float32"
 
 

@@ -31,7 +31,7 @@ def check_counts(options) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.data.synth import INSTALL_HINT, espeak_available
+    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.recipes.demo import run_demo
 

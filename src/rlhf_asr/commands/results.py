@@ -52,7 +52,7 @@ def parse_args(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.data.synth import INSTALL_HINT, espeak_available
+    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.recipes.results import VARIANTS, regenerate, run_results
 

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
 
     check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
     from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, load_audio
-    from rlhf_asr.evaluation.transcribe import over_window, transcribe_batch
+    from rlhf_asr.inference.decode import over_window, transcribe_batch
     from rlhf_asr.model.loading import default_device, load_for_inference
 
     audios = [load_audio(path) for path in args.audio]  # fail on a bad file before loading the model

@@ -134,3 +134,15 @@ class TranscriptEncoder:
 def _is_language_token(token: str) -> bool:
     inner = token[2:-2]
     return token.startswith("<|") and token.endswith("|>") and 2 <= len(inner) <= 3 and inner.isalpha() and inner.islower()
+
+
+_encoders: dict[tuple[int, str], tuple[object, TranscriptEncoder]] = {}
+
+
+def transcript_encoder(processor_or_tokenizer, task: str = "transcribe") -> TranscriptEncoder:
+    """The TranscriptEncoder of a processor's tokenizer, cached (building it reads the vocabulary)."""
+    tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
+    key = (id(tokenizer), task)
+    if key not in _encoders:  # the tokenizer is kept alive with it, so its id is not reused
+        _encoders[key] = (tokenizer, TranscriptEncoder(tokenizer, task=task))
+    return _encoders[key][1]

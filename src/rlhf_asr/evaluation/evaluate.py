@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
+from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
-from rlhf_asr.evaluation.transcribe import (
+from rlhf_asr.inference.decode import (
     check_language,
     decode_encoded,
     decoder_prefixes,
@@ -28,8 +29,7 @@ from rlhf_asr.evaluation.transcribe import (
     resolve_languages,
     score_texts,
 )
-from rlhf_asr.model.engine import whisper_core
-from rlhf_asr.model.loading import transcript_encoder
+from rlhf_asr.model.core import whisper_core
 
 CSV_FIELDS = [
     "source", "language", "reference", "hypothesis", "reference_norm", "hypothesis_norm", "errors", "words",
@@ -122,13 +122,37 @@ def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[l
         reference = example.chosen if kind == "preference" else example.text
         rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
     if kind == "preference":
-        owners = list(range(len(batch))) * 2
-        texts = [e.chosen for e in batch] + [e.rejected for e in batch]
-        scores = score_texts(model, processor, hidden, owners, prefixes, texts)
-        for i, row in enumerate(rows):
-            chosen, rejected = scores[i], scores[i + len(batch)]
+        owners = list(range(len(batch)))
+        scores = preference_scores(model, processor, hidden, owners, prefixes, [e.chosen for e in batch], [e.rejected for e in batch])
+        for row, (chosen, rejected) in zip(rows, scores):
             row.update(chosen_logprob=chosen, rejected_logprob=rejected, prefers_chosen=chosen > rejected)
     return rows, seconds
+
+
+def preference_scores(
+    model, processor, hidden, owners: list[int], prefixes: list[list[int]], chosen: list[str], rejected: list[str]
+) -> list[tuple[float, float]]:
+    """(chosen, rejected) mean per-token log-probs of each pair given its audio `hidden[owners[i]]`.
+
+    Both transcripts of a batch are scored in one decoder pass over the audio's one encoder output.
+    """
+    scores = score_texts(model, processor, hidden, owners + owners, prefixes, list(chosen) + list(rejected))
+    return list(zip(scores[: len(owners)], scores[len(owners) :]))
+
+
+def preference_accuracy(
+    model, processor, hidden, owners: list[int], prefixes: list[list[int]], chosen: list[str], rejected: list[str],
+    batch_size: int = 16,
+) -> float | None:
+    """Share of pairs where the model gives `chosen` the higher mean log-prob (the quantity ORPO pushes up); None without pairs."""
+    if not owners:
+        return None
+    wins = 0
+    for start in range(0, len(owners), batch_size):
+        part = slice(start, start + batch_size)
+        scores = preference_scores(model, processor, hidden, owners[part], prefixes, chosen[part], rejected[part])
+        wins += sum(c > r for c, r in scores)
+    return wins / len(owners)
 
 
 def _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds) -> dict:

@@ -155,24 +155,25 @@ def _count_layers(variables: dict[str, np.ndarray], side: str) -> int:
 
 def whisper_config(variables: dict[str, np.ndarray]):
     """Infer the HF `WhisperConfig` from CT2 variable shapes and the `num_heads` scalars."""
-    from transformers import WhisperConfig
+    from rlhf_asr.model.architecture import Dims
+    from rlhf_asr.model.architecture import whisper_config as config_of
 
     if missing := {"encoder/conv1/weight", "decoder/embeddings/weight"} - set(variables):
         raise UserInputError(f"unsupported CTranslate2 Whisper layout: no {sorted(missing)}")
     d_model, n_mels, _ = variables["encoder/conv1/weight"].shape
-    return WhisperConfig(
-        vocab_size=variables["decoder/embeddings/weight"].shape[0],
-        num_mel_bins=n_mels,
+    return config_of(Dims(
         d_model=d_model,
         encoder_layers=_count_layers(variables, "encoder"),
         decoder_layers=_count_layers(variables, "decoder"),
-        encoder_attention_heads=int(variables["encoder/num_heads"]),
-        decoder_attention_heads=int(variables["decoder/num_heads"]),
-        encoder_ffn_dim=variables["encoder/layer_0/ffn/linear_0/weight"].shape[0],
-        decoder_ffn_dim=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
+        encoder_heads=int(variables["encoder/num_heads"]),
+        decoder_heads=int(variables["decoder/num_heads"]),
+        encoder_ffn=variables["encoder/layer_0/ffn/linear_0/weight"].shape[0],
+        decoder_ffn=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
+        vocab_size=variables["decoder/embeddings/weight"].shape[0],
+        num_mel_bins=n_mels,
         max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
         max_target_positions=variables["decoder/position_encodings/encodings"].shape[0],
-    )
+    ))
 
 
 def _layer(m: _Mapper, ct2: str, hf: str) -> None:
@@ -219,20 +220,17 @@ def to_hf_state_dict(
 
 
 def build_model(state: dict[str, np.ndarray], config):
-    """Instantiate HF Whisper on the meta device and assign `state`, demanding an exact key match."""
+    """Instantiate HF Whisper with `state` assigned, demanding an exact key match."""
     import torch
-    from transformers import WhisperForConditionalGeneration
 
-    with torch.device("meta"):
-        model = WhisperForConditionalGeneration(config)
+    from rlhf_asr.model.architecture import build_model as instantiate
+
     tensors = {name: torch.from_numpy(array) for name, array in state.items()}
     tensors["proj_out.weight"] = tensors["model.decoder.embed_tokens.weight"]
     try:  # strict: every HF parameter filled, with the right shape, and nothing extra
-        model.load_state_dict(tensors, strict=True, assign=True)
+        return instantiate(config, state=tensors).eval()
     except RuntimeError as error:
         raise UserInputError(f"CT2 -> HF Whisper mapping mismatch: {error}") from None
-    model.tie_weights()
-    return model.eval()
 
 
 def resolve_sources(sources: Sequence[Path | str]) -> tuple[list[Path], list[Path]]:

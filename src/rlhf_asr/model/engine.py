@@ -21,14 +21,10 @@ import torch.utils.checkpoint
 from torch import nn
 
 from rlhf_asr.loss.logps import chunked_token_logps, logits_token_logps, sequence_logps
+from rlhf_asr.model.core import whisper_core
 from rlhf_asr.model.encoder_cache import EncoderCache, encoder_fingerprint
 
 MODES = ("packed", "naive", "concat")
-
-
-def whisper_core(model: nn.Module) -> nn.Module:
-    """The WhisperForConditionalGeneration inside a PEFT wrapper (LoRA layers are injected in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def packed_attention_mask(

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.core import whisper_generation_config
 
 BUNDLED_NAMES = ("tiny.en", "base")
 HUB_TIMEOUT_S = 5.0
@@ -156,10 +157,6 @@ def limit_new_tokens(model, max_new_tokens: int | None) -> None:
         config.max_length = None
 
 
-def whisper_generation_config(model):
-    return (model.get_base_model() if hasattr(model, "get_base_model") else model).generation_config
-
-
 def load_base_model(source: str, dtype: str | torch.dtype | None = None):
     """WhisperForConditionalGeneration from a local folder, with a clear error when it is not one.
 
@@ -239,18 +236,6 @@ def save_portable_files(output_dir: str | Path, model, processor=None) -> None:
     feature_extractor = getattr(processor, "feature_extractor", None)
     if feature_extractor is not None:
         feature_extractor.save_pretrained(output_dir)
-
-
-_encoders: dict[tuple[int, str], tuple[object, TranscriptEncoder]] = {}
-
-
-def transcript_encoder(processor_or_tokenizer, task: str = "transcribe") -> TranscriptEncoder:
-    """The TranscriptEncoder of a processor's tokenizer, cached (building it reads the vocabulary)."""
-    tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
-    key = (id(tokenizer), task)
-    if key not in _encoders:  # the tokenizer is kept alive with it, so its id is not reused
-        _encoders[key] = (tokenizer, TranscriptEncoder(tokenizer, task=task))
-    return _encoders[key][1]
 
 
 def is_multilingual(processor_or_tokenizer) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import os
 
@@ -11,6 +12,8 @@ from peft import AdaLoraConfig, LoraConfig, get_peft_model, prepare_model_for_kb
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.loading import load_base_model, quiet_peft_deprecations
+
+logger = logging.getLogger(__name__)
 
 
 def target_module_pattern(modules: list[str], decoder_only: bool) -> str | list[str]:
@@ -39,7 +42,7 @@ def load_training_model(
     unscale FP16 gradients"). In 8 bits PEFT's k-bit preparation casts the rest to float32 anyway.
     """
     if use_8bit and not eight_bit_available():
-        print("[rlhf-asr] --use_8bit needs CUDA and bitsandbytes: loading in full precision instead")
+        logger.warning("--use_8bit needs CUDA and bitsandbytes: loading in full precision instead")
         use_8bit = False
     if use_8bit:
         from transformers import BitsAndBytesConfig, WhisperForConditionalGeneration
@@ -108,4 +111,4 @@ def adalora_config(model_args, targets, total_steps: int) -> AdaLoraConfig:
 def report_trainable(model, method: str) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(f"[rlhf-asr] {method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)")
+    logger.info(f"{method}: {trainable:,} trainable parameters of {total:,} ({100 * trainable / total:.2f}%)")

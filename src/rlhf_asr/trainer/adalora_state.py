@@ -17,9 +17,12 @@ The model's shapes are never changed, so the optimizer state saved by the Traine
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "adalora_state.pt"
 IMPORTANCE = ("ipt", "exp_avg_ipt", "exp_avg_unc")
@@ -65,7 +68,7 @@ def load_adalora_state(peft_model, checkpoint_dir: str) -> bool:
                 f"{checkpoint_dir} holds an AdaLoRA adapter pruned by rank reallocation but no {STATE_FILE}, "
                 "so it cannot be resumed"
             )
-        print(f"[rlhf-asr] {checkpoint_dir} has no {STATE_FILE}: AdaLoRA's importance scores restart from zero")
+        logger.warning(f"{checkpoint_dir} has no {STATE_FILE}: AdaLoRA's importance scores restart from zero")
         return False
     state = torch.load(path, map_location="cpu", weights_only=True)
     params = _adapter_weights(peft_model)

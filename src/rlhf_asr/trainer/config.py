@@ -11,6 +11,7 @@ Model options are checked when parsed, so a bad value fails in one line before a
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from transformers import TrainingArguments
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
 # Attention kernels that apply the packed engine's 4-D block mask (engine.packed_attention_mask).
@@ -160,15 +163,15 @@ class ORPOConfig(TrainingArguments):
         refuse_untested_backends(self)  # before TrainingArguments imports DeepSpeed or sets up FSDP
         # fp16 is on by default (the classic flags): an explicit --bf16 is the user's choice of the two.
         if self.bf16 and self.fp16:
-            print("[rlhf-asr] --bf16 given: bf16 mixed precision instead of the default fp16")
+            logger.info("--bf16 given: bf16 mixed precision instead of the default fp16")
             self.fp16 = False
         cuda = torch.cuda.is_available()
         # One clear line instead of TrainingArguments' error when half precision has no GPU.
         if self.fp16 and not cuda:
-            print("[rlhf-asr] no CUDA device: fp16 switched off, training in float32 (--bf16 True works on CPU)")
+            logger.info("no CUDA device: fp16 switched off, training in float32 (--bf16 True works on CPU)")
             self.fp16 = False
         if self.bf16 and not cuda:
-            print("[rlhf-asr] no CUDA device: bf16 autocast on CPU")
+            logger.info("no CUDA device: bf16 autocast on CPU")
             self.use_cpu = True  # TrainingArguments accepts bf16 without a GPU only when told it runs on CPU
         # Accelerate forms a CPU (gloo) process group under torchrun only when told it runs on CPU.
         if not cuda and int(os.environ.get("LOCAL_RANK", -1)) != -1:

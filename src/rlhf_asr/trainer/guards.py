@@ -10,12 +10,15 @@ and the logs for divergence.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from transformers import TrainerCallback
 
 from rlhf_asr.errors import UserInputError
+
+logger = logging.getLogger(__name__)
 
 DIVERGED_LOSS_FACTOR = 3.0  # loss above 3x the first logged loss
 DIVERGED_GRAD_NORM_FACTOR = 1e3  # gradient norm above 1000x the first logged one
@@ -87,5 +90,5 @@ class FiniteTrainingGuard(TrainerCallback):
             reason = f"gradient norm {grad_norm:.4g} is over {DIVERGED_GRAD_NORM_FACTOR:g}x its first value {self.first_grad_norm:.4g}"
         if reason:
             self.warned = True
-            print(f"[rlhf-asr] warning: training is diverging at step {state.global_step}: {reason}; "
+            logger.warning(f"training is diverging at step {state.global_step}: {reason}; "
                   "consider a lower --learning_rate")

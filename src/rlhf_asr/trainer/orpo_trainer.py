@@ -8,6 +8,7 @@ Metric names follow TRL's ORPO trainer.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections import defaultdict
@@ -19,9 +20,11 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from rlhf_asr.loss.orpo import orpo_loss
-from rlhf_asr.model.loading import save_portable_files
 from rlhf_asr.loss.orth_reg import orth_reg
+from rlhf_asr.model.loading import save_portable_files
 from rlhf_asr.trainer.adalora_state import adalora_config_of, load_adalora_state, save_adalora_state
+
+logger = logging.getLogger(__name__)
 
 ADAPTER_FILE = "adapter_model.safetensors"
 FULL_MODEL_FILE = "model.safetensors"
@@ -135,7 +138,7 @@ class ORPOTrainer(Trainer):
                 # final budget they are modules pruned to rank 0, saved and loaded correctly.
                 warnings.filterwarnings("ignore", message=".*LoRA tensor\\(s\\) have invalid shape")
                 if len(pruned) != self._pruned_reported:
-                    print(f"[rlhf-asr] AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
+                    logger.info(f"AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
             self.whisper.save_pretrained(output_dir, safe_serialization=True)
         if adalora_config_of(self.whisper) is not None:

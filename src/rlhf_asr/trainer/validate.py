@@ -10,6 +10,7 @@ option or file, in seconds. Zero never means "no limit": leave the option out fo
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+
+logger = logging.getLogger(__name__)
 
 # Leaf module names of WhisperForConditionalGeneration that PEFT can adapt (tests check them
 # against transformers' model): attention and MLP projections, the output projection (tied to
@@ -221,7 +224,7 @@ def prepare_output_dir(config: ORPOConfig, resuming: bool) -> None:
     if config.process_index == 0:
         for path in found:
             shutil.rmtree(path) if not path.is_symlink() else path.unlink()
-        print(f"[rlhf-asr] --overwrite_output_dir: deleted {len(found)} checkpoint(s) of an earlier run in {output}")
+        logger.warning(f"--overwrite_output_dir: deleted {len(found)} checkpoint(s) of an earlier run in {output}")
 
 
 def validate_training_run(model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig) -> None:

@@ -1,4 +1,9 @@
-"""Decoding and teacher-forced scoring for base, merged and PEFT Whisper models.
+"""Decoding and teacher-forced scoring for base, merged and PEFT Whisper models: the one decoding layer.
+
+Two entry points: `decode_encoded` for audio already through the encoder (mining, evaluation and
+the demo encode once and decode, detect languages and score from that one output) and
+`decode_audio` for raw 16 kHz arrays. `transcribe_batch` is `decode_audio`'s texts-only view
+(`rlhf-asr transcribe`); `score_texts` / `sequence_logprobs` score given texts the same two ways.
 
 Decoding calls the generic `GenerationMixin.generate` on the Whisper core with the task prompt
 as `decoder_input_ids`, not Whisper's own `generate`: in transformers 5 that one answers
@@ -32,11 +37,10 @@ from transformers.modeling_outputs import BaseModelOutput
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE
 from rlhf_asr.data.collator import pad_decoder_sequences
 from rlhf_asr.data.manifest import normalize_language
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens
+from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens, transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.loss.logps import chunked_token_logps, sequence_logps
-from rlhf_asr.model.engine import whisper_core
-from rlhf_asr.model.loading import transcript_encoder
+from rlhf_asr.model.core import whisper_core
 
 Languages = str | None | Sequence[str | None]
 
@@ -209,7 +213,7 @@ def decode_encoded(
     return [candidates[i * n : (i + 1) * n] for i in range(hidden.shape[0])]
 
 
-def decode_candidates(
+def decode_audio(
     model,
     processor,
     audios: Sequence[np.ndarray],
@@ -237,30 +241,14 @@ def decode_candidates(
     return results
 
 
-def transcribe_batch(
-    model,
-    processor,
-    audios: Sequence[np.ndarray],
-    language: Languages = None,
-    task: str = "transcribe",
-    num_beams: int | None = None,
-    num_return_sequences: int = 1,
-    do_sample: bool = False,
-    temperature: float | None = None,
-    batch_size: int = 8,
-    return_scores: bool = False,
-):
-    """Transcripts of 16 kHz audio arrays.
+def transcribe_batch(model, processor, audios: Sequence[np.ndarray], *, return_scores: bool = False, **options):
+    """Transcripts of 16 kHz audio arrays: `decode_audio` (same `options`) reduced to texts.
 
     Returns a list of texts, or with `num_return_sequences > 1` a list of candidate lists; with
     `return_scores`, a (texts, scores) tuple of the same shape (mean per-token log-probs).
     """
-    candidates = decode_candidates(
-        model, processor, audios, language=language, task=task, num_beams=num_beams,
-        num_return_sequences=num_return_sequences, do_sample=do_sample, temperature=temperature,
-        batch_size=batch_size, score=return_scores,
-    )
-    if num_return_sequences == 1:
+    candidates = decode_audio(model, processor, audios, score=return_scores, **options)
+    if options.get("num_return_sequences", 1) == 1:
         texts, scores = [c[0].text for c in candidates], [c[0].logprob for c in candidates]
     else:
         texts = [[c.text for c in row] for row in candidates]

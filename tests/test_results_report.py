@@ -1,6 +1,6 @@
-"""The results report states what was compared, including when SFT was not run."""
+"""`demo/results_report.py`: the results report states what was compared, including when SFT was not run."""
 
-from rlhf_asr.recipes.results import check_targets, render_markdown, summarize
+from rlhf_asr.demo.results_report import check_targets, render_markdown, summarize
 
 OPTIONS = {"num_train": 4, "num_test": 2, "test_voices": ["v"], "lora_r": 4, "learning_rate": 1e-3, "batch_size": 2,
            "seeds": [0, 1]}  # fmt: skip

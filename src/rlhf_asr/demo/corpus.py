@@ -19,7 +19,6 @@ test split is spoken by voices that training never heard.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -168,7 +167,7 @@ def fortune_sentences(root: Path, min_words: int = 4, max_words: int = 15) -> li
 
 def shipped_sentences() -> list[str]:
     """The sentence list that ships with the package (extracted from fortunes)."""
-    text = resources.files("rlhf_asr.data").joinpath(SHIPPED_SENTENCES).read_text(encoding="utf-8")
+    text = resources.files("rlhf_asr.demo").joinpath(SHIPPED_SENTENCES).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -274,10 +273,6 @@ def build_corpus(
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-
-
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 __all__ = [

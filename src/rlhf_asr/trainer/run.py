@@ -1,0 +1,229 @@
+"""One ORPO training run of Whisper on a preference manifest, end to end (`rlhf-asr train`, the demo, results).
+
+Assembles the components (manifest reader, dataset, collator, model with PEFT, the packed
+engine, ORPOTrainer and its callbacks), trains, and saves the final model with its processor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+from transformers import set_seed
+from transformers.trainer_utils import IntervalStrategy
+
+from rlhf_asr.data.augment import build_augmenter
+from rlhf_asr.data.collator import PreferenceCollator
+from rlhf_asr.data.dataset import PreferenceDataset
+from rlhf_asr.data.manifest import normalize_language, read_preference_manifest
+from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.encoder_cache import EncoderCache
+from rlhf_asr.model.engine import PreferenceWhisper
+from rlhf_asr.model.loading import load_processor, resolve_model_source
+from rlhf_asr.model.peft_setup import apply_peft, load_training_model
+from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
+from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.guards import FiniteTrainingGuard
+from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
+from rlhf_asr.trainer.unsupported import refuse_untested_backends
+from rlhf_asr.trainer.validate import validate_training_run
+
+logger = logging.getLogger(__name__)
+
+
+def default_language(data_args: DataArguments, encoder: TranscriptEncoder) -> str | None:
+    """Language code for rows without one: --language, checked against the tokenizer (an option
+    check, before any data is read). None when not given, and always for English-only models, which
+    have no language token."""
+    if not data_args.language:
+        return None
+    try:
+        code = normalize_language(data_args.language)
+    except ValueError as error:
+        raise UserInputError(f"--language: {error}") from None
+    if not encoder.multilingual:
+        if code != "en":
+            logger.warning(f"English-only model: --language {data_args.language} is ignored (no language token)")
+        return None
+    if code not in (encoder.known_languages() or ()):
+        raise UserInputError(f"--language {data_args.language}: this model's tokenizer has no language token {code!r}")
+    return code
+
+
+def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, language: str | None) -> None:
+    """Never a guessed language: multilingual rows need their own or --language; English-only models
+    drop a row's language (they have no language token), which is said once, with the count."""
+    if encoder.multilingual:
+        missing = [example.source for example in examples if example.language is None]
+        if missing and language is None:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise UserInputError(
+                f"{path}: {len(missing)} row(s) have no \"language\" ({shown}) and this model is multilingual: "
+                'add "language" to each row or pass --language (e.g. --language en)'
+            )
+        return
+    other = Counter(example.language for example in examples if example.language not in (None, "en"))
+    if other:
+        languages = ", ".join(f"{code} ({n})" for code, n in other.most_common())
+        logger.warning(
+            f"English-only model: {sum(other.values())} row(s) of {path} in another language "
+            f"({languages}) are trained without a language token, as English-only models are"
+        )
+
+
+def build_dataset(
+    path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None, language: str | None = None
+):
+    """The dataset of one manifest; `language` is the run's default_language (rows without one)."""
+    report = read_preference_manifest(
+        path,
+        min_duration=data_args.min_audio_len,
+        max_duration=data_args.max_audio_len,
+        timestamps=data_args.timestamps,
+        skip_invalid=data_args.skip_invalid_rows,
+        known_languages=encoder.known_languages(),
+        duration_tolerance=(data_args.duration_tolerance, 0.10),
+    )
+    logger.info(report.summary())
+    examples = report.examples[:max_rows] if max_rows else report.examples
+    check_row_languages(path, examples, encoder, language)
+    dataset = PreferenceDataset(
+        examples,
+        processor.feature_extractor,
+        encoder,
+        default_language=language,
+        augmenter=augmenter,
+        skip_invalid=data_args.skip_invalid_rows,
+    )
+    if dataset.skipped:
+        logger.warning(f"{path}: {len(dataset.skipped)} more row(s) skipped: transcript too long or not encodable")
+    return dataset, report
+
+
+def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
+    if config.max_steps and config.max_steps > 0:
+        return int(config.max_steps)
+    batches = math.ceil(num_examples / (config.per_device_train_batch_size * max(config.world_size, 1)))
+    return max(1, math.ceil(config.num_train_epochs * math.ceil(batches / config.gradient_accumulation_steps)))
+
+
+def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args: DataArguments) -> EncoderCache | None:
+    if config.encoder_cache == "none":
+        return None
+    if not model_args.freeze_encoder or data_args.augment_config_path:
+        raise UserInputError("--encoder_cache needs --freeze_encoder True and no --augment_config_path")
+    directory = Path(config.output_dir) / "encoder_cache" if config.encoder_cache == "disk" else None
+    return EncoderCache(max_bytes=config.encoder_cache_mb * 1024**2, directory=directory)
+
+
+def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, language: str | None):
+    """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...).
+
+    Each row is decoded in its own language (rows without one: `language`, the run's default), so a
+    multilingual test set is scored per language, not all as one.
+    """
+    if not (config.eval_wer and data_args.test_data):
+        return None
+    from rlhf_asr.evaluation.evaluate import evaluate_manifest
+
+    def evaluate(model) -> dict:
+        metrics = evaluate_manifest(
+            model, processor, data_args.test_data, default_language=language,
+            batch_size=config.per_device_eval_batch_size, max_rows=config.eval_wer_max_rows,
+        )
+        keep = ("wer", "cer", "preference_accuracy", "rtf")
+        return {key: metrics[key] for key in keep if metrics.get(key) is not None}
+
+    return evaluate
+
+
+def last_eval_metrics(log_history: list[dict]) -> dict | None:
+    evals = [row for row in log_history if "eval_loss" in row]
+    return evals[-1] if evals else None
+
+
+def run_training(
+    model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig, encoder_cache: EncoderCache | None = None
+) -> dict:
+    """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json.
+
+    `encoder_cache` lets a caller that already ran the (frozen) encoder on the training audio hand
+    its outputs over, keyed by audio file and encoder (`model/encoder_cache.py`).
+    """
+    refuse_untested_backends(config)  # DeepSpeed / FSDP: before any data or model loading
+    validate_training_run(model_args, data_args, config)  # options and files, before any loading
+    if not data_args.train_data:
+        raise UserInputError("--train_data is required")
+    encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
+    set_seed(config.seed)
+    source = resolve_model_source(model_args.base_model)
+    processor = load_processor(source)
+    try:
+        encoder = TranscriptEncoder(processor.tokenizer, task=data_args.task, timestamps=data_args.timestamps)
+    except ValueError as error:
+        raise UserInputError(str(error)) from None
+    language = default_language(data_args, encoder)
+
+    augmenter = build_augmenter(data_args.augment_config_path)
+    train_set, train_report = build_dataset(
+        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
+    )
+    eval_set = None
+    if data_args.test_data:
+        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language)
+    else:
+        config.eval_strategy = IntervalStrategy.NO
+
+    total_steps = total_training_steps(len(train_set), config)
+    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
+    model = apply_peft(model, model_args, total_steps)
+    engine = PreferenceWhisper(
+        model,
+        mode=config.engine,
+        freeze_encoder=model_args.freeze_encoder,
+        logps_chunk_size=config.logps_chunk_size,
+        encoder_cache=encoder_cache,
+        checkpoint_decoder=config.checkpoint_decoder,
+    )
+    callbacks = [CurvePlotCallback()] if config.plot else []
+    callbacks.append(FiniteTrainingGuard())  # NaN/inf stops the run before it is saved
+    adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
+    if adalora:
+        callbacks.append(adalora)
+
+    trainer = ORPOTrainer(
+        model=engine,
+        args=config,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=PreferenceCollator(
+            pad_token_id=processor.tokenizer.eos_token_id,
+            disable_prompt_loss=config.disable_prompt_loss,
+            rejected_scope=config.rejected_scope,
+        ),
+        processing_class=processor,
+        callbacks=callbacks,
+        wer_evaluator=wer_evaluator(processor, data_args, config, language),
+    )
+    result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    trainer.save_model(config.output_dir)
+    summary = {
+        "base_model": model_args.base_model,
+        "peft": model_args.peft_method,
+        "world_size": config.world_size,
+        "train_rows": len(train_set),
+        "train_rows_skipped": len(train_report.skipped) + len(train_set.skipped),
+        "global_step": trainer.state.global_step,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "train_loss": result.metrics.get("train_loss"),
+        "final_eval": last_eval_metrics(trainer.state.log_history),
+        "adalora_rank_history": adalora.rank_history if adalora else None,
+    }
+    if trainer.is_world_process_zero():
+        Path(config.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
+        logger.info(f"saved to {config.output_dir}")
+    return summary
