@@ -61,15 +61,7 @@ def test_help_shows_defaults(command, capsys):
 
 
 LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subclass TrainingArguments (torch)
-# The demo/results options classes still live in recipes/demo.py, which imports torch; the layout
-# change moves them to a module of their own (remove the mark then).
-HEAVY_OPTIONS = {"demo", "results"}
-
-
-HEAVY = pytest.mark.xfail(strict=True, reason="options class in recipes/demo.py")
-
-
-@pytest.mark.parametrize("command", [pytest.param(n, marks=HEAVY) if n in HEAVY_OPTIONS else n for n in LIGHT])
+@pytest.mark.parametrize("command", LIGHT)
 def test_help_does_not_import_torch(command):
     """--help (building the parser) in a fresh process leaves torch unimported: no 5 s wait for a usage text."""
     code = textwrap.dedent(f"""

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from rlhf_asr.commands.cli import main as cli_main

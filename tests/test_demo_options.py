@@ -3,8 +3,8 @@
 from dataclasses import asdict
 from pathlib import Path
 
-from rlhf_asr.demo.options import DemoOptions, ResultsOptions, training_args
 from rlhf_asr.commands.train import parse_args as parse_training_args
+from rlhf_asr.demo.options import DemoOptions, ResultsOptions, training_args
 
 
 # The flags recipes/demo.py used to build and parse (`training_argv`), verbatim.

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from rlhf_asr.commands.cli import main as cli_main
-from rlhf_asr.errors import UserInputError
 from rlhf_asr.commands.train import parse_args as parse_training_args
+from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.run import make_encoder_cache, run_training
 from train_fixtures import METRICS, PAIRS, train, train_argv, write_manifest
 from whisper_fixtures import make_tiny_whisper_dir

@@ -42,7 +42,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.manifest import read_asr_manifest
-from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens, transcript_encoder
+from rlhf_asr.data.tokens import (
+    MAX_TARGET_TOKENS,
+    TranscriptEncoder,
+    TranscriptError,
+    max_text_tokens,
+    transcript_encoder,
+)
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer

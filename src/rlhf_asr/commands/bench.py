@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlhf_asr.bench.shapes import SHAPES
 
     args = to_namespace(options)
-    if args.model not in SHAPES and not args.model.startswith("test-") and not Path(args.model).expanduser().exists():
+    if args.model not in SHAPES and not Path(args.model).expanduser().exists():
         log.info("--model %s is not a shape (%s): loading it as a checkpoint", args.model, ", ".join(SHAPES))
     if args.device is None:
         import torch

@@ -12,7 +12,7 @@ NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_siz
 
 def build_parser():
     from rlhf_asr.commands.parser import options_parser
-    from rlhf_asr.recipes.demo import DemoOptions
+    from rlhf_asr.demo.options import DemoOptions
 
     return options_parser("rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES)
 

@@ -24,7 +24,7 @@ class RenderOptions:
 
 def build_parser():
     from rlhf_asr.commands.parser import options_parser
-    from rlhf_asr.recipes.results import ResultsOptions
+    from rlhf_asr.demo.options import ResultsOptions
 
     return options_parser(
         "rlhf-asr results", [ResultsOptions, RenderOptions], __doc__.splitlines()[0], names=NAMES,
