@@ -22,6 +22,8 @@ demo: setup
 	$(VENV)/bin/rlhf-asr demo
 
 test: setup
+	$(VENV)/bin/ruff check src tests finetune.py
+	$(VENV)/bin/ruff format --check src tests finetune.py
 	$(PY) -m pytest
 
 # Both write into ignored folders; copy into docs/ deliberately (docs/results.md says how).

@@ -15,8 +15,17 @@ from rlhf_asr.trainer.callbacks import AdaLoraCallback
 
 
 def _adalora(model, **overrides):
-    fields = dict(init_r=4, target_r=1, tinit=0, tfinal=2, deltaT=1, total_step=6, lora_alpha=8,
-                  lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    fields = dict(
+        init_r=4,
+        target_r=1,
+        tinit=0,
+        tfinal=2,
+        deltaT=1,
+        total_step=6,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "v_proj"],
+    )
     fields.update(overrides)
     torch.manual_seed(1)
     return get_peft_model(model, AdaLoraConfig(**fields))

@@ -101,8 +101,13 @@ def test_bad_files_raise_audio_error_with_path(tmp_path: Path, content, kind, re
         assert str(caught.value).startswith(f"audio file {path}: {reason.format(folder=tmp_path)}"), str(caught.value)
 
 
-@pytest.mark.parametrize("name, kind, reason", [("a\0.wav", "bad audio path", "the path contains a NUL character"),
-                                                ("x" * 300 + ".wav", "bad audio path", "File name too long")])
+@pytest.mark.parametrize(
+    "name, kind, reason",
+    [
+        ("a\0.wav", "bad audio path", "the path contains a NUL character"),
+        ("x" * 300 + ".wav", "bad audio path", "File name too long"),
+    ],
+)
 def test_bad_paths(tmp_path: Path, name, kind, reason):
     for read in (load_audio, audio_duration):
         with pytest.raises(AudioError, match=reason) as caught:

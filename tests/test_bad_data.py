@@ -84,7 +84,10 @@ def test_train_stops_with_one_line_per_bad_row(workspace, tmp_path, capsys, case
 def test_train_skips_and_counts_bad_rows(workspace, tmp_path, rlhf_log):
     manifest = _manifest(workspace["root"], [BAD[case][0] for case in ("nan", "over 30 s", "deep JSON")], "skip.jsonl")
     assert _train(workspace, manifest, tmp_path / "out", "--skip_invalid_rows", "True") == 0
-    assert "skip.jsonl: 5 rows read, 3 skipped (1 non-finite audio, 1 over Whisper's 30 s, 1 invalid JSON)" in rlhf_log.text
+    assert (
+        "skip.jsonl: 5 rows read, 3 skipped (1 non-finite audio, 1 over Whisper's 30 s, 1 invalid JSON)"
+        in rlhf_log.text
+    )
     summary = json.loads((tmp_path / "out" / "run_summary.json").read_text())
     assert summary["train_rows"] == 2 and summary["train_rows_skipped"] == 3
 

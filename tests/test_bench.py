@@ -69,8 +69,25 @@ def test_large_v3_shape():
 @pytest.mark.slow  # five child processes, a few seconds each
 def test_bench_command_runs_every_mode(tmp_path, capsys):
     output = tmp_path / "bench.json"
-    argv = ["bench", "--model", str(make_tiny_whisper_dir(tmp_path)), "--batch_size", "2", "--label_len", "8", "--steps", "1", "--warmup", "1",
-            "--threads", "1", "--device", "cpu", "--output", str(output)]  # fmt: skip
+    argv = [
+        "bench",
+        "--model",
+        str(make_tiny_whisper_dir(tmp_path)),
+        "--batch_size",
+        "2",
+        "--label_len",
+        "8",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
     assert cli_main(argv) == 0
     report = json.loads(output.read_text())
     assert set(report["modes"]) == set(MODES)
@@ -87,8 +104,21 @@ def test_bench_command_runs_every_mode(tmp_path, capsys):
 def test_bench_reports_a_failing_mode_instead_of_crashing(tmp_path):
     """A mode whose child fails (here: a checkpoint folder that does not exist) is a row, not a crash."""
     output = tmp_path / "bench.json"
-    argv = ["bench", "--model", str(tmp_path / "missing"), "--modes", "ours", "--steps", "1", "--warmup", "1",
-            "--device", "cpu", "--output", str(output)]  # fmt: skip
+    argv = [
+        "bench",
+        "--model",
+        str(tmp_path / "missing"),
+        "--modes",
+        "ours",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
     assert cli_main(argv) == 0
     result = json.loads(output.read_text())["modes"]["ours"]
     assert result["status"] == "failed" and "missing" in result["error"]
@@ -96,8 +126,27 @@ def test_bench_reports_a_failing_mode_instead_of_crashing(tmp_path):
 
 def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, rlhf_log):
     output = tmp_path / "bench.json"
-    common = ["bench", "--model", str(make_tiny_whisper_dir(tmp_path)), "--modes", "sft,ours", "--batch_size", "2", "--label_len", "8",
-              "--steps", "1", "--warmup", "1", "--threads", "1", "--device", "cpu", "--output", str(output)]  # fmt: skip
+    common = [
+        "bench",
+        "--model",
+        str(make_tiny_whisper_dir(tmp_path)),
+        "--modes",
+        "sft,ours",
+        "--batch_size",
+        "2",
+        "--label_len",
+        "8",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--output",
+        str(output),
+    ]
     assert cli_main([*common, "--dtype", "bfloat16"]) == 0
     report = json.loads(output.read_text())
     assert report["config"]["dtype"] == "bfloat16"

@@ -26,7 +26,11 @@ PAIRS = [
 def rlhf_asr(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "rlhf_asr.commands.cli", *args], capture_output=True, text=True, cwd=cwd, env=env,
+        [sys.executable, "-m", "rlhf_asr.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
         timeout=600,
     )
 
@@ -49,10 +53,28 @@ def test_train_merge_and_pipeline_from_the_command_line(speech, tmp_path):
     model = make_tiny_whisper_dir(tmp_path)
     out = tmp_path / "run"
     trained = rlhf_asr(
-        "train", "--base_model", str(model), "--train_data", str(speech / "train.jsonl"),
-        "--test_data", str(speech / "train.jsonl"), "--output_dir", str(out), "--num_train_epochs", "1",
-        "--per_device_train_batch_size", "2", "--warmup_steps", "0", "--logging_steps", "1",
-        "--report_to", "none", "--dataloader_pin_memory", "False", cwd=tmp_path,
+        "train",
+        "--base_model",
+        str(model),
+        "--train_data",
+        str(speech / "train.jsonl"),
+        "--test_data",
+        str(speech / "train.jsonl"),
+        "--output_dir",
+        str(out),
+        "--num_train_epochs",
+        "1",
+        "--per_device_train_batch_size",
+        "2",
+        "--warmup_steps",
+        "0",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--dataloader_pin_memory",
+        "False",
+        cwd=tmp_path,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (out / "adapter_model.safetensors").is_file()  # AdaLoRA is the classic default
@@ -89,8 +111,14 @@ def _bad_manifest_cases(folder: Path) -> dict[str, tuple[str, str]]:
 
 
 BAD_CASES = [
-    "invalid JSON", "missing field", "audio missing", "unreadable audio", "empty transcript",
-    "chosen equals rejected", "duration far off", "unknown language",
+    "invalid JSON",
+    "missing field",
+    "audio missing",
+    "unreadable audio",
+    "empty transcript",
+    "chosen equals rejected",
+    "duration far off",
+    "unknown language",
 ]
 
 
@@ -101,8 +129,18 @@ def test_bad_manifest_row_stops_with_one_line_naming_file_and_line(case, tmp_pat
     manifest = tmp_path / "train.jsonl"
     manifest.write_text(f"{good}\n{line}\n")
     model = make_tiny_whisper_dir(tmp_path, processor_name="base")
-    result = rlhf_asr("train", "--base_model", str(model), "--train_data", str(manifest),
-                      "--output_dir", str(tmp_path / "out"), "--language", "English", cwd=tmp_path)
+    result = rlhf_asr(
+        "train",
+        "--base_model",
+        str(model),
+        "--train_data",
+        str(manifest),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--language",
+        "English",
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "train.jsonl:2" in result.stderr and expected in result.stderr, result.stderr
@@ -110,8 +148,16 @@ def test_bad_manifest_row_stops_with_one_line_naming_file_and_line(case, tmp_pat
 
 
 def test_missing_model_offline_is_one_line(tmp_path):
-    result = rlhf_asr("train", "--base_model", "someone/whisper-that-is-not-cached",
-                      "--train_data", "x.jsonl", "--output_dir", str(tmp_path), cwd=tmp_path)
+    result = rlhf_asr(
+        "train",
+        "--base_model",
+        "someone/whisper-that-is-not-cached",
+        "--train_data",
+        "x.jsonl",
+        "--output_dir",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "offline" in result.stderr
 
@@ -121,4 +167,3 @@ def test_unknown_command_and_help(tmp_path):
     for command in ("train", "evaluate", "transcribe", "merge", "import-ct2", "make-pairs", "bench", "demo"):
         assert f"\n  {command} " in listed, command
     assert rlhf_asr("fly", cwd=tmp_path).returncode == 2
-

@@ -47,18 +47,47 @@ def ws(tmp_path_factory):
     rows = []
     for i in range(4):
         write_tone(folder / f"a{i}.wav", 1.0, 300 + 60 * i, seed=i)
-        rows.append({"audio": {"path": f"a{i}.wav"}, "duration": 1.0, "chosen": "hello world",
-                     "rejected": "yellow world", "language": "English"})
+        rows.append(
+            {
+                "audio": {"path": f"a{i}.wav"},
+                "duration": 1.0,
+                "chosen": "hello world",
+                "rejected": "yellow world",
+                "language": "English",
+            }
+        )
     (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return {"root": folder, "model": make_tiny_whisper_dir(folder), "train": folder / "train.jsonl"}
 
 
 def train_argv(ws, output: Path, *extra: str) -> list[str]:
     return [
-        "train", "--base_model", str(ws["model"]), "--train_data", str(ws["train"]), "--output_dir", str(output),
-        "--per_device_train_batch_size", "2", "--warmup_steps", "0", "--logging_steps", "1", "--report_to", "none",
-        "--dataloader_pin_memory", "False", "--plot", "False", "--use_adalora", "False", "--lora_r", "4",
-        "--num_train_epochs", "1", *extra,
+        "train",
+        "--base_model",
+        str(ws["model"]),
+        "--train_data",
+        str(ws["train"]),
+        "--output_dir",
+        str(output),
+        "--per_device_train_batch_size",
+        "2",
+        "--warmup_steps",
+        "0",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--dataloader_pin_memory",
+        "False",
+        "--plot",
+        "False",
+        "--use_adalora",
+        "False",
+        "--lora_r",
+        "4",
+        "--num_train_epochs",
+        "1",
+        *extra,
     ]
 
 
@@ -123,6 +152,7 @@ def test_bad_config_file_is_one_line(case, ws, tmp_path, capsys):
 
 # ---- resuming ----
 
+
 @pytest.fixture(scope="module")
 def checkpoint(ws):
     """checkpoint-1 of a LoRA r=4 run (optimizer, scheduler, RNG state, trainer state)."""
@@ -176,6 +206,7 @@ def test_resume_true_picks_the_last_checkpoint(ws, checkpoint, tmp_path):
 
 # ---- reusing an output folder ----
 
+
 def test_output_folder_of_another_run_is_refused_or_cleared(ws, tmp_path, capsys):
     from rlhf_asr.commands.train import parse_args
     from rlhf_asr.trainer.validate import validate_training_run
@@ -188,6 +219,7 @@ def test_output_folder_of_another_run_is_refused_or_cleared(ws, tmp_path, capsys
 
 
 # ---- base model files ----
+
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "transcribe"])
 def test_truncated_model_weights_are_one_line(command, ws, tmp_path, capsys):
@@ -204,6 +236,7 @@ def test_truncated_model_weights_are_one_line(command, ws, tmp_path, capsys):
 
 
 # ---- non-finite training ----
+
 
 def _assert_all_saved_finite(folder: Path) -> None:
     for file in folder.rglob("*.safetensors"):
@@ -268,18 +301,22 @@ def test_merge_refuses_a_nan_adapter(ws, checkpoint, tmp_path, capsys):
 
 # ---- other commands ----
 
+
 def test_argparse_errors_are_one_line(tmp_path, capsys):
     rc, _, err = run(capsys, "evaluate", "--data", "x.jsonl")
     assert_one_line(rc, err, "--model", "rlhf-asr evaluate --help")
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["transcribe", "--model", "tiny.en", "--batch_size", "0", "a.wav"], "--batch_size"),
-    (["transcribe", "--model", "tiny.en", "--num_beams", "0", "a.wav"], "--num_beams"),
-    (["evaluate", "--model", "m", "--data", "d", "--output", "o.json", "--max_rows", "0"], "--max_rows"),
-    (["evaluate", "--model", "m", "--data", "d", "--output", "o.json", "--batch_size", "0"], "--batch_size"),
-    (["make-pairs", "--model", "m", "--data", "d", "--output", "o", "--num_candidates", "0"], "--num_candidates"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["transcribe", "--model", "tiny.en", "--batch_size", "0", "a.wav"], "--batch_size"),
+        (["transcribe", "--model", "tiny.en", "--num_beams", "0", "a.wav"], "--num_beams"),
+        (["evaluate", "--model", "m", "--data", "d", "--output", "o.json", "--max_rows", "0"], "--max_rows"),
+        (["evaluate", "--model", "m", "--data", "d", "--output", "o.json", "--batch_size", "0"], "--batch_size"),
+        (["make-pairs", "--model", "m", "--data", "d", "--output", "o", "--num_candidates", "0"], "--num_candidates"),
+    ],
+)
 def test_zero_counts_are_one_line(argv, needle, capsys):
     rc, _, err = run(capsys, *argv)
     assert_one_line(rc, err, needle, "at least 1")
@@ -293,8 +330,16 @@ def test_transcribe_names_a_missing_audio_file(ws, tmp_path, capsys):
 
 def test_evaluate_output_folder_is_refused_before_decoding(ws, tmp_path, capsys):
     (tmp_path / "metrics").mkdir()
-    rc, _, err = run(capsys, "evaluate", "--model", str(ws["model"]), "--data", str(ws["train"]),
-                     "--output", str(tmp_path / "metrics"))
+    rc, _, err = run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(ws["model"]),
+        "--data",
+        str(ws["train"]),
+        "--output",
+        str(tmp_path / "metrics"),
+    )
     assert_one_line(rc, err, "--output", "is a folder")
 
 

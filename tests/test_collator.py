@@ -33,7 +33,12 @@ def test_multilingual_prefix(multilingual):
     vocab = multilingual.tokenizer.get_vocab()
     encoded = multilingual.encode("你好", "zh")
     assert multilingual.multilingual and {"zh", "en", "de"} <= multilingual.known_languages()
-    assert encoded.ids[:4] == (vocab["<|startoftranscript|>"], vocab["<|zh|>"], vocab["<|transcribe|>"], vocab["<|notimestamps|>"])
+    assert encoded.ids[:4] == (
+        vocab["<|startoftranscript|>"],
+        vocab["<|zh|>"],
+        vocab["<|transcribe|>"],
+        vocab["<|notimestamps|>"],
+    )
     assert encoded.prefix_len == 4
     translate = TranscriptEncoder(multilingual.tokenizer, task="translate").encode("hallo", "de")
     assert translate.ids[1:3] == (vocab["<|de|>"], vocab["<|translate|>"])
@@ -53,8 +58,12 @@ def test_timestamps_wrap_segments(english):
 
 def _collate(encoder, pairs, **options):
     items = [
-        {"input_features": torch.zeros(80, 3000).numpy(), "chosen": encoder.encode(c, None),
-         "rejected": encoder.encode(r, None), "index": i}
+        {
+            "input_features": torch.zeros(80, 3000).numpy(),
+            "chosen": encoder.encode(c, None),
+            "rejected": encoder.encode(r, None),
+            "index": i,
+        }
         for i, (c, r) in enumerate(pairs)
     ]
     return items, PreferenceCollator(pad_token_id=EOT, **options)(items)

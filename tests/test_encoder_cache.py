@@ -67,7 +67,9 @@ def test_training_entries_never_serve_evaluation_or_another_model():
     other.encode(train_audio, keys)
     assert cache.hits == 0 and cache.misses == 6
     engine.train()
-    torch.testing.assert_close(engine.encode(torch.zeros(2, 80, FRAMES), keys), model.model.encoder(train_audio).last_hidden_state)
+    torch.testing.assert_close(
+        engine.encode(torch.zeros(2, 80, FRAMES), keys), model.model.encoder(train_audio).last_hidden_state
+    )
     assert cache.hits == 2
 
 

@@ -82,8 +82,11 @@ def test_lora_with_gradient_checkpointing_matches_two_pass(batch, tiny_model):
 
 @pytest.mark.parametrize(
     "method, options",
-    [("activation_checkpointing_enable", None), ("gradient_checkpointing_enable", None),
-     ("activation_checkpointing_enable", {"use_reentrant": True})],
+    [
+        ("activation_checkpointing_enable", None),
+        ("gradient_checkpointing_enable", None),
+        ("activation_checkpointing_enable", {"use_reentrant": True}),
+    ],
 )
 def test_trainer_checkpointing_call_recomputes_layers_and_keeps_gradients(batch, tiny_model, method, options):
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"])
@@ -169,7 +172,10 @@ def test_disk_encoder_cache_round_trips(tmp_path, tiny_model):
     first = cache.get_or_compute("m", torch.tensor([5, -9]), features, encoder, "train")
     second = cache.get_or_compute("m", torch.tensor([-9, 5]), features.flip(0), encoder, "train")
     assert (cache.misses, cache.hits) == (2, 2)
-    assert sorted(p.name for p in (tmp_path / "m" / "train").iterdir()) == ["0000000000000005.pt", "fffffffffffffff7.pt"]
+    assert sorted(p.name for p in (tmp_path / "m" / "train").iterdir()) == [
+        "0000000000000005.pt",
+        "fffffffffffffff7.pt",
+    ]
     torch.testing.assert_close(second, first.flip(0))
 
 

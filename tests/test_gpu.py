@@ -77,7 +77,9 @@ def test_fp16_step_with_grad_scaler_updates_lora():
     for _ in range(3):
         with torch.autocast("cuda", dtype=torch.float16):
             out = engine(**_batch(model.config))
-            loss = orpo_loss(out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]).loss
+            loss = orpo_loss(
+                out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]
+            ).loss
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
@@ -93,7 +95,9 @@ def test_8bit_loading_trains_lora(tmp_path):
     from rlhf_asr.trainer.config import ModelArguments
 
     torch.manual_seed(0)
-    WhisperForConditionalGeneration(tiny_whisper_config(d_model=256, encoder_ffn_dim=512, decoder_ffn_dim=512)).half().save_pretrained(tmp_path)
+    WhisperForConditionalGeneration(
+        tiny_whisper_config(d_model=256, encoder_ffn_dim=512, decoder_ffn_dim=512)
+    ).half().save_pretrained(tmp_path)
     model = load_training_model(str(tmp_path), use_8bit=True)
     assert any("Linear8bitLt" in type(m).__name__ for m in model.modules())
     model = apply_peft(model, ModelArguments(peft="lora"), total_steps=4)
@@ -105,7 +109,9 @@ def test_8bit_loading_trains_lora(tmp_path):
     for _ in range(4):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             out = engine(**batch)
-            loss = orpo_loss(out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]).loss
+            loss = orpo_loss(
+                out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]
+            ).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

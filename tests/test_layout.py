@@ -53,8 +53,11 @@ def wrong_way_imports(package: Path = PACKAGE) -> list[str]:
         for line, target in _imports(path, package):
             to = _floor(target)
             same_recipe = to == "recipe" and target.split(".")[:3] == module.split(".")[:3]
-            if floor == "component" and to in {"recipe", "command"} or floor == "recipe" and (
-                to == "command" or to == "recipe" and not same_recipe and target.count(".") >= 2
+            if (
+                floor == "component"
+                and to in {"recipe", "command"}
+                or floor == "recipe"
+                and (to == "command" or to == "recipe" and not same_recipe and target.count(".") >= 2)
             ):
                 problems.append(f"{path.relative_to(package.parent)}:{line}: {floor} imports {to} {target}")
     return problems
@@ -74,8 +77,7 @@ def test_the_import_check_catches_each_wrong_way(tmp_path):
     (package / "commands" / "cli.py").write_text("from rlhf_asr.recipes import demo\n")  # allowed
     (package / "recipes" / "demo.py").write_text("from rlhf_asr.model import core\n")  # allowed
     (package / "recipes" / "results.py").write_text(
-        "from rlhf_asr.recipes.demo import x\n"
-        "def f():\n    from rlhf_asr.commands.train import parse_args\n"
+        "from rlhf_asr.recipes.demo import x\ndef f():\n    from rlhf_asr.commands.train import parse_args\n"
     )
     (package / "model" / "core.py").write_text("from ..recipes import demo\nimport rlhf_asr.commands.cli\n")
     problems = wrong_way_imports(package)
@@ -89,14 +91,20 @@ def test_the_import_check_catches_each_wrong_way(tmp_path):
 
 @pytest.mark.parametrize("folder", ["src", "tests"])
 def test_no_file_over_400_lines(folder):
-    long = [f"{p.relative_to(ROOT)}: {n}" for p in sorted((ROOT / folder).rglob("*.py"))
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES]
+    long = [
+        f"{p.relative_to(ROOT)}: {n}"
+        for p in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    ]
     assert long == []
 
 
 def test_readme_layout_names_every_top_level_module():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tree = readme[readme.index("## Layout") :].split("```")[1]
-    names = [p.name + ("/" if p.is_dir() else "") for p in sorted(PACKAGE.iterdir())
-             if p.name != "__init__.py" and (p.suffix == ".py" or (p / "__init__.py").is_file())]
+    names = [
+        p.name + ("/" if p.is_dir() else "")
+        for p in sorted(PACKAGE.iterdir())
+        if p.name != "__init__.py" and (p.suffix == ".py" or (p / "__init__.py").is_file())
+    ]
     assert [name for name in names if f" {name}" not in tree] == []

@@ -104,8 +104,10 @@ def test_adapter_changes_the_output(model_dir, tmp_path):
     features = torch.randn(1, 80, 3000)
     ids = torch.tensor([[50257, 50362]])
     with torch.no_grad():
-        assert not torch.allclose(base(input_features=features, decoder_input_ids=ids).logits,
-                                  adapted(input_features=features, decoder_input_ids=ids).logits)
+        assert not torch.allclose(
+            base(input_features=features, decoder_input_ids=ids).logits,
+            adapted(input_features=features, decoder_input_ids=ids).logits,
+        )
 
 
 def test_adapter_with_missing_base_is_a_user_error(model_dir, tmp_path):
@@ -143,6 +145,7 @@ def test_offline_detection_reads_the_environment(monkeypatch):
 
 
 # ---- loading for training ----
+
 
 def test_fp16_checkpoint_loads_for_training_in_fp32(model_dir, tmp_path):
     """large-v3 and turbo are stored in fp16; fp16 trainable weights break fp16 mixed precision."""
@@ -209,6 +212,7 @@ def test_accepted_attention_keeps_the_packed_blocks_apart(model_dir, attn):
 
 # ---- portable outputs ----
 
+
 def test_portable_model_name(tmp_path, monkeypatch):
     from rlhf_asr.model.loading import portable_model_name
 
@@ -222,6 +226,7 @@ def test_portable_model_name(tmp_path, monkeypatch):
 
 
 # ---- quiet logs ----
+
 
 def test_loading_and_generating_is_quiet(model_dir, tmp_path, caplog):
     """No FutureWarning per adapter load, no 'Both max_new_tokens and max_length' per generate call."""
@@ -241,8 +246,11 @@ def test_loading_and_generating_is_quiet(model_dir, tmp_path, caplog):
         core = model.get_base_model()
         hidden = core.model.encoder(torch.randn(1, 80, 3000)).last_hidden_state
         with torch.no_grad():
-            out = GenerationMixin.generate(core, encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-                                           decoder_input_ids=torch.tensor([[50257, 50362]]))
+            out = GenerationMixin.generate(
+                core,
+                encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                decoder_input_ids=torch.tensor([[50257, 50362]]),
+            )
     assert out.shape[1] <= 2 + 5
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

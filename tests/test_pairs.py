@@ -14,7 +14,8 @@ from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
 from rlhf_asr.evaluation.normalize import normalize_text
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference
-from rlhf_asr.pairs import corrupt_text, mine_pairs
+from rlhf_asr.pairs import mine_pairs
+from rlhf_asr.text_corruption import corrupt_text
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 TEXTS = ["the cat sat on the mat", "hello world", "good morning everyone", "see you tomorrow"]
@@ -40,8 +41,16 @@ def _rows(path: Path) -> list[dict]:
 def test_mined_rows_are_valid_training_rows(setup, tmp_path):
     root, _, model, processor = setup
     output = root / "mined.jsonl"  # beside the audio: paths stay relative
-    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=3, batch_size=3, resume=False,
-                         model_name="tiny-random")
+    summary = mine_pairs(
+        model,
+        processor,
+        root / "asr.jsonl",
+        output,
+        num_candidates=3,
+        batch_size=3,
+        resume=False,
+        model_name="tiny-random",
+    )
     assert summary["written"] == summary["mined"] == 4 and summary["skipped_correct"] == 0
     rows = _rows(output)
     assert [r["chosen"] for r in rows] == TEXTS
@@ -151,11 +160,25 @@ def test_corrupt_text_words_and_characters():
 def test_sampling_strategy_and_command(setup, tmp_path, capsys):
     root, model_dir, model, processor = setup
     output = tmp_path / "sampled.jsonl"
-    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2, strategy="sample",
-                         negative="random", seed=1)
+    summary = mine_pairs(
+        model, processor, root / "asr.jsonl", output, num_candidates=2, strategy="sample", negative="random", seed=1
+    )
     assert summary["written"] == 4
-    code = cli.main(["make-pairs", "--model", str(model_dir), "--data", str(root / "asr.jsonl"),
-                     "--output", str(tmp_path / "cli.jsonl"), "--num_candidates", "2", "--device", "cpu"])
+    code = cli.main(
+        [
+            "make-pairs",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(root / "asr.jsonl"),
+            "--output",
+            str(tmp_path / "cli.jsonl"),
+            "--num_candidates",
+            "2",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert "4 pairs written" in capsys.readouterr().err  # a log line (stderr)
     assert len(_rows(tmp_path / "cli.jsonl")) == 4
@@ -196,20 +219,22 @@ def test_a_loop_decoded_to_the_limit_is_written_so_that_it_trains(name, generati
     processor = tiny_processor(name)
     encoder = TranscriptEncoder(processor.tokenizer)
     prompt_len = len(encoder.prefix("en"))
-    core = SimpleNamespace(generation_config=GenerationConfig(**generation),
-                           config=SimpleNamespace(max_target_positions=MAX_TARGET_TOKENS))
+    core = SimpleNamespace(
+        generation_config=GenerationConfig(**generation), config=SimpleNamespace(max_target_positions=MAX_TARGET_TOKENS)
+    )
     limit = _length_limit(core, prompt_len)
     generated = limit["max_new_tokens"] if "max_new_tokens" in limit else limit["max_length"] - prompt_len
     loop = " ".join(["the"] * generated)  # what the decoder returns when cut off: `generated` text tokens
     assert len(encoder.text_ids(loop)) == generated
-    miner = pairs._Miner(processor, random.Random(0), "hardest", False, "m", tmp_path, {"words": [], "chars": []},
-                         encoder=encoder)
+    miner = pairs._Miner(
+        processor, random.Random(0), "hardest", False, "m", tmp_path, {"words": [], "chars": []}, encoder=encoder
+    )
     write_tone(tmp_path / "a.wav", 1.0)
     example = AsrExample(tmp_path / "a.wav", 1.0, "the cat sat", "en", None, "asr.jsonl:1")
     row, status = miner.pair(example, "en", [Candidate(loop, -0.1)])
     assert status == "mined" and row["rejected"] == loop and "rejected_truncated" not in row  # written whole
     (tmp_path / "pairs.jsonl").write_text(json.dumps(row) + "\n")
-    (_, rejected), = _trains(tmp_path / "pairs.jsonl", processor)
+    ((_, rejected),) = _trains(tmp_path / "pairs.jsonl", processor)
     assert len(rejected.ids) == MAX_TARGET_TOKENS  # prompt + text + <|endoftext|>, exactly the limit
 
 
@@ -224,8 +249,9 @@ def test_a_loop_over_the_limit_is_cut_to_fit_and_counted(name, tmp_path, rlhf_lo
     limit = max_text_tokens(len(encoder.prefix(language)))
     loop = " ".join(["the"] * (limit + 3))  # three tokens over: re-tokenised output of an old decoding limit
     assert len(encoder.encode(loop, language).ids) == MAX_TARGET_TOKENS + 3
-    miner = pairs._Miner(processor, random.Random(0), "hardest", False, "m", tmp_path, {"words": [], "chars": []},
-                         encoder=encoder)
+    miner = pairs._Miner(
+        processor, random.Random(0), "hardest", False, "m", tmp_path, {"words": [], "chars": []}, encoder=encoder
+    )
     write_tone(tmp_path / "a.wav", 1.0)
     example = AsrExample(tmp_path / "a.wav", 1.0, "the cat sat", "en", None, "asr.jsonl:1")
     row, status = miner.pair(example, "en", [Candidate(loop, -0.1)])
@@ -237,5 +263,6 @@ def test_a_loop_over_the_limit_is_cut_to_fit_and_counted(name, tmp_path, rlhf_lo
     long_reference = AsrExample(tmp_path / "a.wav", 1.0, loop, "en", None, "asr.jsonl:2")
     assert miner.pair(long_reference, "en", [Candidate("the cat", -0.1)]) == (None, "skipped_reference")
     # both are warnings naming the manifest row (logged, so --quiet keeps them and the progress bar stays whole)
-    assert [(r.levelname, r.getMessage().split(":")[0] + ":" + r.getMessage().split(":")[1]) for r in rlhf_log.records] == [
-        ("WARNING", "asr.jsonl:1"), ("WARNING", "asr.jsonl:2")]
+    assert [
+        (r.levelname, r.getMessage().split(":")[0] + ":" + r.getMessage().split(":")[1]) for r in rlhf_log.records
+    ] == [("WARNING", "asr.jsonl:1"), ("WARNING", "asr.jsonl:2")]

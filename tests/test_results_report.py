@@ -2,14 +2,27 @@
 
 from rlhf_asr.demo.results_report import check_targets, render_markdown, summarize
 
-OPTIONS = {"num_train": 4, "num_test": 2, "test_voices": ["v"], "lora_r": 4, "learning_rate": 1e-3, "batch_size": 2,
-           "seeds": [0, 1]}  # fmt: skip
+OPTIONS = {
+    "num_train": 4,
+    "num_test": 2,
+    "test_voices": ["v"],
+    "lora_r": 4,
+    "learning_rate": 1e-3,
+    "batch_size": 2,
+    "seeds": [0, 1],
+}
 
 
 def _report(runs):
     summary = summarize(runs)
-    results = {"options": OPTIONS, "pairs": 3, "held_out_pairs": 1, "max_steps": 2, "summary": summary,
-               "targets": check_targets(summary)}  # fmt: skip
+    results = {
+        "options": OPTIONS,
+        "pairs": 3,
+        "held_out_pairs": 1,
+        "max_steps": 2,
+        "summary": summary,
+        "targets": check_targets(summary),
+    }
     return results["targets"], [line for line in render_markdown(results).splitlines() if line.startswith("- ORPO")][-1]
 
 
@@ -37,13 +50,43 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _raw() -> dict:
-    runs = [{"variant": "base", "seed": None, "train_s": 0.0, "wer_test": 0.4, "wer_test_voices": 0.5,
-             "preference_accuracy": 0.2}]
-    runs += [{"variant": v, "seed": s, "train_s": 10.0 + s, "wer_test": w + 0.01 * s, "wer_test_voices": w,
-              "preference_accuracy": 0.7} for v, w in (("sft", 0.3), ("orpo", 0.28)) for s in (0, 1)]
-    return {"options": OPTIONS, "pairs": 3, "held_out_pairs": 1, "max_steps": 2, "runs": runs,
-            "environment": {"date": "2026-01-02", "cpu_cores": 2, "machine": "x86_64", "torch": "t", "transformers": "x",
-                            "espeak_ng": "eSpeak NG 1.51"}}  # fmt: skip
+    runs = [
+        {
+            "variant": "base",
+            "seed": None,
+            "train_s": 0.0,
+            "wer_test": 0.4,
+            "wer_test_voices": 0.5,
+            "preference_accuracy": 0.2,
+        }
+    ]
+    runs += [
+        {
+            "variant": v,
+            "seed": s,
+            "train_s": 10.0 + s,
+            "wer_test": w + 0.01 * s,
+            "wer_test_voices": w,
+            "preference_accuracy": 0.7,
+        }
+        for v, w in (("sft", 0.3), ("orpo", 0.28))
+        for s in (0, 1)
+    ]
+    return {
+        "options": OPTIONS,
+        "pairs": 3,
+        "held_out_pairs": 1,
+        "max_steps": 2,
+        "runs": runs,
+        "environment": {
+            "date": "2026-01-02",
+            "cpu_cores": 2,
+            "machine": "x86_64",
+            "torch": "t",
+            "transformers": "x",
+            "espeak_ng": "eSpeak NG 1.51",
+        },
+    }
 
 
 def test_from_raw_renders_the_whole_report_without_training(tmp_path, monkeypatch, capsys):

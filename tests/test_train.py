@@ -1,4 +1,7 @@
-"""Training runs end to end on a tiny random Whisper (`trainer/run.py`): outputs, metrics, resume, AdaLoRA, the encoder cache."""
+"""Training runs end to end on a tiny random Whisper (`trainer/run.py`).
+
+Outputs, metrics, resume, AdaLoRA, the encoder cache.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +22,27 @@ from whisper_fixtures import make_tiny_whisper_dir
 
 def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
     out = tmp_path / "lora"
-    summary = train(workspace, out, "--use_adalora", "False", "--num_train_epochs", "2",
-                    "--test_data", str(workspace["test"]), "--eval_wer", "True")
+    summary = train(
+        workspace,
+        out,
+        "--use_adalora",
+        "False",
+        "--num_train_epochs",
+        "2",
+        "--test_data",
+        str(workspace["test"]),
+        "--eval_wer",
+        "True",
+    )
     assert summary["global_step"] == 6 and summary["train_rows"] == 6
-    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json",
-                 "processor_config.json", "training_curves.png", "run_summary.json"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "processor_config.json",
+        "training_curves.png",
+        "run_summary.json",
+    ):
         assert (out / name).is_file(), name
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     train_logs = [row for row in state["log_history"] if "loss" in row]
@@ -39,13 +58,39 @@ def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
 
 def test_resume_continues_to_the_same_final_state(workspace, tmp_path):
     full = tmp_path / "full"
-    train(workspace, full, "--use_adalora", "False", "--max_steps", "6", "--save_strategy", "steps",
-          "--save_steps", "3", "--plot", "False")
+    train(
+        workspace,
+        full,
+        "--use_adalora",
+        "False",
+        "--max_steps",
+        "6",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--plot",
+        "False",
+    )
     resumed = tmp_path / "resumed"
     resumed.mkdir()
     (resumed / "checkpoint-3").symlink_to(full / "checkpoint-3", target_is_directory=True)
-    summary = train(workspace, resumed, "--use_adalora", "False", "--max_steps", "6", "--save_strategy", "steps",
-                    "--save_steps", "3", "--plot", "False", "--resume_from_checkpoint", str(resumed / "checkpoint-3"))
+    summary = train(
+        workspace,
+        resumed,
+        "--use_adalora",
+        "False",
+        "--max_steps",
+        "6",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--plot",
+        "False",
+        "--resume_from_checkpoint",
+        str(resumed / "checkpoint-3"),
+    )
     assert summary["global_step"] == 6
     a = load_file(full / "adapter_model.safetensors")
     b = load_file(resumed / "adapter_model.safetensors")
@@ -62,8 +107,22 @@ def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
     The checkpoint's adapter is saved pruned, and the importance averages that decide the next
     pruning live only on the rank allocator: both must come back for the same final adapter.
     """
-    common = ("--use_adalora", "True", "--max_steps", "12", "--adalora_init_r", "6", "--adalora_target_r", "2",
-              "--save_strategy", "steps", "--save_steps", "3", "--plot", "False")
+    common = (
+        "--use_adalora",
+        "True",
+        "--max_steps",
+        "12",
+        "--adalora_init_r",
+        "6",
+        "--adalora_target_r",
+        "2",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--plot",
+        "False",
+    )
     full = tmp_path / "full"
     train(workspace, full, *common)
     checkpoint = json.loads((full / "checkpoint-6" / "adapter_config.json").read_text())
@@ -81,12 +140,26 @@ def test_adalora_resume_after_pruning_began_is_exact(workspace, tmp_path):
     final_pattern = json.loads((full / "adapter_config.json").read_text())["rank_pattern"]
     assert json.loads((resumed / "adapter_config.json").read_text())["rank_pattern"] == final_pattern
     start = load_file(full / "checkpoint-6" / "adapter_model.safetensors")
-    assert start.keys() != a.keys() or any(start[k].shape != a[k].shape or not torch.allclose(start[k], a[k]) for k in a)
+    assert start.keys() != a.keys() or any(
+        start[k].shape != a[k].shape or not torch.allclose(start[k], a[k]) for k in a
+    )
 
 
 def test_adalora_reallocates_rank(workspace, tmp_path, rlhf_log, recwarn):
-    summary = train(workspace, tmp_path / "ada", "--use_adalora", "True", "--max_steps", "12",
-                    "--adalora_init_r", "6", "--adalora_target_r", "2", "--plot", "False")
+    summary = train(
+        workspace,
+        tmp_path / "ada",
+        "--use_adalora",
+        "True",
+        "--max_steps",
+        "12",
+        "--adalora_init_r",
+        "6",
+        "--adalora_target_r",
+        "2",
+        "--plot",
+        "False",
+    )
     ranks = [rank for _, rank in summary["adalora_rank_history"]]
     assert len(ranks) == 12
     assert ranks[-1] < ranks[0]
@@ -121,8 +194,24 @@ def test_lora_training_loss_has_no_orthogonal_regulariser(workspace, tmp_path):
 
 def test_full_finetuning_with_frozen_encoder_and_cache(workspace, tmp_path):
     out = tmp_path / "full_ft"
-    summary = train(workspace, out, "--peft", "none", "--freeze_encoder", "True", "--encoder_cache", "memory", "--checkpoint_decoder", "True",
-                    "--num_train_epochs", "2", "--learning_rate", "1e-4", "--plot", "False")
+    summary = train(
+        workspace,
+        out,
+        "--peft",
+        "none",
+        "--freeze_encoder",
+        "True",
+        "--encoder_cache",
+        "memory",
+        "--checkpoint_decoder",
+        "True",
+        "--num_train_epochs",
+        "2",
+        "--learning_rate",
+        "1e-4",
+        "--plot",
+        "False",
+    )
     assert summary["global_step"] == 6
     weights = load_file(out / "model.safetensors")
     original = load_file(workspace["model"] / "model.safetensors")
@@ -176,6 +265,8 @@ def test_saved_adapter_names_the_model_the_user_gave(workspace, tmp_path, monkey
     monkeypatch.setenv("RLHF_ASR_CACHE", str(tmp_path / "elsewhere"))
     shutil.copytree(workspace["model"], tmp_path / "elsewhere" / "whisper-tiny.en")
     assert resolve_adapter_base(out) == str(tmp_path / "elsewhere" / "whisper-tiny.en")
+
+
 # ---- encoder cache: keyed by audio and model, never by row position ----
 
 CACHED = ("--use_adalora", "False", "--freeze_encoder", "True", "--plot", "False", "--save_strategy", "no")
@@ -201,8 +292,17 @@ def train_with_cache(workspace, output: Path, *extra: str):
 
 def test_evaluation_with_encoder_cache_equals_evaluation_without(workspace, other_audio, tmp_path):
     # Row i of the test set is other audio than training row i: it must never read that row's output.
-    common = (*CACHED, "--max_steps", "6", "--test_data", str(other_audio["test"]),
-              "--eval_strategy", "steps", "--eval_steps", "3")
+    common = (
+        *CACHED,
+        "--max_steps",
+        "6",
+        "--test_data",
+        str(other_audio["test"]),
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "3",
+    )
     cached, cache = train_with_cache(workspace, tmp_path / "cached", *common, "--encoder_cache", "memory")
     plain = train(workspace, tmp_path / "plain", *common)
     # Epoch 1 and the first evaluation compute everything (6 + 2 misses); epoch 2 and the second
@@ -222,7 +322,9 @@ def test_disk_encoder_cache_is_reused_only_for_the_same_audio_and_model(workspac
     # Another manifest (other audio) into the same output folder: nothing of the first run is read.
     other, second = train_with_cache(workspace, out, *one_epoch, "--train_data", str(other_audio["train"]))
     assert second.hits == 0
-    uncached = train(workspace, tmp_path / "fresh", *CACHED, "--max_steps", "3", "--train_data", str(other_audio["train"]))
+    uncached = train(
+        workspace, tmp_path / "fresh", *CACHED, "--max_steps", "3", "--train_data", str(other_audio["train"])
+    )
     assert other["train_loss"] == uncached["train_loss"]
     # Another model on the first run's audio: misses too.
     _, third = train_with_cache(workspace, out, *one_epoch, "--base_model", str(other_audio["model"]))
@@ -241,6 +343,9 @@ def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
     checkpointed = train(workspace, tmp_path / "gc", *common, "--gradient_checkpointing", "True")
     assert checkpointed["global_step"] == 2
     assert checkpointed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
-    a, b = load_file(tmp_path / "plain" / "adapter_model.safetensors"), load_file(tmp_path / "gc" / "adapter_model.safetensors")
+    a, b = (
+        load_file(tmp_path / "plain" / "adapter_model.safetensors"),
+        load_file(tmp_path / "gc" / "adapter_model.safetensors"),
+    )
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)

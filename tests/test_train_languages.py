@@ -30,8 +30,22 @@ def multilingual(tmp_path_factory):
 
 
 def cli_train(capsys, model: Path, manifest: Path, output: Path, *extra: str) -> tuple[int, str]:
-    code = cli_main(["train", "--base_model", str(model), "--train_data", str(manifest), "--output_dir", str(output),
-                     "--report_to", "none", "--max_steps", "1", *extra])
+    code = cli_main(
+        [
+            "train",
+            "--base_model",
+            str(model),
+            "--train_data",
+            str(manifest),
+            "--output_dir",
+            str(output),
+            "--report_to",
+            "none",
+            "--max_steps",
+            "1",
+            *extra,
+        ]
+    )
     return code, capsys.readouterr().err
 
 
@@ -83,8 +97,10 @@ def test_row_language_wins_and_language_option_fills_the_rest(multilingual):
     from rlhf_asr.model.loading import load_processor
     from rlhf_asr.trainer.run import build_dataset, default_language
 
-    rows = [{"chosen": "le chat", "rejected": "le chien", "language": "French"},
-            {"chosen": "el gato", "rejected": "el pato"}]
+    rows = [
+        {"chosen": "le chat", "rejected": "le chien", "language": "French"},
+        {"chosen": "el gato", "rejected": "el pato"},
+    ]
     manifest = write_rows(multilingual["root"], "mixed", rows)
     processor = load_processor(str(multilingual["model"]))
     encoder = TranscriptEncoder(processor.tokenizer)

@@ -1,6 +1,7 @@
 """Training test helpers: a tiny model, tone manifests and the `train` shortcut, shared by the training tests.
 
-Import what a test needs (`from train_fixtures import train`); the `workspace` fixture built from them is in conftest.py.
+Import what a test needs (`from train_fixtures import train`); the `workspace` fixture built
+from them is in conftest.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ PAIRS = [
     ("it is raining today", "it is training today"),
 ]
 METRICS = [
-    "nll_loss", "log_odds_ratio", "log_odds_chosen", "rewards/chosen", "rewards/rejected",
-    "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
+    "nll_loss",
+    "log_odds_ratio",
+    "log_odds_chosen",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
 ]
 
 
@@ -32,8 +40,15 @@ def write_manifest(folder: Path, name: str, pairs, language="English", tone: int
     for i, (chosen, rejected) in enumerate(pairs):
         seconds = 1.0 + 0.1 * i
         write_tone(folder / "audio" / f"{name}{i}.wav", seconds, 200 + 40 * (i + tone), seed=i + tone)
-        rows.append({"audio": {"path": f"audio/{name}{i}.wav"}, "duration": seconds, "chosen": chosen,
-                     "rejected": rejected, "language": language})
+        rows.append(
+            {
+                "audio": {"path": f"audio/{name}{i}.wav"},
+                "duration": seconds,
+                "chosen": chosen,
+                "rejected": rejected,
+                "language": language,
+            }
+        )
     path = folder / f"{name}.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
@@ -41,10 +56,27 @@ def write_manifest(folder: Path, name: str, pairs, language="English", tone: int
 
 def train_argv(workspace, output: Path, *extra: str) -> list[str]:
     return [
-        "--base_model", str(workspace["model"]), "--train_data", str(workspace["train"]),
-        "--output_dir", str(output), "--per_device_train_batch_size", "2", "--warmup_steps", "0",
-        "--logging_steps", "1", "--report_to", "none", "--seed", "7", "--learning_rate", "5e-3",
-        "--dataloader_pin_memory", "False", *extra,
+        "--base_model",
+        str(workspace["model"]),
+        "--train_data",
+        str(workspace["train"]),
+        "--output_dir",
+        str(output),
+        "--per_device_train_batch_size",
+        "2",
+        "--warmup_steps",
+        "0",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--seed",
+        "7",
+        "--learning_rate",
+        "5e-3",
+        "--dataloader_pin_memory",
+        "False",
+        *extra,
     ]
 
 

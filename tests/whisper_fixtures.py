@@ -65,9 +65,16 @@ def tiny_config(tokenizer, max_target_positions: int = 448) -> WhisperConfig:
     """`tiny_whisper_config`, 64 wide, with `tokenizer`'s vocabulary and special token ids."""
     eot = tokenizer.eos_token_id
     return tiny_whisper_config(
-        vocab_size=len(tokenizer), attn=None, d_model=64, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_target_positions=max_target_positions, decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
-        bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+        vocab_size=len(tokenizer),
+        attn=None,
+        d_model=64,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_target_positions=max_target_positions,
+        decoder_start_token_id=tokenizer.convert_tokens_to_ids("<|startoftranscript|>"),
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
     )
 
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import string
-import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -51,7 +49,7 @@ from rlhf_asr.data.tokens import (
 )
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import error_rates, score_utterance
-from rlhf_asr.evaluation.normalize import english_spelling_from, normalize_text, uses_cer
+from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.inference.decode import (
     Candidate,
     check_language,
@@ -61,13 +59,13 @@ from rlhf_asr.inference.decode import (
     resolve_languages,
 )
 from rlhf_asr.model.core import whisper_core
+from rlhf_asr.text_corruption import corrupt_text, reference_vocabulary
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("beam", "sample")
 NEGATIVES = ("hardest", "worst", "random")
 CORRUPTION_NAME = "corruption"
-_PUNCTUATION = string.punctuation + "“”‘’«»¿¡…"
 
 
 def mine_pairs(
@@ -105,19 +103,29 @@ def mine_pairs(
     todo = [example for example in report.examples if example.source not in done]
     torch.manual_seed(seed)
     miner = _Miner(
-        processor, random.Random(seed), negative, corrupt_correct,
+        processor,
+        random.Random(seed),
+        negative,
+        corrupt_correct,
         model_name or getattr(whisper_core(model).config, "_name_or_path", "model"),
-        output.parent.absolute(), _vocabulary([example.text for example in report.examples]),
+        output.parent.absolute(),
+        reference_vocabulary([example.text for example in report.examples]),
         encoder=transcript_encoder(processor),
     )
     decode = dict(
-        num_beams=num_candidates if strategy == "beam" else 1, num_return_sequences=num_candidates,
-        do_sample=strategy == "sample", temperature=temperature if strategy == "sample" else None, score=True,
+        num_beams=num_candidates if strategy == "beam" else 1,
+        num_return_sequences=num_candidates,
+        do_sample=strategy == "sample",
+        temperature=temperature if strategy == "sample" else None,
+        score=True,
     )
     counts: Counter = Counter()
     # Row notes go through logging; the redirect keeps them from breaking the progress bar.
-    with open(output, "a", encoding="utf-8") as pair_file, open(progress_path, "a", encoding="utf-8") as progress, \
-            logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]):
+    with (
+        open(output, "a", encoding="utf-8") as pair_file,
+        open(progress_path, "a", encoding="utf-8") as progress,
+        logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]),
+    ):
         for start in tqdm(range(0, len(todo), batch_size), desc="make-pairs", unit="batch"):
             batch, audios = [], []
             for example in todo[start : start + batch_size]:
@@ -175,10 +183,22 @@ def mistake_rows(
     """(index, preference row) for every English clip whose transcript `is_mistake`: chosen = reference,
     rejected = the transcript."""
     rows = []
-    for index, (path, duration, reference, hypothesis) in enumerate(zip(audio_paths, durations, references, hypotheses)):
+    for index, (path, duration, reference, hypothesis) in enumerate(
+        zip(audio_paths, durations, references, hypotheses)
+    ):
         if is_mistake(reference, hypothesis):
-            rows.append((index, {"audio": {"path": path}, "duration": round(duration, 3),
-                                 "chosen": reference, "rejected": hypothesis, "language": "English"}))
+            rows.append(
+                (
+                    index,
+                    {
+                        "audio": {"path": path},
+                        "duration": round(duration, 3),
+                        "chosen": reference,
+                        "rejected": hypothesis,
+                        "language": "English",
+                    },
+                )
+            )
     return rows
 
 
@@ -220,7 +240,14 @@ class _Miner:
     """Chooses the rejected transcript of one utterance and builds its preference row."""
 
     def __init__(
-        self, processor, rng, negative, corrupt_correct, model_name, output_dir: Path, vocabulary,
+        self,
+        processor,
+        rng,
+        negative,
+        corrupt_correct,
+        model_name,
+        output_dir: Path,
+        vocabulary,
         encoder: TranscriptEncoder | None = None,
     ):
         self.spelling = english_spelling_from(processor)
@@ -238,7 +265,9 @@ class _Miner:
                 return None, "skipped_reference"
             if len(reference.ids) > MAX_TARGET_TOKENS:
                 length = len(reference.ids)
-                logger.warning(f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                logger.warning(
+                    f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+                )
                 return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:
@@ -327,54 +356,3 @@ def fit_text(encoder: TranscriptEncoder, text: str, language: str | None) -> str
 
 def _logprob(candidate: Candidate) -> float:
     return candidate.logprob if candidate.logprob is not None else float("-inf")
-
-
-def _is_letter(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "LN"
-
-
-def _editable(unit: str, by_char: bool) -> bool:
-    return _is_letter(unit) if by_char else any(_is_letter(ch) for ch in unit)
-
-
-def _vocabulary(texts: list[str]) -> dict[str, list[str]]:
-    """Words and non-Latin letters of the manifest's references, in first-seen order (deterministic)."""
-    words = (word.strip(_PUNCTUATION) for text in texts for word in text.split())
-    letters = dict.fromkeys(ch for text in texts for ch in text if _is_letter(ch) and ord(ch) > 0x2FF)
-    return {"words": list(dict.fromkeys(word for word in words if word)), "chars": list(letters)}
-
-
-def corrupt_text(text: str, language: str | None, rng: random.Random, vocabulary: dict[str, list[str]]) -> str:
-    """`text` with one controlled edit (two from ten units on); differs from `text` once normalised.
-
-    Edits words, or characters for CER languages (punctuation and spaces are left alone).
-    """
-    by_char = uses_cer(language)
-    pool = vocabulary["chars" if by_char else "words"]
-    joiner = "" if by_char else " "
-    units = list(text) if by_char else text.split()
-    editable = [i for i, unit in enumerate(units) if _editable(unit, by_char)] or [len(units) - 1]
-    reference = normalize_text(text, language)
-    for _ in range(10):
-        result = list(units)
-        for _ in range(1 if len(editable) < 10 else 2):
-            _edit(result, rng, pool, by_char)
-        candidate = joiner.join(result)
-        if normalize_text(candidate, language) not in (reference, ""):
-            return candidate
-    # Repeating a unit always changes the text (and is a common ASR error too).
-    index = editable[-1]
-    return joiner.join(units[: index + 1] + units[index:])
-
-
-def _edit(units: list[str], rng: random.Random, pool: list[str], by_char: bool) -> None:
-    positions = [i for i, unit in enumerate(units) if _editable(unit, by_char)] or [len(units) - 1]
-    i = rng.choice(positions)
-    operation = rng.choice(("substitute", "delete", "insert") if len(positions) > 1 else ("substitute", "insert"))
-    new = rng.choice([unit for unit in pool if unit != units[i]] or [units[i]])
-    if operation == "substitute":
-        units[i] = new
-    elif operation == "delete":
-        del units[i]
-    else:
-        units.insert(i + rng.randint(0, 1), new)

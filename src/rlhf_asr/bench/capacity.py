@@ -146,10 +146,19 @@ def int8_checkpoint(model: str, folder: Path) -> str:
 
 
 def run(
-    models: list[str], precisions: list[str], modes: dict[str, list[str]], label_len: int, output: Path, deadline: float,
+    models: list[str],
+    precisions: list[str],
+    modes: dict[str, list[str]],
+    label_len: int,
+    output: Path,
+    deadline: float,
     checkpoint_decoder: bool = False,
-):  # fmt: skip
-    report: dict = {"device": torch.cuda.get_device_name(), "label_len": label_len, "checkpoint_decoder": checkpoint_decoder}
+):
+    report: dict = {
+        "device": torch.cuda.get_device_name(),
+        "label_len": label_len,
+        "checkpoint_decoder": checkpoint_decoder,
+    }
     report["results"] = {}
     report["total_mb"] = round(torch.cuda.mem_get_info()[1] / 2**20)
     for precision in precisions:
@@ -162,10 +171,17 @@ def run(
                         report["results"][key] = {"status": "skipped (time)"}
                         continue
                     args = argparse.Namespace(
-                        mode=mode, model=source, peft="lora", gradient_checkpointing=False, device="cuda",
-                        dtype=PRECISIONS[precision], label_len=label_len, logps_chunk_size=None,
-                        checkpoint_decoder=checkpoint_decoder, load_in_8bit=precision == "int8",
-                    )  # fmt: skip
+                        mode=mode,
+                        model=source,
+                        peft="lora",
+                        gradient_checkpointing=False,
+                        device="cuda",
+                        dtype=PRECISIONS[precision],
+                        label_len=label_len,
+                        logps_chunk_size=None,
+                        checkpoint_decoder=checkpoint_decoder,
+                        load_in_8bit=precision == "int8",
+                    )
                     logger.info("%s", key)
                     started = time.time()
                     try:
@@ -189,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--other_modes", default="sft,naive,ours", help="modes for fp16 and int8")
     parser.add_argument("--label_len", type=int, default=64)
     parser.add_argument("--time_limit_s", type=float, default=480.0, help="searches not started by then are skipped")
-    parser.add_argument("--checkpoint_decoder", action="store_true", help="recompute decoder layers (training's option)")
+    parser.add_argument(
+        "--checkpoint_decoder", action="store_true", help="recompute decoder layers (training's option)"
+    )
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -197,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     modes = {p: (args.modes if p == "bf16" else args.other_modes).split(",") for p in PRECISIONS}
     assert all(m in MODES for ms in modes.values() for m in ms) and DTYPES
     report = run(
-        args.models.split(","), args.precisions.split(","), modes, args.label_len, Path(args.output),
-        time.time() + args.time_limit_s, args.checkpoint_decoder,
-    )  # fmt: skip
+        args.models.split(","),
+        args.precisions.split(","),
+        modes,
+        args.label_len,
+        Path(args.output),
+        time.time() + args.time_limit_s,
+        args.checkpoint_decoder,
+    )
     Path(args.output).write_text(json.dumps(report, indent=2))
     return 0
 

@@ -43,7 +43,7 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict:
         if output.exists():
             result = json.loads(output.read_text())
         else:  # killed before it could write, e.g. by the kernel's OOM killer (-9)
-            reason = "killed by signal %d" % -proc.returncode if proc.returncode < 0 else f"exit code {proc.returncode}"
+            reason = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
             result = {"mode": mode, "status": "killed" if proc.returncode < 0 else "failed", "error": reason}
     if result["status"] != "ok":
         result["log_tail"] = (proc.stdout + proc.stderr).strip().splitlines()[-_LOG_TAIL_LINES:]
@@ -113,7 +113,9 @@ def sweep(args: argparse.Namespace, modes: list[str], batches: list[int], label_
 def sweep_table(rows: list[dict]) -> str:
     lines = []
     for row in rows:
-        lines += [({"batch": row["batch_size"], "label_len": row["label_len"]}, result) for result in row["modes"].values()]
+        lines += [
+            ({"batch": row["batch_size"], "label_len": row["label_len"]}, result) for result in row["modes"].values()
+        ]
     return markdown_table(lines)
 
 

@@ -44,12 +44,16 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peft", choices=["lora", "adalora", "none"], default="lora")
     parser.add_argument("--gradient_checkpointing", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu | cuda[:N]")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32", help="autocast dtype (CPU: float32 or bfloat16)")
+    parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="autocast dtype (CPU: float32 or bfloat16)"
+    )
     parser.add_argument("--steps", type=int, default=5, help="measured steps (step time = their median)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (>= 1: Adam's state)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
     parser.add_argument("--logps_chunk_size", type=int, default=None, help="packed engine's chunk (default: engine's)")
-    parser.add_argument("--checkpoint_decoder", action="store_true", help="ours: recompute decoder layers (as training's option)")
+    parser.add_argument(
+        "--checkpoint_decoder", action="store_true", help="ours: recompute decoder layers (as training's option)"
+    )
 
 
 def common_argv(args: argparse.Namespace) -> list[str]:
@@ -94,7 +98,11 @@ def build(args: argparse.Namespace, total_steps: int):
     if args.mode != "sft":
         chunk = {"logps_chunk_size": args.logps_chunk_size} if args.logps_chunk_size else {}
         engine = PreferenceWhisper(
-            model, mode=ENGINE_MODES[args.mode], freeze_encoder=frozen, checkpoint_decoder=args.checkpoint_decoder, **chunk
+            model,
+            mode=ENGINE_MODES[args.mode],
+            freeze_encoder=frozen,
+            checkpoint_decoder=args.checkpoint_decoder,
+            **chunk,
         )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)

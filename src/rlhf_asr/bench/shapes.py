@@ -26,7 +26,9 @@ SHAPES = tuple(_DIMS)
 
 def whisper_config(name: str):
     """The WhisperConfig of a named shape (multilingual token ids; large-v3: 128 mels, 51866 tokens)."""
-    config = config_of(_DIMS[name], pad_token_id=50257, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258)
+    config = config_of(
+        _DIMS[name], pad_token_id=50257, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258
+    )
     config._attn_implementation = "sdpa"
     return config
 

@@ -59,8 +59,9 @@ class BenchOptions:
     max_batch: int = field(default=4096, metadata={"help": "upper limit of --find_max_batch"})
     exact_cpu_peak: bool = field(
         default=False,
-        metadata={"help": "CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory "
-                          "(reproducible)"},
+        metadata={
+            "help": "CPU: run modes with a fixed glibc mmap threshold, so peak RSS follows live memory (reproducible)"
+        },
     )
     output: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
 

@@ -34,8 +34,11 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: rlhf-asr [--quiet | --verbose] COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "`rlhf-asr COMMAND --help` shows a command's options.",
-              "--quiet (-q): warnings and errors only; --verbose (-v): debug lines and library warnings."]
+    lines += [
+        "",
+        "`rlhf-asr COMMAND --help` shows a command's options.",
+        "--quiet (-q): warnings and errors only; --verbose (-v): debug lines and library warnings.",
+    ]
     return "\n".join(lines)
 
 

@@ -24,7 +24,9 @@ class EvaluateOptions:
     language: str | None = field(
         default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
     )
-    num_beams: int | None = field(default=None, metadata={"help": "beam width; None: the model's generation config (1 if unset)"})
+    num_beams: int | None = field(
+        default=None, metadata={"help": "beam width; None: the model's generation config (1 if unset)"}
+    )
     batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
     max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
@@ -87,8 +89,16 @@ def main(argv: list[str]) -> int:
 
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
     metrics = evaluate_manifest(
-        model, processor, args.data, language=args.language, num_beams=args.num_beams, batch_size=args.batch_size,
-        output_dir=output.parent, metrics_name=output.name, max_rows=args.max_rows, model_name=args.model,
+        model,
+        processor,
+        args.data,
+        language=args.language,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        output_dir=output.parent,
+        metrics_name=output.name,
+        max_rows=args.max_rows,
+        model_name=args.model,
         skip_invalid=args.skip_invalid_rows,
     )
     print(format_table(metrics))

@@ -21,8 +21,10 @@ BUNDLED = ("tiny.en", "base")
 class ImportCT2Options:
     source: list[str] = field(
         default_factory=list,
-        metadata={"help": "CT2 model folder, model.bin, or its part files in order (tokenizer.json and config.json "
-                          f"are looked up next to them); or {' / '.join(BUNDLED)} for the bundled weights"},
+        metadata={
+            "help": "CT2 model folder, model.bin, or its part files in order (tokenizer.json and config.json "
+            f"are looked up next to them); or {' / '.join(BUNDLED)} for the bundled weights"
+        },
     )
     output_dir: str | None = field(default=None, metadata={"help": "new (or empty) output folder"})
 

@@ -26,8 +26,9 @@ class MakePairsOptions:
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature (--strategy sample)"})
     negative: Literal["hardest", "worst", "random"] = field(
         default="hardest",
-        metadata={"help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), "
-                          "or any (random)"},
+        metadata={
+            "help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), or any (random)"
+        },
     )
     corrupt_correct: bool = field(default=False, metadata={"help": "corrupt the reference where the model is right"})
     seed: int = field(default=0, metadata={"help": "sampling and corruption"})
@@ -60,14 +61,31 @@ def main(argv: list[str]) -> int:
 
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
     summary = mine_pairs(
-        model, processor, args.data, args.output, num_candidates=args.num_candidates, strategy=args.strategy,
-        temperature=args.temperature, negative=args.negative, corrupt_correct=args.corrupt_correct, seed=args.seed,
-        batch_size=args.batch_size, language=args.language, resume=not args.no_resume, model_name=args.model,
+        model,
+        processor,
+        args.data,
+        args.output,
+        num_candidates=args.num_candidates,
+        strategy=args.strategy,
+        temperature=args.temperature,
+        negative=args.negative,
+        corrupt_correct=args.corrupt_correct,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        language=args.language,
+        resume=not args.no_resume,
+        model_name=args.model,
         skip_invalid=args.skip_invalid_rows,
     )
     log.info(
         "%d pairs written to %s (%d by corruption); %d already correct, %d without a usable candidate, "
-        "%d unreadable, %d done in an earlier run", summary["written"], summary["output"], summary["corrupted"],
-        summary["skipped_correct"], summary["skipped_empty"], summary["errors"], summary["already_done"],
+        "%d unreadable, %d done in an earlier run",
+        summary["written"],
+        summary["output"],
+        summary["corrupted"],
+        summary["skipped_correct"],
+        summary["skipped_empty"],
+        summary["errors"],
+        summary["already_done"],
     )
     return 0

@@ -150,7 +150,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def options_parser(
-    prog: str, classes: Sequence[type], description: str, names: Mapping[str, str] | None = None,
+    prog: str,
+    classes: Sequence[type],
+    description: str,
+    names: Mapping[str, str] | None = None,
     older: Mapping[str, str] | None = None,
 ):
     """An HfArgumentParser over `classes` with one-line errors.

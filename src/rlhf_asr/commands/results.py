@@ -27,7 +27,10 @@ def build_parser():
     from rlhf_asr.demo.options import ResultsOptions
 
     return options_parser(
-        "rlhf-asr results", [ResultsOptions, RenderOptions], __doc__.splitlines()[0], names=NAMES,
+        "rlhf-asr results",
+        [ResultsOptions, RenderOptions],
+        __doc__.splitlines()[0],
+        names=NAMES,
         older={"report": "report_path", "raw": "raw_path"},
     )
 

@@ -20,11 +20,17 @@ def build_parser():
     from rlhf_asr.commands.parser import options_parser, redirect
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 
-    parser = options_parser("rlhf-asr train", [ModelArguments, DataArguments, ORPOConfig], __doc__.splitlines()[0],
-                            names=NAMES)
+    parser = options_parser(
+        "rlhf-asr train", [ModelArguments, DataArguments, ORPOConfig], __doc__.splitlines()[0], names=NAMES
+    )
     # Duplicate switches become aliases: one option decides, and the last one given wins.
-    redirect(parser, "--use_adalora", "peft", value=lambda on: "adalora" if on else "lora",
-             help="alias: --use_adalora [True] = --peft adalora, --use_adalora False = --peft lora")
+    redirect(
+        parser,
+        "--use_adalora",
+        "peft",
+        value=lambda on: "adalora" if on else "lora",
+        help="alias: --use_adalora [True] = --peft adalora, --use_adalora False = --peft lora",
+    )
     redirect(parser, "--use_compile", "torch_compile", help="alias of --torch_compile")
     return parser
 

@@ -68,8 +68,12 @@ def main(argv: list[str]) -> int:
     audios = [load_audio(path) for path in args.audio]  # fail on a bad file before loading the model
     for path, seconds in zip(args.audio, over_window(audios)):
         if seconds is not None:
-            log.warning("%s: %.1f s long; only the first %.0f s are transcribed (no long-form decoding)",
-                        path, seconds, WHISPER_MAX_SECONDS)
+            log.warning(
+                "%s: %.1f s long; only the first %.0f s are transcribed (no long-form decoding)",
+                path,
+                seconds,
+                WHISPER_MAX_SECONDS,
+            )
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
     texts = transcribe_batch(
         model, processor, audios, language=args.language, num_beams=args.num_beams, batch_size=args.batch_size

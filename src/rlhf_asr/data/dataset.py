@@ -21,7 +21,9 @@ SAMPLING_RATE = 16_000
 Augmenter = Callable[[np.ndarray, int], np.ndarray]
 
 
-def encode_pair(example, encoder: TranscriptEncoder, language: str | None) -> tuple[EncodedTranscript, EncodedTranscript]:
+def encode_pair(
+    example, encoder: TranscriptEncoder, language: str | None
+) -> tuple[EncodedTranscript, EncodedTranscript]:
     """Chosen and rejected token sequences of one example (segments when timestamps are on)."""
     if encoder.timestamps:
         return (
@@ -79,7 +81,9 @@ class PreferenceDataset(Dataset):
                 continue
             longest = max(len(pair[0].ids), len(pair[1].ids))
             if longest > MAX_TARGET_TOKENS:
-                self.skipped.append(f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}")
+                self.skipped.append(
+                    f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+                )
                 continue
             self.examples.append(example)
             self.pairs.append(pair)

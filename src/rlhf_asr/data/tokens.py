@@ -133,7 +133,9 @@ class TranscriptEncoder:
 
 def _is_language_token(token: str) -> bool:
     inner = token[2:-2]
-    return token.startswith("<|") and token.endswith("|>") and 2 <= len(inner) <= 3 and inner.isalpha() and inner.islower()
+    return (
+        token.startswith("<|") and token.endswith("|>") and 2 <= len(inner) <= 3 and inner.isalpha() and inner.islower()
+    )
 
 
 _encoders: dict[tuple[int, str], tuple[object, TranscriptEncoder]] = {}

@@ -34,9 +34,32 @@ from rlhf_asr.errors import UserInputError
 # Benign collections only: the ones made of quips and proverbs, not chat logs, ASCII art or jokes
 # about groups of people.
 FORTUNE_FILES = (
-    "fortunes", "wisdom", "platitudes", "science", "computers", "literature", "people", "humorists",
-    "miscellaneous", "work", "food", "pets", "kids", "education", "love", "songs-poems", "law",
-    "medicine", "riddles", "tao", "sports", "magic", "paradoxum", "pratchett", "goedel", "startrek",
+    "fortunes",
+    "wisdom",
+    "platitudes",
+    "science",
+    "computers",
+    "literature",
+    "people",
+    "humorists",
+    "miscellaneous",
+    "work",
+    "food",
+    "pets",
+    "kids",
+    "education",
+    "love",
+    "songs-poems",
+    "law",
+    "medicine",
+    "riddles",
+    "tao",
+    "sports",
+    "magic",
+    "paradoxum",
+    "pratchett",
+    "goedel",
+    "startrek",
 )
 SHIPPED_SENTENCES = "sentences_en.txt"
 # One sentence: capital first, letters and light punctuation only, ends in . ! or ?
@@ -71,8 +94,14 @@ class Utterance:
     split: str
 
     def asr_row(self) -> dict:
-        return {"audio": {"path": self.path}, "duration": round(self.duration, 3), "sentence": self.text,
-                "language": "English", "voice": self.voice, "speed": self.speed}
+        return {
+            "audio": {"path": self.path},
+            "duration": round(self.duration, 3),
+            "sentence": self.text,
+            "language": "English",
+            "voice": self.voice,
+            "speed": self.speed,
+        }
 
 
 def espeak_binary() -> str | None:
@@ -131,6 +160,7 @@ def check_voices(voices: list[str]) -> None:
 
 # ---- texts ----
 
+
 def clean_sentence(entry: str, min_words: int = 4, max_words: int = 15) -> str | None:
     """`entry` as one speakable sentence, or None when it is not one.
 
@@ -182,6 +212,7 @@ def load_sentences(n: int, seed: int = 0, min_words: int = 4, max_words: int = 1
 
 # ---- audio ----
 
+
 def synthesize(text: str, path: str | Path, voice: str = "en-us", speed: int = 160) -> float:
     """Speak `text` into the wav file `path` (espeak-ng's 22.05 kHz mono); returns its duration in s.
 
@@ -194,7 +225,9 @@ def synthesize(text: str, path: str | Path, voice: str = "en-us", speed: int = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         [binary, "-v", voice, "-s", str(int(speed)), "-w", str(path), "--stdin"],
-        input=text.encode("utf-8"), capture_output=True, timeout=60,
+        input=text.encode("utf-8"),
+        capture_output=True,
+        timeout=60,
     )
     if result.returncode != 0 or not path.is_file():
         message = result.stderr.decode(errors="replace").strip()
@@ -276,6 +309,17 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 __all__ = [
-    "Corpus", "Utterance", "Voice", "build_corpus", "check_voices", "clean_sentence", "espeak_available",
-    "espeak_version", "fortune_sentences", "installed_voices", "load_sentences", "shipped_sentences", "synthesize",
+    "Corpus",
+    "Utterance",
+    "Voice",
+    "build_corpus",
+    "check_voices",
+    "clean_sentence",
+    "espeak_available",
+    "espeak_version",
+    "fortune_sentences",
+    "installed_voices",
+    "load_sentences",
+    "shipped_sentences",
+    "synthesize",
 ]

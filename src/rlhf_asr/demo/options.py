@@ -30,7 +30,9 @@ def default_workers() -> int:
 class DemoOptions:
     output_dir: str = field(default="demo_output", metadata={"help": "where corpus, model and report go"})
     num_train: int = field(default=240, metadata={"help": "training utterances (texts)"})
-    num_test: int = field(default=60, metadata={"help": "held-out texts; each is spoken by a training voice and by a held-out voice"})
+    num_test: int = field(
+        default=60, metadata={"help": "held-out texts; each is spoken by a training voice and by a held-out voice"}
+    )
     epochs: float = field(default=3.0, metadata={"help": "training epochs"})
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate (linear decay, 5 warm-up steps)"})
     batch_size: int = field(default=8, metadata={"help": "preference pairs per step"})
@@ -40,13 +42,19 @@ class DemoOptions:
     seed: int = field(default=0, metadata={"help": "texts, voices and training"})
     model: str = field(default="tiny.en", metadata={"help": "tiny.en (bundled) or a local Whisper folder"})
     train_voices: list[str] = field(default_factory=lambda: list(TRAIN_VOICES), metadata={"help": "espeak-ng voices"})
-    test_voices: list[str] = field(default_factory=lambda: list(HELD_OUT_VOICES), metadata={"help": "held-out espeak-ng voices"})
-    speeds: list[int] = field(default_factory=lambda: list(SPEEDS), metadata={"help": "speaking rates, words per minute"})
+    test_voices: list[str] = field(
+        default_factory=lambda: list(HELD_OUT_VOICES), metadata={"help": "held-out espeak-ng voices"}
+    )
+    speeds: list[int] = field(
+        default_factory=lambda: list(SPEEDS), metadata={"help": "speaking rates, words per minute"}
+    )
     workers: int = field(default_factory=default_workers, metadata={"help": "espeak-ng processes at once"})
     # a decoding step costs about the same for 4 clips as for 32 on CPU
     decode_batch_size: int = field(default=32, metadata={"help": "clips decoded together"})
     # 0 = one, plus one encoder worker per core (see `stages.pick_threads`)
-    threads: int = field(default=0, metadata={"help": "torch threads per stage (0: one, and one encoder worker per core)"})
+    threads: int = field(
+        default=0, metadata={"help": "torch threads per stage (0: one, and one encoder worker per core)"}
+    )
 
 
 @dataclass
@@ -64,15 +72,30 @@ def training_args(options: DemoOptions, base: Path, pairs: Path, output: Path, *
     from rlhf_asr.trainer.config import DEFAULT_TARGET_MODULES, DataArguments, ModelArguments, ORPOConfig
 
     model_args = ModelArguments(
-        base_model=str(base), peft="lora", lora_r=options.lora_r, lora_alpha=2 * options.lora_r, lora_dropout=0.0,
-        target_modules=DEFAULT_TARGET_MODULES, freeze_encoder=True,
+        base_model=str(base),
+        peft="lora",
+        lora_r=options.lora_r,
+        lora_alpha=2 * options.lora_r,
+        lora_dropout=0.0,
+        target_modules=DEFAULT_TARGET_MODULES,
+        freeze_encoder=True,
     )
     data_args = DataArguments(train_data=str(pairs), language="English")
     config = dict(
-        output_dir=str(output), encoder_cache="none", num_train_epochs=options.epochs,
-        learning_rate=options.learning_rate, per_device_train_batch_size=options.batch_size, warmup_steps=5,
-        lr_scheduler_type="linear", alpha=options.alpha, seed=options.seed, logging_steps=5, eval_strategy="no",
-        save_strategy="no", report_to="none", dataloader_pin_memory=False, disable_tqdm=True,
+        output_dir=str(output),
+        encoder_cache="none",
+        num_train_epochs=options.epochs,
+        learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        warmup_steps=5,
+        lr_scheduler_type="linear",
+        alpha=options.alpha,
+        seed=options.seed,
+        logging_steps=5,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        dataloader_pin_memory=False,
+        disable_tqdm=True,
     )
     return model_args, data_args, ORPOConfig(**{**config, **config_changes})
-

@@ -15,8 +15,12 @@ logger = logging.getLogger(__name__)
 def score(texts: list[str], hypotheses: list[str]) -> dict:
     """WER, CER and word counts of English transcripts (normalised)."""
     result = error_rates(texts, hypotheses, "en")
-    return {"wer": result["wer"], "cer": result["cer"], "word_errors": result["word_errors"],
-            "reference_words": result["reference_words"]}
+    return {
+        "wer": result["wer"],
+        "cer": result["cer"],
+        "word_errors": result["word_errors"],
+        "reference_words": result["reference_words"],
+    }
 
 
 def by_voice(corpus: Corpus, split: str, hypotheses: list[str]) -> dict[str, float]:
@@ -24,35 +28,53 @@ def by_voice(corpus: Corpus, split: str, hypotheses: list[str]) -> dict[str, flo
     rows = corpus.splits[split]
     voices = sorted({u.voice for u in rows})
     return {
-        voice: score([u.text for u in rows if u.voice == voice], [h for u, h in zip(rows, hypotheses) if u.voice == voice])["wer"]
+        voice: score(
+            [u.text for u in rows if u.voice == voice], [h for u, h in zip(rows, hypotheses) if u.voice == voice]
+        )["wer"]
         for voice in voices
     }
 
 
 def pick_examples(transcripts: list[dict], fixed: int = 5, broken: int = 2) -> list[dict]:
     """The held-out utterances whose word errors fell most, and the ones where they rose most."""
+
     def errors(row: dict, key: str) -> int:
         return error_rates([row["reference"]], [row[key]], "en")["word_errors"]
 
-    changed = [(errors(row, "after") - errors(row, "before"), row) for row in transcripts if row["before"] != row["after"]]
+    changed = [
+        (errors(row, "after") - errors(row, "before"), row) for row in transcripts if row["before"] != row["after"]
+    ]
     changed.sort(key=lambda item: item[0])
-    return [row for delta, row in changed[:fixed] if delta < 0] + [row for delta, row in changed[::-1][:broken] if delta > 0]
+    return [row for delta, row in changed[:fixed] if delta < 0] + [
+        row for delta, row in changed[::-1][:broken] if delta > 0
+    ]
 
 
 def evaluate_split(corpus: Corpus, split: str, before: list[str], after: list[str]) -> dict:
     texts = corpus.texts(split)
     return {
-        "label": TEST_SPLITS[split], "utterances": len(texts), "voices": sorted({u.voice for u in corpus.splits[split]}),
-        "before": score(texts, before), "after": score(texts, after),
-        "wer_by_voice_before": by_voice(corpus, split, before), "wer_by_voice_after": by_voice(corpus, split, after),
+        "label": TEST_SPLITS[split],
+        "utterances": len(texts),
+        "voices": sorted({u.voice for u in corpus.splits[split]}),
+        "before": score(texts, before),
+        "after": score(texts, after),
+        "wer_by_voice_before": by_voice(corpus, split, before),
+        "wer_by_voice_after": by_voice(corpus, split, after),
     }
 
 
 def log_summary(metrics: dict, out: Path) -> None:
     logger.info("stage times: %s", ", ".join(f"{k} {v:.0f} s" for k, v in metrics["stages_s"].items()))
-    logger.info("total %.0f s; %d pairs from %d training clips", metrics["total_s"], metrics["pairs"], metrics["train_utterances"])
+    logger.info(
+        "total %.0f s; %d pairs from %d training clips",
+        metrics["total_s"],
+        metrics["pairs"],
+        metrics["train_utterances"],
+    )
     for result in metrics["evaluation"].values():
-        logger.info("WER %s: %.1f%% -> %.1f%%", result["label"], 100 * result["before"]["wer"], 100 * result["after"]["wer"])
+        logger.info(
+            "WER %s: %.1f%% -> %.1f%%", result["label"], 100 * result["before"]["wer"], 100 * result["after"]["wer"]
+        )
     logger.info("report: %s", out / "report.md")
 
 
@@ -88,11 +110,24 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
     """report.md and wer_before_after.png in `out`."""
     evaluation, options = metrics["evaluation"], metrics["options"]
     plot_wer(evaluation, out / "wer_before_after.png")
-    lines = ["# rlhf-asr demo", "", "Whisper tiny.en (bundled weights), ORPO with LoRA on the decoder, speech synthesized by espeak-ng.", ""]
-    lines += ["## Held-out WER", "", "| split | utterances | WER before | WER after | CER before | CER after |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# rlhf-asr demo",
+        "",
+        "Whisper tiny.en (bundled weights), ORPO with LoRA on the decoder, speech synthesized by espeak-ng.",
+        "",
+    ]
+    lines += [
+        "## Held-out WER",
+        "",
+        "| split | utterances | WER before | WER after | CER before | CER after |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in evaluation.values():
         b, a = result["before"], result["after"]
-        lines.append(f"| {result['label']} | {result['utterances']} | {_pct(b['wer'])} | {_pct(a['wer'])} | {_pct(b['cer'])} | {_pct(a['cer'])} |")
+        lines.append(
+            f"| {result['label']} | {result['utterances']} | {_pct(b['wer'])} | {_pct(a['wer'])} | "
+            f"{_pct(b['cer'])} | {_pct(a['cer'])} |"
+        )
     lines += ["", "![WER before and after](wer_before_after.png)", "", "Per voice (WER before -> after):", ""]
     for result in evaluation.values():
         per_voice = ", ".join(
@@ -104,24 +139,40 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
     lines += [
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
         f"{metrics['pairs']} preference pairs (clips the base model got wrong; the rest give no pair)",
-        f"- training voices: {', '.join(options['train_voices'])}; held-out voices: {', '.join(options['test_voices']) or 'none'}; "
+        f"- training voices: {', '.join(options['train_voices'])}; held-out voices: "
+        f"{', '.join(options['test_voices']) or 'none'}; "
         f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
         "texts from the shipped sentences_en.txt",
         f"- LoRA r={options['lora_r']} on decoder q/k/v/out (self- and cross-attention) and fc1/fc2, encoder frozen; "
-        f"lr {options['learning_rate']}, {options['epochs']} epochs, batch {options['batch_size']}, ORPO alpha {options['alpha']}, seed {options['seed']}",
-        f"- {metrics['training']['global_step']} optimizer steps, mean train loss {metrics['training']['train_loss']:.3f}; curves: "
+        f"lr {options['learning_rate']}, {options['epochs']} epochs, batch {options['batch_size']}, ORPO "
+        f"alpha {options['alpha']}, seed {options['seed']}",
+        f"- {metrics['training']['global_step']} optimizer steps, mean train loss "
+        f"{metrics['training']['train_loss']:.3f}; curves: "
         "[training_curves.png](training_curves.png)",
-        f"- encoder run once for {metrics['clips_encoded']} clips ({metrics['encoder_s_per_clip']:.2f} s per clip); training took "
-        f"its encoder outputs from the cache ({metrics['encoder_cache']['hits']} hits, {metrics['encoder_cache']['misses']} misses), "
+        f"- encoder run once for {metrics['clips_encoded']} clips ({metrics['encoder_s_per_clip']:.2f} s "
+        "per clip); training took "
+        f"its encoder outputs from the cache ({metrics['encoder_cache']['hits']} hits, "
+        f"{metrics['encoder_cache']['misses']} misses), "
         f"so {metrics['encoder_passes_saved']} encoder passes (about "
         f"{metrics['encoder_passes_saved'] * metrics['encoder_s_per_clip']:.0f} s) were not run",
-        "", "## Stages", "", "| stage | seconds |", "|---|---|",
+        "",
+        "## Stages",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
     ]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in metrics["stages_s"].items()]
-    lines += [f"| **total** | **{metrics['total_s']:.1f}** |", "", "## Examples (held-out: most fixed, most broken)", ""]
+    lines += [
+        f"| **total** | **{metrics['total_s']:.1f}** |",
+        "",
+        "## Examples (held-out: most fixed, most broken)",
+        "",
+    ]
     for example in examples:
         lines += [
-            f"- {example['voice']} @ {example['speed']} wpm", f"  - reference: {example['reference']}",
-            f"  - before: {example['before']}", f"  - after: {example['after']}",
+            f"- {example['voice']} @ {example['speed']} wpm",
+            f"  - reference: {example['reference']}",
+            f"  - before: {example['before']}",
+            f"  - after: {example['after']}",
         ]
     (out / "report.md").write_text("\n".join(lines) + "\n")

@@ -23,9 +23,15 @@ def environment() -> dict:
     import torch
     import transformers
 
-    return {"date": date.today().isoformat(), "cpu_cores": cpu_cores(), "machine": platform.machine(),
-            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "espeak_ng": espeak_version()}
+    return {
+        "date": date.today().isoformat(),
+        "cpu_cores": cpu_cores(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "espeak_ng": espeak_version(),
+    }
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -102,7 +108,8 @@ def render_markdown(results: dict) -> str:
         f"Bundled Whisper tiny.en, synthetic espeak-ng speech: {opts['num_train']} training clips "
         f"({results['pairs']} of them mis-transcribed by the base model become preference pairs: chosen = text "
         f"spoken, rejected = the base model's transcript), {opts['num_test']} held-out texts spoken by the training "
-        f"voices and again by held-out voices ({', '.join(opts['test_voices'])}). Every run: LoRA r={opts['lora_r']} on "
+        f"voices and again by held-out voices ({', '.join(opts['test_voices'])}). Every run: LoRA "
+        f"r={opts['lora_r']} on "
         f"the decoder, frozen encoder, lr {opts['learning_rate']}, batch {opts['batch_size']}, "
         f"{results['max_steps']} steps; seeds {opts['seeds']} (mean ± standard deviation).",
         "Preference accuracy: share of the "
@@ -112,8 +119,12 @@ def render_markdown(results: dict) -> str:
         "| model | WER held-out texts (%) | WER held-out voices (%) | preference accuracy (%) | training time (s) |",
         "|---|---|---|---|---|",
     ]
-    names = {"base": "base tiny.en", "sft": "SFT (`--alpha 0`)", "orpo": f"ORPO (`--alpha {ORPO_ALPHA}`, scope all)",
-             "orpo_diverging": f"ORPO (`--alpha {ORPO_ALPHA}`, scope diverging)"}
+    names = {
+        "base": "base tiny.en",
+        "sft": "SFT (`--alpha 0`)",
+        "orpo": f"ORPO (`--alpha {ORPO_ALPHA}`, scope all)",
+        "orpo_diverging": f"ORPO (`--alpha {ORPO_ALPHA}`, scope diverging)",
+    }
     for variant, metrics in results["summary"].items():
         lines.append(
             f"| {names.get(variant, variant)} | {_cell(metrics.get('wer_test'), True)} | "
@@ -126,9 +137,11 @@ def render_markdown(results: dict) -> str:
         lines.append(
             f"- {names[variant]}: held-out WER {100 * reduction:.0f}% lower than base "
             f"({'meets' if check['meets_25pct_reduction'] else 'MISSES'} the 25% target); "
-            + {True: "no worse than SFT at equal steps.", False: "WORSE than SFT at equal steps.", None: "SFT not run."}[
-                check["no_worse_than_sft"]
-            ]
+            + {
+                True: "no worse than SFT at equal steps.",
+                False: "WORSE than SFT at equal steps.",
+                None: "SFT not run.",
+            }[check["no_worse_than_sft"]]
         )
     lines += ["", "## Notes", "", *_measured_on(results.get("environment")), *NOTES]
     return "\n".join(lines) + "\n"

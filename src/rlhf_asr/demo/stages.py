@@ -93,7 +93,10 @@ def encode_clips(model, processor, paths: list[Path], batch_size: int = 8, worke
 
 
 def load_decoding_model(path: str | Path):
-    """(model, processor) for the demo's decoding: adapters merged (same outputs, faster steps), generation config as saved."""
+    """(model, processor) for the demo's decoding.
+
+    Adapters merged (same outputs, faster steps); the generation config as saved.
+    """
     from rlhf_asr.model.loading import load_for_inference
 
     model, processor = load_for_inference(path)  # the cap is per call (decode_hidden), never in the generation config

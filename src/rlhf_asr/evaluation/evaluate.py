@@ -32,8 +32,17 @@ from rlhf_asr.inference.decode import (
 from rlhf_asr.model.core import whisper_core
 
 CSV_FIELDS = [
-    "source", "language", "reference", "hypothesis", "reference_norm", "hypothesis_norm", "errors", "words",
-    "chosen_logprob", "rejected_logprob", "prefers_chosen",
+    "source",
+    "language",
+    "reference",
+    "hypothesis",
+    "reference_norm",
+    "hypothesis_norm",
+    "errors",
+    "words",
+    "chosen_logprob",
+    "rejected_logprob",
+    "prefers_chosen",
 ]
 
 
@@ -83,7 +92,9 @@ def evaluate_manifest(
     language = check_language(processor, language)
     default_language = check_language(processor, default_language)
     report = read(
-        manifest_path, min_duration=0.0, skip_invalid=skip_invalid,
+        manifest_path,
+        min_duration=0.0,
+        skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
     )
     examples = report.examples[:max_rows] if max_rows else report.examples
@@ -123,7 +134,9 @@ def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[l
         rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
     if kind == "preference":
         owners = list(range(len(batch)))
-        scores = preference_scores(model, processor, hidden, owners, prefixes, [e.chosen for e in batch], [e.rejected for e in batch])
+        scores = preference_scores(
+            model, processor, hidden, owners, prefixes, [e.chosen for e in batch], [e.rejected for e in batch]
+        )
         for row, (chosen, rejected) in zip(rows, scores):
             row.update(chosen_logprob=chosen, rejected_logprob=rejected, prefers_chosen=chosen > rejected)
     return rows, seconds
@@ -141,10 +154,19 @@ def preference_scores(
 
 
 def preference_accuracy(
-    model, processor, hidden, owners: list[int], prefixes: list[list[int]], chosen: list[str], rejected: list[str],
+    model,
+    processor,
+    hidden,
+    owners: list[int],
+    prefixes: list[list[int]],
+    chosen: list[str],
+    rejected: list[str],
     batch_size: int = 16,
 ) -> float | None:
-    """Share of pairs where the model gives `chosen` the higher mean log-prob (the quantity ORPO pushes up); None without pairs."""
+    """Share of pairs where the model gives `chosen` the higher mean log-prob; None without pairs.
+
+    That is the quantity ORPO pushes up.
+    """
     if not owners:
         return None
     wins = 0
@@ -158,7 +180,9 @@ def preference_accuracy(
 def _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds) -> dict:
     languages = [row["language"] for row in rows]
     rates = error_rates(
-        [row["reference"] for row in rows], [row["hypothesis"] for row in rows], languages,
+        [row["reference"] for row in rows],
+        [row["hypothesis"] for row in rows],
+        languages,
         english_spelling=english_spelling_from(processor),
     )
     for row, score in zip(rows, rates["utterances"]):

@@ -113,7 +113,7 @@ def _opencc():
     for config in ("t2s", "t2s.json"):  # the two packages name the config differently
         try:
             return opencc.OpenCC(config)
-        except Exception:  # noqa: BLE001 - unknown config name in this flavour of the package
+        except Exception:  # unknown config name in this flavour of the package
             continue
     warnings.warn("opencc is installed but has no t2s config; Chinese is not converted", stacklevel=3)
     return None

@@ -190,8 +190,16 @@ def score_texts(
 
 
 def decode_encoded(
-    model, processor, hidden: torch.Tensor, prefixes: list[list[int]], *, num_beams: int | None = None,
-    num_return_sequences: int = 1, do_sample: bool = False, temperature: float | None = None, score: bool = False,
+    model,
+    processor,
+    hidden: torch.Tensor,
+    prefixes: list[list[int]],
+    *,
+    num_beams: int | None = None,
+    num_return_sequences: int = 1,
+    do_sample: bool = False,
+    temperature: float | None = None,
+    score: bool = False,
     max_new_tokens: int | None = None,
 ) -> list[list[Candidate]]:
     """Candidates for already encoded audio (see `encode_audio`, `resolve_languages`, `decoder_prefixes`).
@@ -200,8 +208,14 @@ def decode_encoded(
     unfinished, so a caller can decode them again without it).
     """
     ids = _generate(
-        model, hidden, prefixes, num_beams=num_beams, num_return_sequences=num_return_sequences,
-        do_sample=do_sample, temperature=temperature, max_new_tokens=max_new_tokens,
+        model,
+        hidden,
+        prefixes,
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
+        do_sample=do_sample,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
     )
     texts = [text.strip() for text in processor.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     eot = transcript_encoder(processor).eot
@@ -235,8 +249,15 @@ def decode_audio(
         found = resolve_languages(model, processor, hidden, languages[start : start + batch_size])
         prefixes = decoder_prefixes(processor, found, task)
         results += decode_encoded(
-            model, processor, hidden, prefixes, num_beams=num_beams, num_return_sequences=num_return_sequences,
-            do_sample=do_sample, temperature=temperature, score=score,
+            model,
+            processor,
+            hidden,
+            prefixes,
+            num_beams=num_beams,
+            num_return_sequences=num_return_sequences,
+            do_sample=do_sample,
+            temperature=temperature,
+            score=score,
         )
     return results
 

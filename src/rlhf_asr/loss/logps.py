@@ -40,7 +40,7 @@ class _ChunkedLabelLogps(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, labels, chunk_size, track_grad):  # noqa: D401 - autograd signature
+    def forward(ctx, hidden, weight, labels, chunk_size, track_grad):  # autograd signature
         # Autocast would silently run the gradient products below in half precision.
         with torch.autocast(device_type=hidden.device.type, enabled=False):
             return _ChunkedLabelLogps._forward(ctx, hidden, weight, labels, chunk_size, track_grad)

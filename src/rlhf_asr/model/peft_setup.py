@@ -73,7 +73,10 @@ def apply_peft(model, model_args, total_steps: int):
     targets = target_module_pattern(modules, model_args.freeze_encoder)
     if method == "lora":
         config = LoraConfig(
-            r=model_args.lora_r, lora_alpha=model_args.lora_alpha, lora_dropout=model_args.lora_dropout, target_modules=targets
+            r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha,
+            lora_dropout=model_args.lora_dropout,
+            target_modules=targets,
         )
     elif method == "adalora":
         config = adalora_config(model_args, targets, total_steps)

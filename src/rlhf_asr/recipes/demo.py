@@ -34,8 +34,14 @@ def run_demo(options: DemoOptions) -> dict:
     stages = Stages(options.threads)
     with stages("synthesize speech"):
         corpus = build_corpus(
-            out / "corpus", options.num_train, options.num_test, options.train_voices, options.test_voices,
-            options.speeds, seed=options.seed, workers=options.workers,
+            out / "corpus",
+            options.num_train,
+            options.num_test,
+            options.train_voices,
+            options.test_voices,
+            options.speeds,
+            seed=options.seed,
+            workers=options.workers,
         )
     with stages("load model"):
         base = Path(resolve_model_source(options.model))
@@ -56,23 +62,32 @@ def run_demo(options: DemoOptions) -> dict:
             shutil.copyfile(model_dir / "training_curves.png", out / "training_curves.png")
     with stages("fine-tuned model transcribes", compute=True):
         tuned, _ = load_decoding_model(model_dir)
-        after = {split: decode_split(tuned, processor, hidden, corpus, split, batch) for split in TEST_SPLITS if split in hidden}
+        after = {
+            split: decode_split(tuned, processor, hidden, corpus, split, batch)
+            for split in TEST_SPLITS
+            if split in hidden
+        }
     metrics = {
         "evaluation": {split: evaluate_split(corpus, split, before[split], after[split]) for split in after},
         "train_wer_before": score(corpus.texts("train"), before["train"])["wer"],
-        "pairs": len(pairs), "train_utterances": len(corpus.splits["train"]),
-        "clips_encoded": clips, "encoder_cache": {"hits": cache.hits, "misses": cache.misses},
+        "pairs": len(pairs),
+        "train_utterances": len(corpus.splits["train"]),
+        "clips_encoded": clips,
+        "encoder_cache": {"hits": cache.hits, "misses": cache.misses},
         # Without reuse, training and the evaluation after it would each run the encoder again per clip.
         "encoder_s_per_clip": round(stages.seconds["encoder, once per clip"] / clips, 3),
         "encoder_passes_saved": cache.hits + sum(len(texts) for texts in after.values()),
         "stages_s": {name: round(seconds, 1) for name, seconds in stages.seconds.items()},
-        "total_s": round(stages.total, 1), "threads": stages.threads_used,
+        "total_s": round(stages.total, 1),
+        "threads": stages.threads_used,
         "espeak_ng": espeak_version(),  # the audio (so the WER) depends on its version; texts and voices are fixed
-        "options": asdict(options), "training": {k: summary.get(k) for k in ("global_step", "train_runtime_s", "train_loss")},
+        "options": asdict(options),
+        "training": {k: summary.get(k) for k in ("global_step", "train_runtime_s", "train_loss")},
     }
     transcripts = [
         {"split": split, "voice": u.voice, "speed": u.speed, "reference": u.text, "before": b, "after": a}
-        for split in after for u, b, a in zip(corpus.splits[split], before[split], after[split])
+        for split in after
+        for u, b, a in zip(corpus.splits[split], before[split], after[split])
     ]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(out / "transcripts.jsonl", transcripts)

@@ -43,8 +43,14 @@ def evaluate_model(model, processor, corpus, hidden, held_out, options: ResultsO
         hypotheses = decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
         result[f"wer_{split}"] = score(corpus.texts(split), hypotheses)["wer"]
     prefixes = decoder_prefixes(processor, ["en"]) * hidden["test"].shape[0]
-    owners, chosen, rejected = [i for i, _ in held_out], [r["chosen"] for _, r in held_out], [r["rejected"] for _, r in held_out]
-    result["preference_accuracy"] = preference_accuracy(model, processor, hidden["test"], owners, prefixes, chosen, rejected)
+    owners, chosen, rejected = (
+        [i for i, _ in held_out],
+        [r["chosen"] for _, r in held_out],
+        [r["rejected"] for _, r in held_out],
+    )
+    result["preference_accuracy"] = preference_accuracy(
+        model, processor, hidden["test"], owners, prefixes, chosen, rejected
+    )
     return result
 
 
@@ -55,39 +61,75 @@ def run_results(options: ResultsOptions) -> dict:
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = build_corpus(out / "corpus", options.num_train, options.num_test, options.train_voices,
-                          options.test_voices, options.speeds, seed=0, workers=options.workers)
+    corpus = build_corpus(
+        out / "corpus",
+        options.num_train,
+        options.num_test,
+        options.train_voices,
+        options.test_voices,
+        options.speeds,
+        seed=0,
+        workers=options.workers,
+    )
     base = Path(resolve_model_source(options.model))
     model, processor = load_decoding_model(base)
     hidden = encode_corpus(model, processor, corpus, cpu_cores())
     pick_threads(1)
-    before = {split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size) for split in corpus.splits}
+    before = {
+        split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
+        for split in corpus.splits
+    }
     pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"], model)
     test = corpus.splits["test"]
     held_out = mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), before["test"])
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
 
-    runs = [{"variant": "base", "seed": None, "train_s": 0.0,
-             **evaluate_model(model, processor, corpus, hidden, held_out, options)}]
+    runs = [
+        {
+            "variant": "base",
+            "seed": None,
+            "train_s": 0.0,
+            **evaluate_model(model, processor, corpus, hidden, held_out, options),
+        }
+    ]
     logger.info("base: %s", runs[0])
     for seed in options.seeds:
         for variant in options.variants:
             alpha, scope = VARIANTS[variant]
             run_dir = out / f"{variant}_seed{seed}"
-            args = training_args(replace(options, alpha=alpha, seed=seed), base, pairs_path, run_dir,
-                                 max_steps=max_steps, rejected_scope=scope, plot=False)
+            args = training_args(
+                replace(options, alpha=alpha, seed=seed),
+                base,
+                pairs_path,
+                run_dir,
+                max_steps=max_steps,
+                rejected_scope=scope,
+                plot=False,
+            )
             pick_threads(1)
             start = time.perf_counter()
             run_training(*args, encoder_cache=cache)
             train_s = time.perf_counter() - start
             tuned, _ = load_decoding_model(run_dir)
-            runs.append({"variant": variant, "seed": seed, "train_s": round(train_s, 1),
-                         **evaluate_model(tuned, processor, corpus, hidden, held_out, options)})
+            runs.append(
+                {
+                    "variant": variant,
+                    "seed": seed,
+                    "train_s": round(train_s, 1),
+                    **evaluate_model(tuned, processor, corpus, hidden, held_out, options),
+                }
+            )
             logger.info("%s", runs[-1])
             (out / "runs.json").write_text(json.dumps(runs, indent=2))
 
-    raw = {"options": asdict(options), "pairs": len(pairs), "held_out_pairs": len(held_out),
-           "max_steps": max_steps, "runs": runs, "environment": environment()}
+    raw = {
+        "options": asdict(options),
+        "pairs": len(pairs),
+        "held_out_pairs": len(held_out),
+        "max_steps": max_steps,
+        "runs": runs,
+        "environment": environment(),
+    }
     write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
     report = render_from_raw(raw)
     write_text(options.report_path, report)

@@ -40,8 +40,10 @@ class ModelArguments:
     use_adalora: bool = field(default=False, metadata={"help": "AdaLoRA instead of LoRA (ignored with --peft none)."})
     peft: str | None = field(
         default=None,
-        metadata={"help": "lora | adalora | none (full fine-tuning). Default: from --use_adalora (LoRA).",
-                  "choices": ["lora", "adalora", "none"]},
+        metadata={
+            "help": "lora | adalora | none (full fine-tuning). Default: from --use_adalora (LoRA).",
+            "choices": ["lora", "adalora", "none"],
+        },
     )
     lora_r: int = field(default=32, metadata={"help": "LoRA rank (AdaLoRA: initial rank is --adalora_init_r)."})
     lora_alpha: int = field(default=64)
@@ -49,21 +51,32 @@ class ModelArguments:
     target_modules: str = field(default=DEFAULT_TARGET_MODULES, metadata={"help": "Comma-separated module names."})
     adalora_init_r: int = field(default=12)
     adalora_target_r: int = field(default=4)
-    adalora_tinit: float = field(default=0.1, metadata={"help": "Warm-up before rank pruning, as a share of all steps."})
+    adalora_tinit: float = field(
+        default=0.1, metadata={"help": "Warm-up before rank pruning, as a share of all steps."}
+    )
     adalora_tfinal: float = field(default=0.2, metadata={"help": "Final fine-tuning at the target rank, as a share."})
     adalora_delta_t: int = field(default=1, metadata={"help": "Steps between two rank reallocations."})
-    freeze_encoder: bool = field(default=False, metadata={"help": "Train the decoder only; the encoder runs under no_grad."})
+    freeze_encoder: bool = field(
+        default=False, metadata={"help": "Train the decoder only; the encoder runs under no_grad."}
+    )
     use_8bit: bool = field(
-        default=False, metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only; not with --freeze_encoder)."}
+        default=False,
+        metadata={"help": "Load the base model in 8 bits (CUDA and bitsandbytes only; not with --freeze_encoder)."},
     )
     attn_implementation: str = field(
         default="sdpa",
-        metadata={"help": "sdpa | eager: the kernels that honour the packed block mask (flash-attention's varlen path: not yet)."},
+        metadata={
+            "help": (
+                "sdpa | eager: the kernels that honour the packed block mask (flash-attention's varlen path: not yet)."
+            )
+        },
     )
     model_dtype: str = field(
         default="float32",
-        metadata={"help": "float32 | bfloat16 | float16 | auto (as stored): dtype of the loaded weights. float32 by default, "
-                          "since large-v3/turbo are stored in fp16 and fp16 trainable weights break fp16 mixed precision."},
+        metadata={
+            "help": "float32 | bfloat16 | float16 | auto (as stored): dtype of the loaded weights. float32 by default, "
+            "since large-v3/turbo are stored in fp16 and fp16 trainable weights break fp16 mixed precision."
+        },
     )
 
     def __post_init__(self):
@@ -93,16 +106,26 @@ class DataArguments:
     test_data: str | None = field(default=None, metadata={"help": "Held-out preference manifest for evaluation."})
     language: str | None = field(
         default=None,
-        metadata={"help": "Language of rows without one (multilingual models; a row's own language wins). "
-                          "No default: a multilingual run with rows lacking a language stops and names them. "
-                          "English-only models have no language token and ignore it."},
+        metadata={
+            "help": "Language of rows without one (multilingual models; a row's own language wins). "
+            "No default: a multilingual run with rows lacking a language stops and names them. "
+            "English-only models have no language token and ignore it."
+        },
     )
-    task: str = field(default="transcribe", metadata={"help": "transcribe | translate", "choices": ["transcribe", "translate"]})
+    task: str = field(
+        default="transcribe", metadata={"help": "transcribe | translate", "choices": ["transcribe", "translate"]}
+    )
     min_audio_len: float = field(default=0.5, metadata={"help": "Shorter audio is skipped (seconds)."})
     max_audio_len: float = field(default=30.0, metadata={"help": "Longer audio is skipped (seconds, at most 30)."})
-    timestamps: bool = field(default=False, metadata={"help": "Train on `chosens`/`rejecteds` segments with timestamp tokens."})
-    augment_config_path: str | None = field(default=None, metadata={"help": "JSON/YAML audio augmentation config (train only)."})
-    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip and count bad manifest rows instead of stopping."})
+    timestamps: bool = field(
+        default=False, metadata={"help": "Train on `chosens`/`rejecteds` segments with timestamp tokens."}
+    )
+    augment_config_path: str | None = field(
+        default=None, metadata={"help": "JSON/YAML audio augmentation config (train only)."}
+    )
+    skip_invalid_rows: bool = field(
+        default=False, metadata={"help": "Skip and count bad manifest rows instead of stopping."}
+    )
     duration_tolerance: float = field(
         default=0.5, metadata={"help": "Seconds a declared duration may differ from the audio file's (and 10%%)."}
     )
@@ -121,40 +144,63 @@ class ORPOConfig(TrainingArguments):
     warmup_steps: float = field(default=50)
     fp16: bool = field(default=True, metadata={"help": "fp16 mixed precision (switched off where there is no GPU)."})
     logging_steps: float = field(default=10)
-    eval_strategy: str = field(default="epoch", metadata={"help": "no | steps | epoch (no when there is no --test_data)."})
+    eval_strategy: str = field(
+        default="epoch", metadata={"help": "no | steps | epoch (no when there is no --test_data)."}
+    )
     save_strategy: str = field(default="epoch")
     save_total_limit: int | None = field(default=5)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="auto", metadata={"help": "auto = tensorboard where installed."})
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Delete checkpoints of an earlier run in --output_dir (else such a folder is refused)."}
+        default=False,
+        metadata={"help": "Delete checkpoints of an earlier run in --output_dir (else such a folder is refused)."},
     )
 
     alpha: float = field(
-        default=0.1, metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."}
+        default=0.1,
+        metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."},
     )
     disable_prompt_loss: bool = field(
         default=False, metadata={"help": "Leave the task-prompt tokens (language, task, notimestamps) out of the loss."}
     )
     rejected_scope: str = field(
         default="all",
-        metadata={"help": "all | diverging: score chosen and rejected both from their first differing token (the shared prefix is left out of both).",
-                  "choices": ["all", "diverging"]},
+        metadata={
+            "help": (
+                "all | diverging: score chosen and rejected both from their first differing token (the "
+                "shared prefix is left out of both).",
+            ),
+            "choices": ["all", "diverging"],
+        },
     )
     engine: str = field(
-        default="packed", metadata={"help": "packed (one encoder pass, shared) | naive | concat", "choices": ["packed", "naive", "concat"]}
+        default="packed",
+        metadata={
+            "help": "packed (one encoder pass, shared) | naive | concat",
+            "choices": ["packed", "naive", "concat"],
+        },
     )
     checkpoint_decoder: bool = field(
-        default=False, metadata={"help": "Packed engine: recompute decoder layers in backward (fits more pairs, costs some time)."}
+        default=False,
+        metadata={"help": "Packed engine: recompute decoder layers in backward (fits more pairs, costs some time)."},
     )
-    logps_chunk_size: int = field(default=256, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."})
+    logps_chunk_size: int = field(
+        default=256, metadata={"help": "Tokens per chunk when scoring labels over the vocabulary."}
+    )
     encoder_cache: str = field(
-        default="none", metadata={"help": "none | memory | disk: reuse encoder outputs across epochs (frozen encoder, no augmentation).",
-                                  "choices": ["none", "memory", "disk"]}
+        default="none",
+        metadata={
+            "help": "none | memory | disk: reuse encoder outputs across epochs (frozen encoder, no augmentation).",
+            "choices": ["none", "memory", "disk"],
+        },
     )
     encoder_cache_mb: int = field(default=2048, metadata={"help": "Memory budget of --encoder_cache memory."})
-    group_by_length: bool = field(default=False, metadata={"help": "Batch pairs of similar transcript length (less padding)."})
-    eval_wer: bool = field(default=False, metadata={"help": "Also decode the test set and log WER/CER at each evaluation."})
+    group_by_length: bool = field(
+        default=False, metadata={"help": "Batch pairs of similar transcript length (less padding)."}
+    )
+    eval_wer: bool = field(
+        default=False, metadata={"help": "Also decode the test set and log WER/CER at each evaluation."}
+    )
     eval_wer_max_rows: int = field(default=200, metadata={"help": "Rows decoded for --eval_wer."})
     use_compile: bool = field(default=False, metadata={"help": "torch.compile the model (same as --torch_compile)."})
     plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})

@@ -85,10 +85,17 @@ class FiniteTrainingGuard(TrainerCallback):
         reason = None
         if isinstance(loss, (int, float)) and self.first_loss and loss > DIVERGED_LOSS_FACTOR * self.first_loss:
             reason = f"loss {loss:.4g} is over {DIVERGED_LOSS_FACTOR:g}x its first value {self.first_loss:.4g}"
-        elif (isinstance(grad_norm, (int, float)) and self.first_grad_norm
-              and grad_norm > DIVERGED_GRAD_NORM_FACTOR * self.first_grad_norm):
-            reason = f"gradient norm {grad_norm:.4g} is over {DIVERGED_GRAD_NORM_FACTOR:g}x its first value {self.first_grad_norm:.4g}"
+        elif (
+            isinstance(grad_norm, (int, float))
+            and self.first_grad_norm
+            and grad_norm > DIVERGED_GRAD_NORM_FACTOR * self.first_grad_norm
+        ):
+            reason = (
+                f"gradient norm {grad_norm:.4g} is over {DIVERGED_GRAD_NORM_FACTOR:g}x its first value "
+                f"{self.first_grad_norm:.4g}"
+            )
         if reason:
             self.warned = True
-            logger.warning(f"training is diverging at step {state.global_step}: {reason}; "
-                  "consider a lower --learning_rate")
+            logger.warning(
+                f"training is diverging at step {state.global_step}: {reason}; consider a lower --learning_rate"
+            )

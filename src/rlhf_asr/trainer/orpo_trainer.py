@@ -37,7 +37,10 @@ class ORPOTrainer(Trainer):
         """`wer_evaluator(model) -> {"wer": ..., ...}` decodes the test set at each evaluation (--eval_wer)."""
         super().__init__(*args, **kwargs)
         self.wer_evaluator = wer_evaluator
-        self._stored_metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        self._stored_metrics: dict[str, dict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
         self._pruned_reported = 0  # AdaLoRA modules at rank 0 last reported, so each change is said once
 
     @property
@@ -51,7 +54,11 @@ class ORPOTrainer(Trainer):
         split = "train" if model.training else "eval"
         out = model(**inputs)
         result = orpo_loss(
-            out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"], alpha=self.args.alpha
+            out["chosen_logps"],
+            out["chosen_tokens"],
+            out["rejected_logps"],
+            out["rejected_tokens"],
+            alpha=self.args.alpha,
         )
         self._store_metrics(split, out, result)
         loss = result.loss
@@ -145,7 +152,9 @@ class ORPOTrainer(Trainer):
             save_adalora_state(self.whisper, output_dir)  # the adapter is saved pruned: full rank, masks, importance
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
-        save_portable_files(output_dir, self.whisper, self.processing_class)  # portable base name, preprocessor_config.json
+        save_portable_files(
+            output_dir, self.whisper, self.processing_class
+        )  # portable base name, preprocessor_config.json
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
@@ -178,4 +187,3 @@ def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
     missing = [key for key in missing if key != "proj_out.weight"]
     if missing or unexpected:
         raise ValueError(f"checkpoint {checkpoint_dir} does not match the model: {(missing + unexpected)[:3]}")
-

@@ -62,7 +62,7 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
         if missing and language is None:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise UserInputError(
-                f"{path}: {len(missing)} row(s) have no \"language\" ({shown}) and this model is multilingual: "
+                f'{path}: {len(missing)} row(s) have no "language" ({shown}) and this model is multilingual: '
                 'add "language" to each row or pass --language (e.g. --language en)'
             )
         return
@@ -132,8 +132,12 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
 
     def evaluate(model) -> dict:
         metrics = evaluate_manifest(
-            model, processor, data_args.test_data, default_language=language,
-            batch_size=config.per_device_eval_batch_size, max_rows=config.eval_wer_max_rows,
+            model,
+            processor,
+            data_args.test_data,
+            default_language=language,
+            batch_size=config.per_device_eval_batch_size,
+            max_rows=config.eval_wer_max_rows,
         )
         keep = ("wer", "cer", "preference_accuracy", "rtf")
         return {key: metrics[key] for key in keep if metrics.get(key) is not None}

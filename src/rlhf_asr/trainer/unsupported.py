@@ -14,8 +14,10 @@ import os
 
 from rlhf_asr.errors import UserInputError
 
-REASON = ("is not supported yet: checkpoints would not gather the sharded weights, and it is untested here. "
-          "Use DDP (torchrun) instead")
+REASON = (
+    "is not supported yet: checkpoints would not gather the sharded weights, and it is untested here. "
+    "Use DDP (torchrun) instead"
+)
 # `accelerate launch --use_deepspeed / --use_fsdp` turns the back ends on through these.
 ENVIRONMENT = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed", "ACCELERATE_USE_FSDP": "FSDP"}
 

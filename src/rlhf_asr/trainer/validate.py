@@ -56,7 +56,8 @@ def check_model_options(args: ModelArguments) -> None:
         _require(args.adalora_init_r >= 1, f"--adalora_init_r must be at least 1, got {args.adalora_init_r}")
         _require(
             1 <= args.adalora_target_r <= args.adalora_init_r,
-            f"--adalora_target_r must be between 1 and --adalora_init_r ({args.adalora_init_r}), got {args.adalora_target_r}",
+            f"--adalora_target_r must be between 1 and --adalora_init_r ({args.adalora_init_r}), got "
+            f"{args.adalora_target_r}",
         )
         _require(args.adalora_delta_t >= 1, f"--adalora_delta_t must be at least 1, got {args.adalora_delta_t}")
         for name in ("adalora_tinit", "adalora_tfinal"):
@@ -71,7 +72,9 @@ def check_target_modules(text: str, method: str) -> None:
     _require(bool(names), "--target_modules is empty; e.g. q_proj,v_proj")
     known = WHISPER_LINEAR_MODULES if method == "adalora" else WHISPER_LINEAR_MODULES + WHISPER_OTHER_MODULES
     unknown = [name for name in names if name.rsplit(".", 1)[-1] not in known]
-    _require(not unknown, f"--target_modules: {', '.join(unknown)} not in Whisper ({method} can adapt {','.join(known)})")
+    _require(
+        not unknown, f"--target_modules: {', '.join(unknown)} not in Whisper ({method} can adapt {','.join(known)})"
+    )
 
 
 def check_data_options(args: DataArguments) -> None:
@@ -82,8 +85,14 @@ def check_data_options(args: DataArguments) -> None:
 
 
 def check_trainer_options(config: ORPOConfig) -> None:
-    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                 "logps_chunk_size", "eval_wer_max_rows", "encoder_cache_mb"):
+    for name in (
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "logps_chunk_size",
+        "eval_wer_max_rows",
+        "encoder_cache_mb",
+    ):
         value = getattr(config, name)
         _require(value >= 1, f"--{name} must be at least 1, got {value}")
     _require(
@@ -97,7 +106,8 @@ def check_trainer_options(config: ORPOConfig) -> None:
     if not (config.max_steps and config.max_steps > 0):
         _require(
             _finite(config.num_train_epochs) and config.num_train_epochs > 0,
-            f"--num_train_epochs must be above 0, got {config.num_train_epochs} (a run of 0 epochs saves an untrained model)",
+            f"--num_train_epochs must be above 0, got {config.num_train_epochs} (a run of 0 epochs saves "
+            "an untrained model)",
         )
     for name in ("weight_decay", "max_grad_norm", "adam_epsilon"):
         _require(_finite(getattr(config, name)), f"--{name} must be a finite number, got {getattr(config, name)}")
@@ -123,7 +133,7 @@ def check_safetensors(file: Path, option: str) -> None:
     try:
         with safe_open(str(file), framework="pt") as handle:
             handle.keys()
-    except Exception as error:  # noqa: BLE001 - SafetensorError and OSError both mean an unusable file
+    except Exception as error:  # SafetensorError and OSError both mean an unusable file
         raise UserInputError(f"{option} {file}: truncated or corrupt safetensors file ({error})") from None
 
 
@@ -146,7 +156,9 @@ def resolve_resume(config: ORPOConfig) -> Path | None:
     value = str(config.resume_from_checkpoint).strip()
     if value.lower() == "true":
         found = checkpoints_in(Path(config.output_dir).expanduser())
-        _require(bool(found), f"--resume_from_checkpoint True: no checkpoint-N folder in --output_dir {config.output_dir}")
+        _require(
+            bool(found), f"--resume_from_checkpoint True: no checkpoint-N folder in --output_dir {config.output_dir}"
+        )
         return found[-1]
     folder = Path(value).expanduser()
     _require(folder.exists(), f"--resume_from_checkpoint {value}: no such folder")
@@ -173,7 +185,10 @@ def check_checkpoint_weights(folder: Path, model_args: ModelArguments, where: st
     method = model_args.peft_method
     adapter_config = folder / ADAPTER_CONFIG
     if method == "none":
-        _require(not adapter_config.exists(), f"{where}: an adapter checkpoint; --peft none (full fine-tuning) cannot resume it")
+        _require(
+            not adapter_config.exists(),
+            f"{where}: an adapter checkpoint; --peft none (full fine-tuning) cannot resume it",
+        )
         _require((folder / FULL_WEIGHTS).is_file(), f"{where}: no {FULL_WEIGHTS}")
         check_safetensors(folder / FULL_WEIGHTS, where)
         return
@@ -184,8 +199,11 @@ def check_checkpoint_weights(folder: Path, model_args: ModelArguments, where: st
         raise UserInputError(f"{where}: {ADAPTER_CONFIG} is unreadable ({error})") from None
     kind = str(saved.get("peft_type", "")).lower()
     _require(kind == method, f"{where}: a {kind or 'unknown'} checkpoint; this run uses --peft {method}")
-    expected = {"r": model_args.lora_r} if method == "lora" else {
-        "init_r": model_args.adalora_init_r, "target_r": model_args.adalora_target_r}
+    expected = (
+        {"r": model_args.lora_r}
+        if method == "lora"
+        else {"init_r": model_args.adalora_init_r, "target_r": model_args.adalora_target_r}
+    )
     for key, value in expected.items():
         option = "--lora_r" if key == "r" else f"--adalora_{key}"
         _require(saved.get(key) == value, f"{where}: saved with {key}={saved.get(key)}; this run has {option} {value}")
@@ -200,7 +218,7 @@ def check_torch_file(file: Path, where: str) -> None:
     try:
         with safe_globals():
             torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - truncation surfaces as several error types
+    except Exception as error:  # truncation surfaces as several error types
         reason = " ".join(str(error).split())[:200]
         raise UserInputError(f"{where}: {file.name} is truncated or corrupt ({reason})") from None
 
