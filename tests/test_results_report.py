@@ -118,3 +118,15 @@ def test_default_outputs_go_to_ignored_folders():
     assert all("docs/" not in recipe for _, recipe in targets)
     ignored = (ROOT / ".gitignore").read_text().split()
     assert {"/results_output/", "/bench_output/"} <= set(ignored)
+
+
+def test_a_run_far_above_the_median_is_named_in_the_notes():
+    from rlhf_asr.demo.results_report import _outliers
+
+    runs = [{"variant": "base", "seed": None, "wer_test": 0.4, "wer_test_voices": 0.3}]
+    runs += [
+        {"variant": "sft", "seed": s, "wer_test": w, "wer_test_voices": 0.2} for s, w in enumerate([0.2, 0.25, 0.9])
+    ]
+    lines = _outliers(runs)
+    assert len(lines) == 1 and "sft seed 2" in lines[0] and "90.0%" in lines[0] and "held-out texts" in lines[0]
+    assert _outliers(runs[:3]) == []
