@@ -182,7 +182,8 @@ NOTES = [
     "transformers ASR pipeline defaults to beam search of 5 and gives other text.",
     "- The odds-ratio weight matters. Single-seed runs during development on an earlier version of this corpus "
     "(held-out texts WER; base 30.3%; these runs are not in raw.json): SFT 19.5%, ORPO `--alpha 0.1` 20.5%, "
-    "`--alpha 0.25` 22.1%, `--alpha 1.0` 23.6%. On this data, where the rejected transcripts differ from the reference by a word or two, "
+    "`--alpha 0.25` 22.1%, `--alpha 1.0` 23.6%. On this data, where the rejected transcripts differ from the "
+    "reference by a word or two, "
     "a large odds-ratio term pulls probability off words shared with the reference; at the paper's 0.1, ORPO "
     "matches SFT's WER (within the seed spread). Those runs predate the current corpus and decoding (base WER "
     "was 30.3% then), so they are a direction, not numbers to compare with the table.",
