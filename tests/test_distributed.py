@@ -59,4 +59,4 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
     assert summary["world_size"] == 2
     assert summary["global_step"] == 2  # 8 pairs / (2 per process x 2 processes)
     assert (out / "adapter_model.safetensors").is_file()
-    assert result.stdout.count("saved to") == 1  # only rank 0 writes
+    assert result.stderr.count("saved to") == 1  # only rank 0 writes (the log is on stderr)

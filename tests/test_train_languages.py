@@ -49,13 +49,22 @@ def cli_train(capsys, model: Path, manifest: Path, output: Path, *extra: str) ->
     return code, capsys.readouterr().err
 
 
+def one_error_line(err: str) -> bool:
+    """Data errors come after the manifest's progress lines: one error line, the rest the log's own."""
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("rlhf-asr train: error: ")]
+    return (
+        "Traceback" not in err and len(errors) == 1 and all(line in errors or line.startswith("[rlhf-asr] ") for line in lines)
+    )
+
+
 def test_multilingual_rows_without_language_stop_and_are_named(multilingual, capsys):
     rows = [{"chosen": "the cat", "rejected": "the hat", "language": "en"}] + [
         {"chosen": f"word {i}", "rejected": f"ward {i}"} for i in range(4)
     ]
     manifest = write_rows(multilingual["root"], "nolang", rows)
     code, err = cli_train(capsys, multilingual["model"], manifest, multilingual["root"] / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and one_error_line(err)
     named = "(nolang.jsonl:2, nolang.jsonl:3, nolang.jsonl:4 and 1 more)"
     assert f'nolang.jsonl: 4 row(s) have no "language" {named}' in err
     assert "--language" in err and "<|zh|>" not in err
@@ -63,7 +72,7 @@ def test_multilingual_rows_without_language_stop_and_are_named(multilingual, cap
 
 def test_unknown_language_option_on_english_only_model_is_one_line(workspace, tmp_path, capsys):
     code, err = cli_train(capsys, workspace["model"], workspace["train"], tmp_path / "out", "--language", "Klingon")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and one_error_line(err)
     assert "--language: unknown language 'Klingon'" in err
 
 
@@ -71,7 +80,7 @@ def test_control_token_in_a_transcript_is_one_line_naming_the_row(workspace, tmp
     rows = [{"chosen": "the cat sat", "rejected": "the cat <|endoftext|> sat"}, {"chosen": "a b", "rejected": "a c"}]
     manifest = write_rows(tmp_path, "control", rows)
     code, err = cli_train(capsys, workspace["model"], manifest, tmp_path / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and one_error_line(err)
     assert "control.jsonl:1: transcript contains the Whisper control token '<|endoftext|>'" in err
 
 
@@ -82,7 +91,7 @@ def test_lone_surrogate_in_a_transcript_is_one_line_naming_the_row(workspace, tm
     bad = {**good, "rejected": "a \ud800 c"}
     manifest.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")  # json writes the escape \ud800
     code, err = cli_train(capsys, workspace["model"], manifest, tmp_path / "out")
-    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and one_error_line(err)
     assert "surrogate.jsonl:2: transcript has a character that is not valid Unicode text" in err
 
 

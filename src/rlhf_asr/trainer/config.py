@@ -168,7 +168,7 @@ class ORPOConfig(TrainingArguments):
         metadata={
             "help": (
                 "all | diverging: score chosen and rejected both from their first differing token (the "
-                "shared prefix is left out of both).",
+                "shared prefix is left out of both)."
             ),
             "choices": ["all", "diverging"],
         },
@@ -207,17 +207,19 @@ class ORPOConfig(TrainingArguments):
 
     def __post_init__(self):
         refuse_untested_backends(self)  # before TrainingArguments imports DeepSpeed or sets up FSDP
+        # Said just before training starts (trainer/run.py), after every check: an error stays one line.
+        self.setup_notes: list[str] = []
         # fp16 is on by default (the classic flags): an explicit --bf16 is the user's choice of the two.
         if self.bf16 and self.fp16:
-            logger.info("--bf16 given: bf16 mixed precision instead of the default fp16")
+            self.setup_notes.append("--bf16 given: bf16 mixed precision instead of the default fp16")
             self.fp16 = False
         cuda = torch.cuda.is_available()
         # One clear line instead of TrainingArguments' error when half precision has no GPU.
         if self.fp16 and not cuda:
-            logger.info("no CUDA device: fp16 switched off, training in float32 (--bf16 True works on CPU)")
+            self.setup_notes.append("no CUDA device: fp16 switched off, training in float32 (--bf16 True works on CPU)")
             self.fp16 = False
         if self.bf16 and not cuda:
-            logger.info("no CUDA device: bf16 autocast on CPU")
+            self.setup_notes.append("no CUDA device: bf16 autocast on CPU")
             self.use_cpu = True  # TrainingArguments accepts bf16 without a GPU only when told it runs on CPU
         # Accelerate forms a CPU (gloo) process group under torchrun only when told it runs on CPU.
         if not cuda and int(os.environ.get("LOCAL_RANK", -1)) != -1:

@@ -213,6 +213,8 @@ def run_training(
         callbacks=callbacks,
         wer_evaluator=wer_evaluator(processor, data_args, config, language),
     )
+    for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
+        logger.info(note)
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     trainer.save_model(config.output_dir)
     summary = {
