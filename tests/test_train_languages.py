@@ -54,7 +54,9 @@ def one_error_line(err: str) -> bool:
     lines = err.strip().splitlines()
     errors = [line for line in lines if line.startswith("rlhf-asr train: error: ")]
     return (
-        "Traceback" not in err and len(errors) == 1 and all(line in errors or line.startswith("[rlhf-asr] ") for line in lines)
+        "Traceback" not in err
+        and len(errors) == 1
+        and all(line in errors or line.startswith("[rlhf-asr] ") for line in lines)
     )
 
 
