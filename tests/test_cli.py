@@ -77,7 +77,7 @@ def test_train_merge_and_pipeline_from_the_command_line(speech, tmp_path):
         cwd=tmp_path,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert (out / "adapter_model.safetensors").is_file()  # AdaLoRA is the classic default
+    assert (out / "adapter_model.safetensors").is_file()  # LoRA, the default
 
     merged = rlhf_asr("merge", str(out), str(tmp_path / "merged"), cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr[-3000:]

@@ -11,7 +11,6 @@ Model options are checked when parsed, so a bad value fails in one line before a
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 from dataclasses import dataclass, field
 
@@ -20,8 +19,6 @@ from transformers import TrainingArguments
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
 # Attention kernels that apply the packed engine's 4-D block mask (engine.packed_attention_mask).
