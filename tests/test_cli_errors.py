@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import train_fixtures
 from rlhf_asr.commands.cli import main as cli_main
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
@@ -61,34 +62,9 @@ def ws(tmp_path_factory):
 
 
 def train_argv(ws, output: Path, *extra: str) -> list[str]:
-    return [
-        "train",
-        "--base_model",
-        str(ws["model"]),
-        "--train_data",
-        str(ws["train"]),
-        "--output_dir",
-        str(output),
-        "--per_device_train_batch_size",
-        "2",
-        "--warmup_steps",
-        "0",
-        "--logging_steps",
-        "1",
-        "--report_to",
-        "none",
-        "--dataloader_pin_memory",
-        "False",
-        "--plot",
-        "False",
-        "--use_adalora",
-        "False",
-        "--lora_r",
-        "4",
-        "--num_train_epochs",
-        "1",
-        *extra,
-    ]
+    """`rlhf-asr train` with the suite's small-run options (train_fixtures), one epoch of LoRA rank 4."""
+    small = ["--plot", "False", "--use_adalora", "False", "--lora_r", "4", "--num_train_epochs", "1"]
+    return ["train", *train_fixtures.train_argv(ws, output, *small, *extra)]
 
 
 # ---- option values: rejected before loading ----

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,6 +62,56 @@ def test_help_shows_defaults(command, capsys):
 
 
 LIGHT = [name for name in COMMANDS if name != "train"]  # train's options subclass TrainingArguments (torch)
+
+_TRAIN_HELP = """
+import sys
+from rlhf_asr.commands import train
+try:
+    train.parse_args(["--model", "m", "--help"])
+except SystemExit as exited:
+    assert exited.code == 0
+sys.stderr.write("torch imported" if "torch" in sys.modules else "torch not imported")
+"""
+
+
+def test_train_help_is_the_parsers_own_text_and_the_second_one_skips_torch(tmp_path):
+    """The first `train --help` builds the text (importing torch); the next one prints the cached
+    text without importing torch, and both equal what the live parser prints."""
+    env = {**os.environ, "RLHF_ASR_CACHE": str(tmp_path), "COLUMNS": "100"}
+    run = [sys.executable, "-c", _TRAIN_HELP]
+    first = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    second = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300)
+    live = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from rlhf_asr.commands import train as t; print(t.build_parser().format_help(), end='')",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert first.stderr == "torch imported" and second.stderr == "torch not imported", (first.stderr, second.stderr)
+    assert first.stdout == second.stdout == live.stdout
+    assert "--per_device_train_batch_size" in second.stdout and "(default: " in second.stdout
+
+
+def test_train_help_key_changes_with_the_sources_and_the_width(tmp_path, monkeypatch):
+    from rlhf_asr.commands.help_cache import help_key
+    from rlhf_asr.commands.train import HELP_SOURCES
+
+    copies = []
+    for source in HELP_SOURCES:
+        copies.append(tmp_path / source.name)
+        copies[-1].write_bytes(source.read_bytes())
+    monkeypatch.setenv("COLUMNS", "100")
+    before = help_key(copies)
+    assert help_key(HELP_SOURCES) == before  # same text, same key
+    copies[2].write_text(copies[2].read_text() + "\n# a new option\n")
+    assert help_key(copies) != before
+    monkeypatch.setenv("COLUMNS", "80")
+    assert help_key(HELP_SOURCES) != before
 
 
 @pytest.mark.parametrize("command", LIGHT)

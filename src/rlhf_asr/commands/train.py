@@ -7,12 +7,25 @@ options given on the command line win.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from rlhf_asr.commands.help_cache import cached_help, wants_help
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.trainer.config_file import config_path, split_config_flag
 
 # Names shared with the other commands (README: "Command line"); the classic finetune.py
 # flags (--base_model, --train_data) stay the fields' own names and keep working.
 NAMES = {"model": "base_model", "data": "train_data"}
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+# The modules whose text decides the help: a change to any of them builds it afresh.
+HELP_SOURCES = [
+    _PACKAGE / "commands" / "train.py",
+    _PACKAGE / "commands" / "parser.py",
+    _PACKAGE / "trainer" / "config.py",
+    _PACKAGE / "trainer" / "config_file.py",
+]
 
 
 def build_parser():
@@ -39,6 +52,10 @@ def parse_args(argv: list[str]):
     """(ModelArguments, DataArguments, ORPOConfig); any parsing error is one UserInputError line."""
     from rlhf_asr.commands.parser import parse_options
 
+    if wants_help(argv):
+        # Served from the cache without importing torch (commands/help_cache.py says why).
+        sys.stdout.write(cached_help("train", HELP_SOURCES, lambda: build_parser().format_help()))
+        raise SystemExit(0)
     parser = build_parser()
     args = split_config_flag(argv)
     namespace, unknown = parser.parse_known_args(args=args)
