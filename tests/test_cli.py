@@ -12,6 +12,7 @@ import pytest
 
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.demo.corpus import espeak_available, synthesize
+from train_fixtures import train_argv
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,30 +53,9 @@ def speech(tmp_path_factory):
 def test_train_merge_and_pipeline_from_the_command_line(speech, tmp_path):
     model = make_tiny_whisper_dir(tmp_path)
     out = tmp_path / "run"
-    trained = rlhf_asr(
-        "train",
-        "--base_model",
-        str(model),
-        "--train_data",
-        str(speech / "train.jsonl"),
-        "--test_data",
-        str(speech / "train.jsonl"),
-        "--output_dir",
-        str(out),
-        "--num_train_epochs",
-        "1",
-        "--per_device_train_batch_size",
-        "2",
-        "--warmup_steps",
-        "0",
-        "--logging_steps",
-        "1",
-        "--report_to",
-        "none",
-        "--dataloader_pin_memory",
-        "False",
-        cwd=tmp_path,
-    )
+    workspace = {"model": model, "train": speech / "train.jsonl"}
+    extra = ["--test_data", str(speech / "train.jsonl"), "--num_train_epochs", "1"]
+    trained = rlhf_asr("train", *train_argv(workspace, out, *extra), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert (out / "adapter_model.safetensors").is_file()  # LoRA, the default
 

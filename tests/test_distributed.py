@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train import PAIRS, write_manifest
+from train_fixtures import PAIRS, train_argv, write_manifest
 from whisper_fixtures import make_tiny_whisper_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,30 +27,8 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
         "--nproc_per_node=2",
         "--master_port=29517",
         str(ROOT / "finetune.py"),
-        "--base_model",
-        str(model),
-        "--train_data",
-        str(train),
-        "--output_dir",
-        str(out),
-        "--num_train_epochs",
-        "1",
-        "--per_device_train_batch_size",
-        "2",
-        "--warmup_steps",
-        "0",
-        "--logging_steps",
-        "1",
-        "--use_adalora",
-        "False",
-        "--report_to",
-        "none",
-        "--plot",
-        "False",
-        "--save_strategy",
-        "no",
-        "--dataloader_pin_memory",
-        "False",
+        *train_argv({"model": model, "train": train}, out, "--num_train_epochs", "1", "--use_adalora", "False"),
+        *("--plot", "False", "--save_strategy", "no"),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)

@@ -66,6 +66,22 @@ class ResultsOptions(DemoOptions):
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
 
 
+def synthesize_corpus(options: DemoOptions, folder: Path, seed: int):
+    """The demo's corpus (demo/corpus.py) as `options` size it; results fix the seed across runs."""
+    from rlhf_asr.demo.corpus import build_corpus
+
+    return build_corpus(
+        folder,
+        options.num_train,
+        options.num_test,
+        options.train_voices,
+        options.test_voices,
+        options.speeds,
+        seed=seed,
+        workers=options.workers,
+    )
+
+
 def training_args(options: DemoOptions, base: Path, pairs: Path, output: Path, **config_changes):
     """(ModelArguments, DataArguments, ORPOConfig) of the demo's run: LoRA on the decoder (self- and
     cross-attention, MLP), frozen encoder; `config_changes` override ORPOConfig fields (results' variants)."""

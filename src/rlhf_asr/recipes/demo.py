@@ -16,8 +16,16 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from rlhf_asr.demo.corpus import build_corpus, espeak_version, write_jsonl
-from rlhf_asr.demo.options import HELD_OUT_VOICES, SPEEDS, TEST_SPLITS, TRAIN_VOICES, DemoOptions, training_args
+from rlhf_asr.demo.corpus import espeak_version, write_jsonl
+from rlhf_asr.demo.options import (
+    HELD_OUT_VOICES,
+    SPEEDS,
+    TEST_SPLITS,
+    TRAIN_VOICES,
+    DemoOptions,
+    synthesize_corpus,
+    training_args,
+)
 from rlhf_asr.demo.report import evaluate_split, log_summary, pick_examples, score, write_report
 from rlhf_asr.demo.stages import Stages, cpu_cores, decode_split, encode_corpus, load_decoding_model, make_pairs
 
@@ -33,16 +41,7 @@ def run_demo(options: DemoOptions) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(options.threads)
     with stages("synthesize speech"):
-        corpus = build_corpus(
-            out / "corpus",
-            options.num_train,
-            options.num_test,
-            options.train_voices,
-            options.test_voices,
-            options.speeds,
-            seed=options.seed,
-            workers=options.workers,
-        )
+        corpus = synthesize_corpus(options, out / "corpus", seed=options.seed)
     with stages("load model"):
         base = Path(resolve_model_source(options.model))
         model, processor = load_decoding_model(base)

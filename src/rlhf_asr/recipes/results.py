@@ -22,8 +22,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from rlhf_asr.demo.corpus import build_corpus
-from rlhf_asr.demo.options import TEST_SPLITS, VARIANTS, ResultsOptions, training_args
+from rlhf_asr.demo.options import TEST_SPLITS, VARIANTS, ResultsOptions, synthesize_corpus, training_args
 from rlhf_asr.demo.report import score
 from rlhf_asr.demo.results_report import environment, regenerate, render_from_raw, write_text
 from rlhf_asr.demo.stages import cpu_cores, decode_split, encode_corpus, load_decoding_model, make_pairs, pick_threads
@@ -61,16 +60,7 @@ def run_results(options: ResultsOptions) -> dict:
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = build_corpus(
-        out / "corpus",
-        options.num_train,
-        options.num_test,
-        options.train_voices,
-        options.test_voices,
-        options.speeds,
-        seed=0,
-        workers=options.workers,
-    )
+    corpus = synthesize_corpus(options, out / "corpus", seed=0)
     base = Path(resolve_model_source(options.model))
     model, processor = load_decoding_model(base)
     hidden = encode_corpus(model, processor, corpus, cpu_cores())
