@@ -17,6 +17,7 @@ from pathlib import Path
 BUNDLED_HUB_IDS = {"tiny.en": "openai/whisper-tiny.en", "base": "openai/whisper-base"}
 WHISPER_LICENSE = "mit"  # OpenAI released Whisper's code and weights under the MIT licence
 CARD_FILE = "README.md"
+METHOD_NAMES = {"lora": "LoRA", "adalora": "AdaLoRA"}
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def _options(facts: CardFacts) -> list[str]:
     if facts.peft == "none":
         method = "full fine-tuning"
     else:
-        method = f"{facts.peft} (rank {facts.lora_r}, alpha {facts.lora_alpha}, modules {facts.target_modules})"
+        name = METHOD_NAMES.get(facts.peft, facts.peft)
+        method = f"{name} (rank {facts.lora_r}, alpha {facts.lora_alpha}, modules {facts.target_modules})"
     return [
         f"| method | {method} |",
         f"| ORPO `--alpha` | {facts.alpha:g} |",
@@ -120,6 +122,7 @@ def _usage(facts: CardFacts) -> list[str]:
         "rlhf-asr transcribe --model path/to/this-folder audio.wav",
         "rlhf-asr merge path/to/this-folder merged/   # a plain Whisper folder, no peft needed",
         "```",
+        "",
         f"With PEFT alone: load `{base_hub_id(facts.base_model, facts.base_is_folder) or facts.base_model}` as "
         "`WhisperForConditionalGeneration`, then `PeftModel.from_pretrained(model, path/to/this-folder)`.",
     ]
@@ -131,11 +134,12 @@ def model_card(facts: CardFacts) -> str:
     base = f"[{facts.base_model}](https://huggingface.co/{hub_id})" if hub_id else f"`{facts.base_model}`"
     if facts.base_model in BUNDLED_HUB_IDS:
         base += f" (the bundled `{facts.base_model}` weights)"
-    what = (
-        "the merged model (adapter folded into the base weights)"
-        if facts.merged
-        else "a " + ("fully fine-tuned model" if facts.peft == "none" else f"{facts.peft.upper()} adapter")
-    )
+    if facts.merged:
+        what = "the merged model (the adapter folded into the base weights)"
+    elif facts.peft == "none":
+        what = "a fully fine-tuned model"
+    else:
+        what = f"a {METHOD_NAMES.get(facts.peft, facts.peft)} adapter"
     licence = base_license(facts.base_model, facts.base_is_folder)
     licence_line = (
         f"{licence.upper()}, the base model's licence (OpenAI Whisper)."
