@@ -68,6 +68,11 @@ def test_merged_and_full_models_are_transformers_folders():
     assert "full fine-tuning" in full and "None" not in full
 
 
+def test_an_evaluation_before_the_last_step_is_named():
+    assert "| after training | 26.7% |" in model_card(replace(FACTS, wer_after_step=72))
+    assert "at step 50 of 72 (the last evaluation) | 26.7%" in model_card(replace(FACTS, wer_after_step=50))
+
+
 def test_base_names():
     assert base_hub_id("base") == "openai/whisper-base"
     assert base_hub_id("openai/whisper-small") == "openai/whisper-small"

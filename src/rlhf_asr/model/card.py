@@ -46,6 +46,7 @@ class CardFacts:
     wer_before: float | None  # fraction, None: not evaluated before training
     wer_after: float | None  # fraction, None: not evaluated after training
     wer_rows: int | None = None  # test rows decoded for the WER
+    wer_after_step: int | None = None  # step of the last evaluation (before the end: said in the card)
     merged: bool = False  # this card describes the merged folder of the adapter
 
 
@@ -69,6 +70,13 @@ def base_license(name: str, is_folder: bool = False) -> str | None:
 
 def _percent(value: float | None) -> str:
     return "not evaluated" if value is None else f"{100 * value:.1f}%"
+
+
+def _after_label(facts: CardFacts) -> str:
+    step = facts.wer_after_step
+    if facts.wer_after is None or step is None or step >= facts.steps:
+        return "after training"
+    return f"after training, at step {step} of {facts.steps} (the last evaluation)"
 
 
 def front_matter(facts: CardFacts) -> str:
@@ -167,7 +175,7 @@ def model_card(facts: CardFacts) -> str:
         "| | WER |",
         "|---|---|",
         f"| before training (base model) | {_percent(facts.wer_before)} |",
-        f"| after training | {_percent(facts.wer_after)} |",
+        f"| {_after_label(facts)} | {_percent(facts.wer_after)} |",
         "",
         f"Measured on the held-out set by `--eval_wer`{rows}; before training only with `--eval_on_start True`.",
         "",

@@ -73,12 +73,13 @@ def name_portably(model, source: str) -> None:
     model.name_or_path = model.config.name_or_path = portable_model_name(source)
 
 
-def _wer_rows(log_history: list[dict]) -> tuple[float | None, float | None]:
-    """(WER before training, WER after it) from the logged evaluations; None where none was run."""
+def _wer_rows(log_history: list[dict]) -> tuple[float | None, float | None, int | None]:
+    """(WER before training, WER of the last evaluation after it, that evaluation's step); None: not run."""
     rows = [row for row in log_history if "eval_wer" in row]
     before = next((row["eval_wer"] for row in rows if row.get("step") == 0), None)
-    after = rows[-1]["eval_wer"] if rows and rows[-1].get("step", 0) > 0 else None
-    return before, after
+    if not rows or rows[-1].get("step", 0) == 0:
+        return before, None, None
+    return before, rows[-1]["eval_wer"], rows[-1].get("step")
 
 
 def card_facts(
@@ -99,7 +100,7 @@ def card_facts(
         languages = ("en",)  # English-only models have no other language token
     adapter = model_args.peft_method != "none"
     base = portable_model_name(model_args.base_model)
-    before, after = _wer_rows(trainer.state.log_history)
+    before, after, after_step = _wer_rows(trainer.state.log_history)
     evaluated = config.eval_wer and eval_set is not None
     return CardFacts(
         base_model=base,
@@ -125,6 +126,7 @@ def card_facts(
         languages=languages,
         wer_before=before,
         wer_after=after,
+        wer_after_step=after_step,
         wer_rows=min(config.eval_wer_max_rows, len(eval_set)) if evaluated else None,
     )
 
