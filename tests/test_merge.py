@@ -46,7 +46,8 @@ def test_lora_merge_keeps_the_logits_and_runs_in_a_pipeline(model_dir, tmp_path)
     merged_dir = merge_adapter(adapter, tmp_path / "merged")
     names = {p.name for p in merged_dir.iterdir()}
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= names
-    assert names & {"processor_config.json", "preprocessor_config.json"}  # transformers 5 writes the first
+    # transformers 5 writes processor_config.json; CTranslate2's converter and faster-whisper read the other
+    assert {"processor_config.json", "preprocessor_config.json"} <= names
     assert not (merged_dir / "adapter_config.json").exists()
 
     peft_model, _ = load_for_inference(adapter)

@@ -11,7 +11,13 @@ import shutil
 from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.model.loading import ADAPTER_CONFIG, is_adapter_folder, load_for_inference, resolve_model_source
+from rlhf_asr.model.loading import (
+    ADAPTER_CONFIG,
+    is_adapter_folder,
+    load_for_inference,
+    resolve_model_source,
+    save_portable_files,
+)
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -54,6 +60,7 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path) -> Path:
     try:
         merged.save_pretrained(output)  # safetensors weights, config, generation_config.json
         processor.save_pretrained(output)
+        save_portable_files(output, merged, processor)  # preprocessor_config.json, read by CTranslate2/faster-whisper
     except BaseException:
         if created:
             shutil.rmtree(output, ignore_errors=True)

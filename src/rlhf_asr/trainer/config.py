@@ -201,6 +201,10 @@ class ORPOConfig(TrainingArguments):
     eval_wer_max_rows: int = field(default=200, metadata={"help": "Rows decoded for --eval_wer."})
     use_compile: bool = field(default=False, metadata={"help": "torch.compile the model (same as --torch_compile)."})
     plot: bool = field(default=True, metadata={"help": "Write training_curves.png into the output folder."})
+    merge_at_end: bool = field(
+        default=False,
+        metadata={"help": "Also write OUTPUT_DIR/merged: the adapter folded into the base, a standard Whisper folder."},
+    )
 
     def __post_init__(self):
         refuse_untested_backends(self)  # before TrainingArguments imports DeepSpeed or sets up FSDP

@@ -28,6 +28,7 @@ from rlhf_asr.model.peft_setup import apply_peft, load_training_model
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 from rlhf_asr.trainer.guards import FiniteTrainingGuard
+from rlhf_asr.trainer.model_out import card_facts, check_model_out, finish_model_out, name_portably
 from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 from rlhf_asr.trainer.validate import validate_training_run
@@ -160,6 +161,7 @@ def run_training(
     """
     refuse_untested_backends(config)  # DeepSpeed / FSDP: before any data or model loading
     validate_training_run(model_args, data_args, config)  # options and files, before any loading
+    check_model_out(model_args, config)  # --merge_at_end, --push_to_hub: before any loading
     if not data_args.train_data:
         raise UserInputError("--train_data is required")
     encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
@@ -184,6 +186,7 @@ def run_training(
 
     total_steps = total_training_steps(len(train_set), config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
+    name_portably(model, source)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
         model,
@@ -216,18 +219,23 @@ def run_training(
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
-    trainer.save_model(config.output_dir)
+    train_skipped = len(train_report.skipped) + len(train_set.skipped)
+    facts = card_facts(
+        model_args, data_args, config, trainer, train_set, train_skipped, eval_set, encoder.multilingual, language
+    )
+    written = finish_model_out(trainer, config, facts)  # final save, model card, --merge_at_end, --push_to_hub
     summary = {
-        "base_model": model_args.base_model,
+        "base_model": facts.base_model,
         "peft": model_args.peft_method,
         "world_size": config.world_size,
         "train_rows": len(train_set),
-        "train_rows_skipped": len(train_report.skipped) + len(train_set.skipped),
+        "train_rows_skipped": train_skipped,
         "global_step": trainer.state.global_step,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "train_loss": result.metrics.get("train_loss"),
         "final_eval": last_eval_metrics(trainer.state.log_history),
         "adalora_rank_history": adalora.rank_history if adalora else None,
+        "merged_dir": Path(written["merged"]).name if written.get("merged") else None,  # inside output_dir
     }
     if trainer.is_world_process_zero():
         Path(config.output_dir, "run_summary.json").write_text(json.dumps(summary, indent=2))
