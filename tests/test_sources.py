@@ -90,7 +90,8 @@ def test_audiofolder_with_metadata_csv(tmp_path):
     (folder / "metadata.csv").write_text(
         "file_name,transcription\n" + "".join(f"clips/{i}.wav,{text}\n" for i, (text, _) in enumerate(PAIRS))
     )
-    with pytest.raises(UserInputError, match=r"audiofolder af has no column 'sentence' .* --text_column"):
+    expected = r"audiofolder af has neither columns .*\(--text_column\); it has file_name, transcription"
+    with pytest.raises(UserInputError, match=expected):
         data_kind(str(folder))
     source = DataSource(str(folder), columns=Columns(text="transcription"))
     assert data_kind(source) == "asr"

@@ -268,6 +268,18 @@ def _text_column(opened: _Opened, columns: Columns) -> str:
     return next((name for name in ("sentence", "text") if name in opened.columns), "sentence")
 
 
+def _kind(opened: _Opened, columns: Columns, text: str) -> str:
+    """'preference' with both transcript columns, 'asr' with a reference column; else one line naming the options."""
+    if columns.chosen in opened.columns and columns.rejected in opened.columns:
+        return "preference"
+    if text in opened.columns:
+        return "asr"
+    raise UserInputError(
+        f"{opened.label} has neither columns {columns.chosen!r} and {columns.rejected!r} (--chosen_column, "
+        f"--rejected_column) nor a reference column {text!r} (--text_column); it has {', '.join(opened.columns)}"
+    )
+
+
 def _prepare(source: DataSource, kind: str | None) -> tuple[_Opened, str, str]:
     opened = open_dataset(source)
     columns = source.columns
@@ -275,9 +287,9 @@ def _prepare(source: DataSource, kind: str | None) -> tuple[_Opened, str, str]:
     audiofolder_files = opened.audiofolder and columns.audio not in opened.columns
     opened.audio_column = "file_name" if audiofolder_files else columns.audio
     _cast_audio(opened, opened.audio_column)
-    if kind is None:
-        kind = "preference" if columns.chosen in opened.columns and columns.rejected in opened.columns else "asr"
     text = _text_column(opened, columns)
+    if kind is None:
+        kind = _kind(opened, columns, text)
     wanted = {"audio_column": opened.audio_column}
     if kind == "preference":
         wanted.update(chosen_column=columns.chosen, rejected_column=columns.rejected)

@@ -18,7 +18,8 @@ from transformers.trainer_utils import IntervalStrategy
 from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.collator import PreferenceCollator
 from rlhf_asr.data.dataset import PreferenceDataset
-from rlhf_asr.data.manifest import normalize_language, read_preference_manifest
+from rlhf_asr.data.manifest import normalize_language
+from rlhf_asr.data.sources import Columns, DataSource, read_data
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import EncoderCache
@@ -75,12 +76,35 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
         )
 
 
+def data_source(path: str, data_args: DataArguments, split: str, limit: int | None = None) -> DataSource:
+    """--train_data/--test_data with the dataset options (a JSONL manifest ignores them)."""
+    columns = Columns(
+        data_args.audio_column,
+        data_args.chosen_column,
+        data_args.rejected_column,
+        data_args.text_column,
+        data_args.language_column,
+    )
+    return DataSource(path, split, data_args.data_config, columns, data_args.streaming, split, limit)
+
+
 def build_dataset(
-    path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None, language: str | None = None
+    path: str,
+    data_args: DataArguments,
+    processor,
+    encoder,
+    augmenter=None,
+    max_rows=None,
+    language: str | None = None,
+    split: str | None = None,
 ):
-    """The dataset of one manifest; `language` is the run's default_language (rows without one)."""
-    report = read_preference_manifest(
-        path,
+    """The dataset of one manifest or dataset; `language` is the run's default_language (rows without one).
+
+    `split`: a dataset's split (default: --train_split).
+    """
+    report = read_data(
+        data_source(path, data_args, split or data_args.train_split, max_rows),
+        "preference",
         min_duration=data_args.min_audio_len,
         max_duration=data_args.max_audio_len,
         timestamps=data_args.timestamps,
@@ -134,7 +158,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
         metrics = evaluate_manifest(
             model,
             processor,
-            data_args.test_data,
+            data_source(data_args.test_data, data_args, data_args.test_split),
             default_language=language,
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
@@ -178,7 +202,9 @@ def run_training(
     )
     eval_set = None
     if data_args.test_data:
-        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language)
+        eval_set, _ = build_dataset(
+            data_args.test_data, data_args, processor, encoder, language=language, split=data_args.test_split
+        )
     else:
         config.eval_strategy = IntervalStrategy.NO
 
