@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import datasets
 import pytest
@@ -137,3 +138,33 @@ def test_json_manifests_still_go_to_the_manifest_reader(tmp_path):
     assert is_manifest(tmp_path / "m.jsonl") and is_manifest(tmp_path / "missing.jsonl")
     assert data_kind(str(tmp_path / "m.jsonl")) is None
     assert read_data(str(tmp_path / "m.jsonl"), "asr").examples[0].source == "m.jsonl:1"
+
+
+def fake_hub_cache(tmp_path, dataset: Dataset, repo: str, config: str, split: str):
+    """The layout `load_dataset` leaves in HF_DATASETS_CACHE after a hub download, built from a local parquet."""
+    import shutil
+
+    from datasets import load_dataset
+
+    dataset.to_parquet(str(tmp_path / "hub.parquet"))
+    load_dataset("parquet", data_files={split: str(tmp_path / "hub.parquet")}, cache_dir=str(tmp_path / "prep"))
+    prepared = next(path for path in (tmp_path / "prep" / "parquet").glob("*/*/*") if path.is_dir())
+    owner, name = repo.split("/")
+    target = Path(datasets.config.HF_DATASETS_CACHE) / f"{owner}___{name}" / config / "0.0.0" / prepared.name
+    shutil.copytree(prepared, target)
+    (target / f"parquet-{split}.arrow").rename(target / f"{name}-{split}.arrow")
+    info = json.loads((target / "dataset_info.json").read_text())
+    (target / "dataset_info.json").write_text(json.dumps({**info, "dataset_name": name, "config_name": config}))
+
+
+def test_hub_dataset_found_in_the_local_cache_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    asr = pairs_dataset(tmp_path).rename_column("chosen", "transcript").remove_columns("rejected")
+    fake_hub_cache(tmp_path, asr, "someone/tiny-set", "en", "test")
+    source = DataSource("someone/tiny-set", config="en", split="test", columns=Columns(text="transcript"))
+    assert is_manifest("someone/tiny-set") is False and data_kind(source) == "asr"
+    report = read_data(source, "asr")
+    assert [e.text for e in report.examples] == [c for c, _ in PAIRS]
+    assert report.examples[0].source == "dataset someone/tiny-set/en (test), row 0"
+    with pytest.raises(UserInputError, match=r"no split 'train' \(it has test\)"):
+        read_data(DataSource("someone/tiny-set", config="en", split="train", columns=source.columns), "asr")
