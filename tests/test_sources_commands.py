@@ -49,12 +49,28 @@ def test_train_from_a_save_to_disk_folder_with_mapped_columns(workspace, tmp_pat
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
 
 
-def test_train_streaming_parquet_with_max_steps(workspace, tmp_path):
+def test_train_streaming_parquet_runs_past_one_pass_with_max_steps(workspace, tmp_path):
+    """6 rows, 2 per step, 5 steps: the stream is read again for a second pass (an IterableDataset)."""
     preference_dataset(tmp_path).to_parquet(str(tmp_path / "prefs.parquet"))
     summary = train(
-        workspace, tmp_path / "out", "--train_data", str(tmp_path / "prefs.parquet"), "--streaming", "--max_steps", "2"
+        workspace, tmp_path / "out", "--train_data", str(tmp_path / "prefs.parquet"), "--streaming", "--max_steps", "5"
     )
-    assert summary["global_step"] == 2 and summary["train_rows"] == len(PAIRS)
+    assert summary["global_step"] == 5 and summary["train_rows"] == len(PAIRS)
+
+
+def test_streaming_checks_rows_when_reached_not_up_front(workspace, tmp_path):
+    """A bad last row stops a full read before training; a 1-step stream never reaches it; reached, it is named."""
+    pairs = [*PAIRS[:5], ("", "empty chosen")]
+    preference_dataset(tmp_path, pairs).to_parquet(str(tmp_path / "bad.parquet"))
+    data = ["--train_data", str(tmp_path / "bad.parquet"), "--per_device_train_batch_size", "1"]
+    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'chosen' is empty"):
+        train(workspace, tmp_path / "full", *data, "--max_steps", "1")
+    summary = train(workspace, tmp_path / "stream", *data, "--streaming", "--max_steps", "1")
+    assert summary["global_step"] == 1 and summary["train_rows"] < len(pairs)
+    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'chosen' is empty"):
+        train(workspace, tmp_path / "reached", *data, "--streaming", "--max_steps", "8")
+    summary = train(workspace, tmp_path / "skip", *data, "--streaming", "--max_steps", "8", "--skip_invalid_rows")
+    assert summary["global_step"] == 8 and summary["train_rows"] == 5 and summary["train_rows_skipped"] == 1
 
 
 def test_train_names_a_bad_dataset_row_by_index(workspace, tmp_path):

@@ -299,6 +299,16 @@ def _prepare(source: DataSource, kind: str | None) -> tuple[_Opened, str, str]:
     return opened, kind, text
 
 
+def open_rows(data: str | Path | DataSource, kind: str | None = None):
+    """(label, kind, rows): `rows()` iterates the dataset's (index, manifest row or BadRow) anew each call.
+
+    For a stream read while training (data/stream.py); columns and split are checked here, up front.
+    """
+    source = _source(data)
+    opened, kind, text = _prepare(source, kind)
+    return opened.label, kind, lambda: _rows(opened, kind, source, text)
+
+
 def data_kind(data: str | Path | DataSource) -> str | None:
     """'preference' or 'asr' for a dataset (by its columns); None for a JSON manifest (peek at its rows)."""
     source = _source(data)

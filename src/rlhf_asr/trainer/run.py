@@ -17,9 +17,10 @@ from transformers.trainer_utils import IntervalStrategy
 
 from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.collator import PreferenceCollator
-from rlhf_asr.data.dataset import PreferenceDataset
+from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
 from rlhf_asr.data.manifest import normalize_language
-from rlhf_asr.data.sources import Columns, DataSource, read_data
+from rlhf_asr.data.sources import Columns, DataSource, is_manifest, read_data
+from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import EncoderCache
@@ -128,6 +129,36 @@ def build_dataset(
     return dataset, report
 
 
+def streams_training(data_args: DataArguments, config: ORPOConfig) -> bool:
+    """--streaming with --max_steps and a dataset: rows are read while training, none up front."""
+    return bool(data_args.streaming and config.max_steps and config.max_steps > 0) and not is_manifest(
+        data_args.train_data
+    )
+
+
+def build_stream(data_args: DataArguments, config: ORPOConfig, processor, encoder, augmenter, language):
+    """The training set as a torch IterableDataset over the dataset's rows, each checked when reached."""
+    if config.group_by_length:
+        raise UserInputError("--group_by_length needs every row's length up front: not with --streaming")
+    if config.dataloader_num_workers > 0:
+        raise UserInputError("--streaming reads one stream: each dataloader worker would repeat it; use 0 workers")
+    stream = ExampleStream(
+        data_source(data_args.train_data, data_args, data_args.train_split, data_args.max_train_rows),
+        "preference",
+        skip_invalid=data_args.skip_invalid_rows,
+        min_duration=data_args.min_audio_len,
+        max_duration=data_args.max_audio_len,
+        timestamps=data_args.timestamps,
+        known_languages=encoder.known_languages(),
+        duration_tolerance=(data_args.duration_tolerance, 0.10),
+    )
+    logger.info(f"{stream.label}: streamed, rows checked as they are reached ({config.max_steps} steps)")
+    dataset = StreamingPreferenceDataset(
+        stream, processor.feature_extractor, encoder, language, augmenter, data_args.skip_invalid_rows
+    )
+    return dataset, stream
+
+
 def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
     if config.max_steps and config.max_steps > 0:
         return int(config.max_steps)
@@ -197,9 +228,12 @@ def run_training(
     language = default_language(data_args, encoder)
 
     augmenter = build_augmenter(data_args.augment_config_path)
-    train_set, train_report = build_dataset(
-        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
-    )
+    if streams_training(data_args, config):
+        train_set, train_report = build_stream(data_args, config, processor, encoder, augmenter, language)
+    else:
+        train_set, train_report = build_dataset(
+            data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
+        )
     eval_set = None
     if data_args.test_data:
         eval_set, _ = build_dataset(
@@ -208,7 +242,7 @@ def run_training(
     else:
         config.eval_strategy = IntervalStrategy.NO
 
-    total_steps = total_training_steps(len(train_set), config)
+    total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
@@ -247,7 +281,10 @@ def run_training(
         "base_model": model_args.base_model,
         "peft": model_args.peft_method,
         "world_size": config.world_size,
-        "train_rows": len(train_set),
+        # A stream: the rows reached (and usable) before --max_steps ended the run.
+        "train_rows": len(train_set)
+        if hasattr(train_set, "__len__")
+        else train_report.rows_read - len(train_report.skipped) - len(train_set.skipped),
         "train_rows_skipped": len(train_report.skipped) + len(train_set.skipped),
         "global_step": trainer.state.global_step,
         "train_runtime_s": result.metrics.get("train_runtime"),
