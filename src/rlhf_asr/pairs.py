@@ -39,7 +39,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError, load_audio
-from rlhf_asr.data.manifest import read_asr_manifest
+from rlhf_asr.data.sources import DataSource, read_data
 from rlhf_asr.data.tokens import (
     MAX_TARGET_TOKENS,
     TranscriptEncoder,
@@ -71,7 +71,7 @@ CORRUPTION_NAME = "corruption"
 def mine_pairs(
     model,
     processor,
-    asr_manifest: str | Path,
+    asr_manifest: str | Path | DataSource,
     output_path: str | Path,
     *,
     num_candidates: int = 4,
@@ -94,8 +94,8 @@ def mine_pairs(
     if num_candidates < 1 or batch_size < 1:
         raise UserInputError("num_candidates and batch_size must be at least 1")
     language = check_language(processor, language)
-    report = read_asr_manifest(
-        asr_manifest, skip_invalid=skip_invalid, known_languages=transcript_encoder(processor).known_languages()
+    report = read_data(
+        asr_manifest, "asr", skip_invalid=skip_invalid, known_languages=transcript_encoder(processor).known_languages()
     )
     output = Path(output_path).expanduser()
     progress_path = output.with_name(output.name + ".progress")

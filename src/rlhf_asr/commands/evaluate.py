@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlhf_asr.commands.data_options import DatasetOptions
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
 from rlhf_asr.errors import UserInputError
 
@@ -19,7 +20,12 @@ MODEL_HELP = "model/merged/adapter folder, hub id, or tiny.en/base (bundled)"
 @dataclass(frozen=True)
 class EvaluateOptions:
     model: str = field(metadata={"help": MODEL_HELP})
-    data: str = field(metadata={"help": "ASR (sentence) or preference (chosen/rejected) manifest"})
+    data: str = field(
+        metadata={
+            "help": "ASR (sentence) or preference (chosen/rejected) manifest, or a dataset: save_to_disk folder, "
+            ".parquet/.arrow file, audiofolder or hub id (see the dataset options)"
+        }
+    )
     output: str = field(metadata={"help": "metrics JSON path; utterances.csv goes beside it"})
     language: str | None = field(
         default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
@@ -38,7 +44,7 @@ class EvaluateOptions:
 
 
 def build_parser():
-    return options_parser("rlhf-asr evaluate", [EvaluateOptions], __doc__.splitlines()[0])
+    return options_parser("rlhf-asr evaluate", [EvaluateOptions, DatasetOptions], __doc__.splitlines()[0])
 
 
 def parse_args(argv: list[str]) -> EvaluateOptions:
@@ -79,19 +85,23 @@ def check_output(path: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    args, dataset_options, _ = parse_options(build_parser(), argv)
     output = check_output(args.output)
     from rlhf_asr.trainer.validate import check_model_folder
 
     check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
+    from rlhf_asr.data.sources import data_kind
     from rlhf_asr.evaluation.evaluate import evaluate_manifest
+
+    source = dataset_options.source(args.data, "test", args.max_rows)
+    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
     from rlhf_asr.model.loading import default_device, load_for_inference
 
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
     metrics = evaluate_manifest(
         model,
         processor,
-        args.data,
+        source,
         language=args.language,
         num_beams=args.num_beams,
         batch_size=args.batch_size,

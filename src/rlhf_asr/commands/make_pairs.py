@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rlhf_asr.commands.data_options import DatasetOptions
 from rlhf_asr.commands.evaluate import MODEL_HELP
 from rlhf_asr.commands.parser import check_finite_positive, check_positive, options_parser, parse_options
 
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class MakePairsOptions:
     model: str = field(metadata={"help": MODEL_HELP})
-    data: str = field(metadata={"help": "ASR manifest: audio, duration, sentence[, language]"})
+    data: str = field(
+        metadata={"help": "ASR manifest (audio, duration, sentence[, language]) or a dataset (see the dataset options)"}
+    )
     output: str = field(metadata={"help": "preference manifest to write (JSON lines; resumed if present)"})
     language: str | None = field(
         default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
@@ -44,7 +47,7 @@ class MakePairsOptions:
 
 
 def build_parser():
-    return options_parser("rlhf-asr make-pairs", [MakePairsOptions], __doc__.splitlines()[0])
+    return options_parser("rlhf-asr make-pairs", [MakePairsOptions, DatasetOptions], __doc__.splitlines()[0])
 
 
 def parse_args(argv: list[str]) -> MakePairsOptions:
@@ -52,10 +55,14 @@ def parse_args(argv: list[str]) -> MakePairsOptions:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    args, dataset_options, _ = parse_options(build_parser(), argv)
     from rlhf_asr.trainer.validate import check_model_folder
 
     check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
+    from rlhf_asr.data.sources import data_kind
+
+    source = dataset_options.source(args.data, "train")
+    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
     from rlhf_asr.model.loading import default_device, load_for_inference
     from rlhf_asr.pairs import mine_pairs
 
@@ -63,7 +70,7 @@ def main(argv: list[str]) -> int:
     summary = mine_pairs(
         model,
         processor,
-        args.data,
+        source,
         args.output,
         num_candidates=args.num_candidates,
         strategy=args.strategy,

@@ -6,11 +6,11 @@ reported before training starts (with its manifest line), not in the middle of a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, IterableDataset
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
@@ -104,17 +104,71 @@ class PreferenceDataset(Dataset):
         return [len(c.ids) + len(r.ids) for c, r in self.pairs]
 
     def __getitem__(self, index: int) -> dict:
-        example = self.examples[index]
+        return make_item(self.examples[index], self.pairs[index], self.feature_extractor, self.augmenter)
+
+
+def make_item(example, pair, feature_extractor, augmenter: Augmenter | None) -> dict:
+    """One training item: features of the example's audio, its encoded pair, and its audio key."""
+    try:
+        audio = load_audio(example.audio_path, SAMPLING_RATE)  # finite: NaN/inf samples raise
+    except AudioError as error:  # the file changed since the manifest was checked
+        raise UserInputError(f"{example.source}: {error}") from None
+    if augmenter is not None:
+        audio = augmenter(audio, SAMPLING_RATE)
+    # The torch STFT path is several times faster than the numpy one on CPU.
+    features = feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
+    if not torch.isfinite(features).all():
+        raise UserInputError(non_finite_features(example, augmented=augmenter is not None))
+    chosen, rejected = pair
+    key = audio_key(example.audio_path)
+    return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": key}
+
+
+class StreamingPreferenceDataset(IterableDataset):
+    """PreferenceDataset's items from a stream of examples (data/stream.py), for `--streaming` with `--max_steps`.
+
+    Each example is encoded when reached; a transcript too long (or not encodable) stops the run
+    there, or with `skip_invalid` is skipped and counted in `skipped` (first pass only). A
+    multilingual model's row without a language, and no default, stops the run: never a guess.
+    """
+
+    def __init__(
+        self,
+        examples: Iterable,
+        feature_extractor,
+        encoder: TranscriptEncoder,
+        default_language: str | None = None,
+        augmenter: Augmenter | None = None,
+        skip_invalid: bool = False,
+    ):
+        self.examples, self.feature_extractor, self.encoder = examples, feature_extractor, encoder
+        self.default_language, self.augmenter, self.skip_invalid = default_language, augmenter, skip_invalid
+        self.skipped: list[str] = []
+        self.passes = 0
+
+    def _pair(self, example):
+        language = (example.language or self.default_language) if self.encoder.multilingual else None
+        if self.encoder.multilingual and language is None:
+            raise UserInputError(
+                f'{example.source}: no "language" and this model is multilingual: pass --language (e.g. --language en)'
+            )
         try:
-            audio = load_audio(example.audio_path, SAMPLING_RATE)  # finite: NaN/inf samples raise
-        except AudioError as error:  # the file changed since the manifest was checked
-            raise UserInputError(f"{example.source}: {error}") from None
-        if self.augmenter is not None:
-            audio = self.augmenter(audio, SAMPLING_RATE)
-        # The torch STFT path is several times faster than the numpy one on CPU.
-        features = self.feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
-        if not torch.isfinite(features).all():
-            raise UserInputError(non_finite_features(example, augmented=self.augmenter is not None))
-        chosen, rejected = self.pairs[index]
-        key = audio_key(example.audio_path)
-        return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": key}
+            pair = encode_pair(example, self.encoder, language)
+        except TranscriptError as error:
+            return None, f"{example.source}: {error}"
+        longest = max(len(pair[0].ids), len(pair[1].ids))
+        if longest > MAX_TARGET_TOKENS:
+            return None, f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+        return pair, None
+
+    def __iter__(self) -> Iterator[dict]:
+        self.passes += 1
+        for example in self.examples:
+            pair, problem = self._pair(example)
+            if problem:
+                if not self.skip_invalid:
+                    raise UserInputError(f"{problem} (--skip_invalid_rows True skips such rows and reports how many)")
+                if self.passes == 1:
+                    self.skipped.append(problem)
+                continue
+            yield make_item(example, pair, self.feature_extractor, self.augmenter)

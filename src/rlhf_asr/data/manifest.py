@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -75,9 +75,11 @@ class RowProblem:
     reason: str
     kind: str
     filtered: bool = False  # a duration-filter skip, not an error
+    label: str | None = None  # a dataset's name: rows are then "dataset X, row 17" (data/sources.py)
 
     def __str__(self) -> str:
-        return f"{self.manifest}:{self.line}: {self.reason}"
+        where = f"{self.label}, row {self.line}" if self.label else f"{self.manifest}:{self.line}"
+        return f"{where}: {self.reason}"
 
 
 @dataclass
@@ -126,6 +128,10 @@ class _Context:
     known_languages: frozenset[str] | None
     check_audio: bool
     duration_tolerance: tuple[float, float]
+    label: str | None = None  # a dataset's name (data/sources.py): rows are named by index, not line
+
+    def where(self, line: int) -> str:
+        return f"{self.label}, row {line}" if self.label else f"{self.manifest.name}:{line}"
 
     def __post_init__(self) -> None:
         low, high = self.min_duration, self.max_duration
@@ -259,7 +265,7 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
     if ctx.timestamps:
         chosen_segments, rejected_segments = _segments(row, "chosens", duration), _segments(row, "rejecteds", duration)
     return PreferenceExample(
-        path, duration, chosen, rejected, language, chosen_segments, rejected_segments, f"{ctx.manifest.name}:{line}"
+        path, duration, chosen, rejected, language, chosen_segments, rejected_segments, ctx.where(line)
     )
 
 
@@ -270,14 +276,16 @@ def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
     segments = _segments(row, "sentences", duration) if ctx.timestamps else None
-    return AsrExample(path, duration, text, language, segments, f"{ctx.manifest.name}:{line}")
+    return AsrExample(path, duration, text, language, segments, ctx.where(line))
 
 
-def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_invalid: bool) -> ManifestReport:
+def _read(
+    ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_invalid: bool, rows: Iterable | None = None
+) -> ManifestReport:
     path = ctx.manifest
     report = ManifestReport(path)
     first_seen: dict[Any, int] = {}  # an example without its source -> the line it first appeared on
-    for line, value in read_rows(path):
+    for line, value in read_rows(path) if rows is None else rows:
         report.rows_read += 1
         try:
             if isinstance(value, _Bad):
@@ -291,14 +299,14 @@ def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_inval
             first_seen[key] = line
             report.examples.append(example)
         except _Bad as bad:
-            report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered))
+            report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered, ctx.label))
     errors = [problem for problem in report.skipped if not problem.filtered]
     if errors and not skip_invalid:
         shown = [f"  {problem}" for problem in errors[:SHOWN_PROBLEMS]]
         more = [f"  ... and {len(errors) - SHOWN_PROBLEMS} more"] if len(errors) > SHOWN_PROBLEMS else []
         raise UserInputError(
             "\n".join(
-                [f"{path}: {len(errors)} invalid row(s) of {report.rows_read}:", *shown, *more]
+                [f"{ctx.label or path}: {len(errors)} invalid row(s) of {report.rows_read}:", *shown, *more]
                 + ["Fix them, or pass --skip_invalid_rows to skip them (they are then counted and reported)."]
             )
         )
@@ -317,17 +325,22 @@ def read_preference_manifest(
     known_languages: Collection[str] | None = None,
     check_audio: bool = True,
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
+    rows: Iterable | None = None,
+    label: str | None = None,
 ) -> ManifestReport:
     """Read and check a preference manifest; `report.examples` are PreferenceExample.
 
     known_languages: language codes the tokenizer knows (None: not checked).
     check_audio: open each file's header for its real duration (existence is always checked).
     duration_tolerance: (seconds, fraction); a declared duration is wrong when off by more than both.
+    rows/label: (index, row) pairs already read from elsewhere (a dataset: data/sources.py), named
+    "label, row N" in messages; `path` then only names them.
     Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
     """
     known = None if known_languages is None else frozenset(known_languages)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
-    return _read(ctx, _preference_row, skip_invalid)
+    tolerance = tuple(duration_tolerance)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label)
+    return _read(ctx, _preference_row, skip_invalid, rows)
 
 
 def read_asr_manifest(
@@ -340,11 +353,14 @@ def read_asr_manifest(
     known_languages: Collection[str] | None = None,
     check_audio: bool = True,
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
+    rows: Iterable | None = None,
+    label: str | None = None,
 ) -> ManifestReport:
     """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
 
     Same options and errors as read_preference_manifest; with timestamps, "sentences" is required.
     """
     known = None if known_languages is None else frozenset(known_languages)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
-    return _read(ctx, _asr_row, skip_invalid)
+    tolerance = tuple(duration_tolerance)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label)
+    return _read(ctx, _asr_row, skip_invalid, rows)

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
+from rlhf_asr.data.sources import DataSource, data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
@@ -66,7 +66,7 @@ def manifest_kind(path: str | Path) -> str:
 def evaluate_manifest(
     model,
     processor,
-    manifest_path: str | Path,
+    manifest_path: str | Path | DataSource,
     *,
     language: str | None = None,
     default_language: str | None = None,
@@ -83,16 +83,16 @@ def evaluate_manifest(
     `language` overrides the rows' own languages. Otherwise each row is decoded in its own
     language; rows without one take `default_language`, or else are auto-detected by a
     multilingual model. Rows longer than Whisper's 30 s window are invalid rows (skipped and
-    counted with `skip_invalid`).
+    counted with `skip_invalid`). `manifest_path` may also be a dataset (data/sources.py).
     """
     # None: the model's generation config, as Whisper's generate and deployed decoding use it.
     num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
-    kind = manifest_kind(manifest_path)
-    read = read_preference_manifest if kind == "preference" else read_asr_manifest
+    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
     language = check_language(processor, language)
     default_language = check_language(processor, default_language)
-    report = read(
+    report = read_data(
         manifest_path,
+        kind,
         min_duration=0.0,
         skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
@@ -109,7 +109,7 @@ def evaluate_manifest(
             decode_seconds += seconds
             progress.update(len(batch))
     metrics = _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds)
-    metrics["manifest"] = str(manifest_path)
+    metrics["manifest"] = manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path)
     metrics["model"] = model_name or getattr(whisper_core(model).config, "_name_or_path", None)
     if output_dir is not None:
         write_outputs(Path(output_dir), metrics, rows, metrics_name)

@@ -99,8 +99,16 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    train_data: str = field(default=None, metadata={"help": "Preference manifest (JSON lines or a JSON array)."})
-    test_data: str | None = field(default=None, metadata={"help": "Held-out preference manifest for evaluation."})
+    train_data: str = field(
+        default=None,
+        metadata={
+            "help": "Preference manifest (JSON lines or a JSON array), or a dataset: a save_to_disk folder, "
+            ".parquet/.arrow file(s), an audiofolder, or a hub id in the local cache (see the column options)."
+        },
+    )
+    test_data: str | None = field(
+        default=None, metadata={"help": "Held-out preference manifest or dataset, for evaluation."}
+    )
     language: str | None = field(
         default=None,
         metadata={
@@ -127,6 +135,21 @@ class DataArguments:
         default=0.5, metadata={"help": "Seconds a declared duration may differ from the audio file's (and 10%%)."}
     )
     max_train_rows: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    # Datasets as --train_data/--test_data (data/sources.py); a JSONL manifest ignores these.
+    train_split: str = field(default="train", metadata={"help": "Split of a DatasetDict/hub dataset to train on."})
+    test_split: str = field(default="test", metadata={"help": "Split of a DatasetDict/hub dataset to evaluate on."})
+    data_config: str | None = field(default=None, metadata={"help": "Hub dataset config (e.g. a language)."})
+    audio_column: str = field(default="audio", metadata={"help": "Dataset column with the audio (bytes or path)."})
+    chosen_column: str = field(default="chosen", metadata={"help": "Dataset column with the preferred transcript."})
+    rejected_column: str = field(default="rejected", metadata={"help": "Dataset column with the rejected transcript."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Dataset column with an ASR reference (None: sentence, else text)."}
+    )
+    language_column: str = field(default="language", metadata={"help": "Dataset column with each row's language."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read dataset rows one at a time (no Arrow copy first), for sets larger than memory."},
+    )
 
 
 @dataclass

@@ -88,14 +88,18 @@ def card_facts(
     config: ORPOConfig,
     trainer,
     train_set,
+    train_rows: int,
     train_skipped: int,
     eval_set,
     multilingual: bool,
     language: str | None,
 ) -> CardFacts:
-    """The facts of this run that its model card states."""
-    if multilingual:
-        languages = tuple(sorted({example.language or language for example in train_set.examples} - {None}))
+    """The facts of this run that its model card states (`train_rows`: usable rows, a stream's as reached)."""
+    examples = getattr(train_set, "examples", None)  # a --streaming set keeps no rows
+    if multilingual and examples is not None:
+        languages = tuple(sorted({example.language or language for example in examples} - {None}))
+    elif multilingual:
+        languages = (language,) if language else ()
     else:
         languages = ("en",)  # English-only models have no other language token
     adapter = model_args.peft_method != "none"
@@ -120,7 +124,7 @@ def card_facts(
         rejected_scope=config.rejected_scope,
         freeze_encoder=model_args.freeze_encoder,
         task=data_args.task,
-        train_pairs=len(train_set),
+        train_pairs=train_rows,
         train_pairs_skipped=train_skipped,
         test_pairs=len(eval_set) if eval_set is not None else None,
         languages=languages,

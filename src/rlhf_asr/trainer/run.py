@@ -17,8 +17,10 @@ from transformers.trainer_utils import IntervalStrategy
 
 from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.collator import PreferenceCollator
-from rlhf_asr.data.dataset import PreferenceDataset
-from rlhf_asr.data.manifest import normalize_language, read_preference_manifest
+from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
+from rlhf_asr.data.manifest import normalize_language
+from rlhf_asr.data.sources import Columns, DataSource, is_manifest, read_data
+from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import EncoderCache
@@ -76,12 +78,35 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
         )
 
 
+def data_source(path: str, data_args: DataArguments, split: str, limit: int | None = None) -> DataSource:
+    """--train_data/--test_data with the dataset options (a JSONL manifest ignores them)."""
+    columns = Columns(
+        data_args.audio_column,
+        data_args.chosen_column,
+        data_args.rejected_column,
+        data_args.text_column,
+        data_args.language_column,
+    )
+    return DataSource(path, split, data_args.data_config, columns, data_args.streaming, split, limit)
+
+
 def build_dataset(
-    path: str, data_args: DataArguments, processor, encoder, augmenter=None, max_rows=None, language: str | None = None
+    path: str,
+    data_args: DataArguments,
+    processor,
+    encoder,
+    augmenter=None,
+    max_rows=None,
+    language: str | None = None,
+    split: str | None = None,
 ):
-    """The dataset of one manifest; `language` is the run's default_language (rows without one)."""
-    report = read_preference_manifest(
-        path,
+    """The dataset of one manifest or dataset; `language` is the run's default_language (rows without one).
+
+    `split`: a dataset's split (default: --train_split).
+    """
+    report = read_data(
+        data_source(path, data_args, split or data_args.train_split, max_rows),
+        "preference",
         min_duration=data_args.min_audio_len,
         max_duration=data_args.max_audio_len,
         timestamps=data_args.timestamps,
@@ -103,6 +128,36 @@ def build_dataset(
     if dataset.skipped:
         logger.warning(f"{path}: {len(dataset.skipped)} more row(s) skipped: transcript too long or not encodable")
     return dataset, report
+
+
+def streams_training(data_args: DataArguments, config: ORPOConfig) -> bool:
+    """--streaming with --max_steps and a dataset: rows are read while training, none up front."""
+    return bool(data_args.streaming and config.max_steps and config.max_steps > 0) and not is_manifest(
+        data_args.train_data
+    )
+
+
+def build_stream(data_args: DataArguments, config: ORPOConfig, processor, encoder, augmenter, language):
+    """The training set as a torch IterableDataset over the dataset's rows, each checked when reached."""
+    if config.group_by_length:
+        raise UserInputError("--group_by_length needs every row's length up front: not with --streaming")
+    if config.dataloader_num_workers > 0:
+        raise UserInputError("--streaming reads one stream: each dataloader worker would repeat it; use 0 workers")
+    stream = ExampleStream(
+        data_source(data_args.train_data, data_args, data_args.train_split, data_args.max_train_rows),
+        "preference",
+        skip_invalid=data_args.skip_invalid_rows,
+        min_duration=data_args.min_audio_len,
+        max_duration=data_args.max_audio_len,
+        timestamps=data_args.timestamps,
+        known_languages=encoder.known_languages(),
+        duration_tolerance=(data_args.duration_tolerance, 0.10),
+    )
+    logger.info(f"{stream.label}: streamed, rows checked as they are reached ({config.max_steps} steps)")
+    dataset = StreamingPreferenceDataset(
+        stream, processor.feature_extractor, encoder, language, augmenter, data_args.skip_invalid_rows
+    )
+    return dataset, stream
 
 
 def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
@@ -135,7 +190,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
         metrics = evaluate_manifest(
             model,
             processor,
-            data_args.test_data,
+            data_source(data_args.test_data, data_args, data_args.test_split),
             default_language=language,
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
@@ -175,16 +230,21 @@ def run_training(
     language = default_language(data_args, encoder)
 
     augmenter = build_augmenter(data_args.augment_config_path)
-    train_set, train_report = build_dataset(
-        data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
-    )
+    if streams_training(data_args, config):
+        train_set, train_report = build_stream(data_args, config, processor, encoder, augmenter, language)
+    else:
+        train_set, train_report = build_dataset(
+            data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
+        )
     eval_set = None
     if data_args.test_data:
-        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language)
+        eval_set, _ = build_dataset(
+            data_args.test_data, data_args, processor, encoder, language=language, split=data_args.test_split
+        )
     else:
         config.eval_strategy = IntervalStrategy.NO
 
-    total_steps = total_training_steps(len(train_set), config)
+    total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
     name_portably(model, source)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
     model = apply_peft(model, model_args, total_steps)
@@ -220,15 +280,26 @@ def run_training(
         logger.info(note)
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     train_skipped = len(train_report.skipped) + len(train_set.skipped)
+    # A stream: the rows reached (and usable) before --max_steps ended the run.
+    train_rows = len(train_set) if hasattr(train_set, "__len__") else train_report.rows_read - train_skipped
     facts = card_facts(
-        model_args, data_args, config, trainer, train_set, train_skipped, eval_set, encoder.multilingual, language
+        model_args,
+        data_args,
+        config,
+        trainer,
+        train_set,
+        train_rows,
+        train_skipped,
+        eval_set,
+        encoder.multilingual,
+        language,
     )
     written = finish_model_out(trainer, config, facts)  # final save, model card, --merge_at_end, --push_to_hub
     summary = {
         "base_model": facts.base_model,
         "peft": model_args.peft_method,
         "world_size": config.world_size,
-        "train_rows": len(train_set),
+        "train_rows": train_rows,
         "train_rows_skipped": train_skipped,
         "global_step": trainer.state.global_step,
         "train_runtime_s": result.metrics.get("train_runtime"),

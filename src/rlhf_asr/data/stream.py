@@ -1,0 +1,83 @@
+"""A dataset read row by row while training (`--streaming` with `--max_steps`): nothing read up front.
+
+For a set larger than memory (or a hub stream) reading every row before the first step would
+cost as much as an epoch. Here each row is checked when it is reached, with the manifest
+reader's own row checks (data/manifest.py), and named by index as there; a bad row stops the
+run at that row, or with --skip_invalid_rows is skipped and counted. What a stream cannot
+check: duplicates (that needs every row at hand) and the row count (steps come from --max_steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rlhf_asr.data.manifest import RowProblem, _asr_row, _Context, _preference_row, _short
+from rlhf_asr.data.manifest_file import BadRow
+from rlhf_asr.data.sources import DataSource, open_rows
+from rlhf_asr.errors import UserInputError
+
+SKIP_HINT = "(--skip_invalid_rows True skips such rows and counts them)"
+
+
+def check_row(value: Any, index: int, label: str, preference: bool = True, **options):
+    """One row checked as the manifest readers check each row: its example, or the RowProblem skipping it.
+
+    `options`: the readers' min_duration, max_duration, timestamps, known_languages, check_audio,
+    duration_tolerance (all required here).
+    """
+    known = options["known_languages"]
+    ctx = _Context(
+        Path(label),
+        options["min_duration"],
+        options["max_duration"],
+        options["timestamps"],
+        None if known is None else frozenset(known),
+        options["check_audio"],
+        tuple(options["duration_tolerance"]),
+        label,
+    )
+    try:
+        if isinstance(value, BadRow):
+            raise value
+        if not isinstance(value, dict):
+            raise BadRow("not an object", f"row should be an object, got {type(value).__name__} {_short(value)}")
+        return (_preference_row if preference else _asr_row)(value, index, ctx)
+    except BadRow as bad:
+        return RowProblem(ctx.manifest, index, bad.reason, bad.kind, bad.filtered, label)
+
+
+class ExampleStream:
+    """Checked examples of a dataset, read anew on each pass (each epoch of a --max_steps run).
+
+    `skipped` and `rows_read` count the first pass only.
+    """
+
+    def __init__(self, source: DataSource, kind: str = "preference", skip_invalid: bool = False, **options):
+        self.label, self.kind, self._rows = open_rows(source, kind)  # columns and split checked here, up front
+        self.skip_invalid = skip_invalid
+        self.options = {
+            "min_duration": 0.5,
+            "max_duration": 30.0,
+            "timestamps": False,
+            "known_languages": None,
+            "duration_tolerance": (0.5, 0.10),
+            **options,
+            "check_audio": False,  # sources read each file's real duration already
+        }
+        self.rows_read, self.skipped, self._passes = 0, [], 0
+
+    def __iter__(self) -> Iterator:
+        first = self._passes == 0
+        self._passes += 1
+        for index, value in self._rows():
+            result = check_row(value, index, self.label, self.kind == "preference", **self.options)
+            self.rows_read += first
+            if isinstance(result, RowProblem):
+                if not result.filtered and not self.skip_invalid:
+                    raise UserInputError(f"{result} {SKIP_HINT}")
+                if first:
+                    self.skipped.append(result)
+                continue
+            yield result
