@@ -6,6 +6,7 @@ Outputs, metrics, resume, AdaLoRA, the encoder cache.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,20 @@ def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
     )
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+
+
+NO_SPEECH_PAIRS = [("", "you"), ("hello world", "yellow world"), ("", "Thank you."), ("good morning", "good mourning")]
+
+
+def test_training_on_speech_and_no_speech_pairs(workspace, tmp_path, rlhf_log):
+    """Rows with "chosen": "" (no speech) train next to speech rows, in the same batches."""
+    folder = tmp_path / "data"
+    manifest = write_manifest(folder, "mixed", NO_SPEECH_PAIRS)
+    out = tmp_path / "mixed-run"
+    argv = train_argv(workspace, out, "--use_adalora", "False", "--max_steps", "2", "--plot", "False")
+    argv[argv.index("--train_data") + 1] = str(manifest)
+    summary = run_training(*parse_training_args(argv))
+    assert summary["train_rows"] == 4 and summary["train_rows_skipped"] == 0 and summary["global_step"] == 2
+    history = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    assert all(math.isfinite(row["loss"]) for row in history if "loss" in row)
+    assert "mixed.jsonl: 4 rows read (2 no-speech), 0 skipped" in rlhf_log.text
