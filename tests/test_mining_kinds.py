@@ -68,6 +68,16 @@ def test_padded_rows_are_mined_as_speech_and_tagged():
     assert status == "mined" and row["kind"] == "padded" and row["chosen"] == "hello world"
 
 
+def test_non_speech_clips_take_the_manifests_most_common_language(tmp_path):
+    from rlhf_asr.pair_sources import mining_items
+
+    rows = [AsrExample(Path("/a.wav"), 1.0, "hola", lang, None, f"m:{i}") for i, lang in enumerate(["es", "es", "fr"])]
+    items, unreadable = mining_items(rows, tmp_path / "p.jsonl", generate=2)
+    assert [item.example.language for item in items if item.kind == "no_speech"] == ["es", "es"]
+    items, _ = mining_items([], tmp_path / "p.jsonl", generate=1)
+    assert items[0].example.language is None  # nothing to go by: detected
+
+
 # ---- end to end: the sources, counts, rows that train, resume ----
 
 
@@ -78,7 +88,7 @@ def setup(tmp_path_factory):
     rows = []
     for i, text in enumerate(["the cat sat on the mat", "hello world", ""]):
         write_tone(root / "wavs" / f"a{i}.wav", 1.0, 300 + 100 * i, seed=i)
-        rows.append({"audio": {"path": f"wavs/a{i}.wav"}, "duration": 1.0, "sentence": text})
+        rows.append({"audio": {"path": f"wavs/a{i}.wav"}, "duration": 1.0, "sentence": text, "language": "en"})
     (root / "asr.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     model, processor = load_for_inference(model_dir)
     return root, model_dir, model, processor

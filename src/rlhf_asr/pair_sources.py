@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,10 @@ def mining_items(
     if generate:
         clips += generate_nonspeech(generate, seed, folder / "generated")
     items = [_plain(example) for example in examples]
-    items += [_plain(AsrExample(c.path, c.duration, "", None, None, c.source)) for c in clips]
+    # Non-speech has no language to detect: it gets the manifest's most common one (None: detected).
+    languages = Counter(example.language for example in examples if example.language)
+    language = languages.most_common(1)[0][0] if languages else None
+    items += [_plain(AsrExample(c.path, c.duration, "", language, None, c.source)) for c in clips]
     if pad_silence > 0:
         fillers = [clip.path for clip in clips if clip.kind != "silence"]
         speech = [e for e in examples if e.text.strip() and e.duration <= WHISPER_MAX_SECONDS - MIN_PAD_ROOM]
