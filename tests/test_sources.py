@@ -102,13 +102,13 @@ def test_audiofolder_with_metadata_csv(tmp_path):
 
 
 def test_bad_rows_are_named_by_index_and_counted(tmp_path):
-    pairs = [PAIRS[0], ("", "something"), PAIRS[2]]
+    pairs = [PAIRS[0], ("something", ""), PAIRS[2]]
     pairs_dataset(tmp_path, pairs).save_to_disk(tmp_path / "bad")
-    with pytest.raises(UserInputError, match=r"dataset bad, row 1: field 'chosen' is empty"):
+    with pytest.raises(UserInputError, match=r"dataset bad, row 1: field 'rejected' is empty"):
         read_data(str(tmp_path / "bad"), "preference")
     report = read_data(str(tmp_path / "bad"), "preference", skip_invalid=True)
     assert len(report.examples) == 2
-    assert [str(problem) for problem in report.skipped] == ["dataset bad, row 1: field 'chosen' is empty"]
+    assert [str(problem) for problem in report.skipped] == ["dataset bad, row 1: field 'rejected' is empty: a rejected transcript needs words"]
     assert report.summary() == "bad: 3 rows read, 1 skipped (1 empty transcript)"
 
 

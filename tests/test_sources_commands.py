@@ -60,14 +60,14 @@ def test_train_streaming_parquet_runs_past_one_pass_with_max_steps(workspace, tm
 
 def test_streaming_checks_rows_when_reached_not_up_front(workspace, tmp_path):
     """A bad last row stops a full read before training; a 1-step stream never reaches it; reached, it is named."""
-    pairs = [*PAIRS[:5], ("", "empty chosen")]
+    pairs = [*PAIRS[:5], ("empty rejected", "")]
     preference_dataset(tmp_path, pairs).to_parquet(str(tmp_path / "bad.parquet"))
     data = ["--train_data", str(tmp_path / "bad.parquet"), "--per_device_train_batch_size", "1"]
-    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'chosen' is empty"):
+    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'rejected' is empty"):
         train(workspace, tmp_path / "full", *data, "--max_steps", "1")
     summary = train(workspace, tmp_path / "stream", *data, "--streaming", "--max_steps", "1")
     assert summary["global_step"] == 1 and summary["train_rows"] < len(pairs)
-    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'chosen' is empty"):
+    with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'rejected' is empty"):
         train(workspace, tmp_path / "reached", *data, "--streaming", "--max_steps", "8")
     summary = train(workspace, tmp_path / "skip", *data, "--streaming", "--max_steps", "8", "--skip_invalid_rows")
     assert summary["global_step"] == 8 and summary["train_rows"] == 5 and summary["train_rows_skipped"] == 1
