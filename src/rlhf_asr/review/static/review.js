@@ -28,6 +28,7 @@ function render(data) {
   const box = $("candidates");
   box.querySelectorAll(".candidate").forEach((node) => node.remove());
   $("transcript").value = "";
+  $("transcript").blur(); // keys act on the page again after a saved correction
   if (!clip) {
     $("clip-title").textContent = "All clips are judged. Thank you!";
     $("audio").removeAttribute("src");
