@@ -100,6 +100,9 @@ def test_judge_by_keyboard_survive_kill_9_resume_and_export(browser, tmp_path, c
         page.reload()
         _shows(page, 4)  # resumes where alice stopped
         playwright_api.expect(page.locator("#counts")).to_contain_text("alice: 3 judged")
+        if os.environ.get("RLHF_ASR_SCREENSHOT"):
+            page.get_by_role("radio").nth(1).check()
+            page.screenshot(path=os.environ["RLHF_ASR_SCREENSHOT"], full_page=True)
         page.keyboard.press("n")  # clip 4: no speech
         _shows(page, 5)
         page.get_by_role("radio").nth(2).check()  # clip 5: the reference, by mouse, and the Save button
@@ -152,9 +155,6 @@ def test_tokens_paths_and_escaping(browser, tmp_path):
         assert page.evaluate("window.pwned") is None  # and never run
         assert page.locator("#candidates b, #candidates script").count() == 0
         assert first.is_checked()
-        if os.environ.get("RLHF_ASR_SCREENSHOT"):
-            page.get_by_role("radio").nth(1).check()
-            page.screenshot(path=os.environ["RLHF_ASR_SCREENSHOT"], full_page=True)
     finally:
         page.close()
         server.stop()
