@@ -8,7 +8,6 @@ or as Label Studio JSON; loadcheck: 4 annotators against 10,000 clips, timed (do
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -79,24 +78,24 @@ class LoadcheckOptions:
         check_positive(self, "clips", "annotators", "judgments")
 
 
-def _parser(name: str, options: type):
-    return options_parser(f"rlhf-asr review {name}", [options], (sys.modules[__name__].__doc__ or "").splitlines()[0])
+OPTIONS = {"serve": ServeOptions, "export": ExportOptions, "loadcheck": LoadcheckOptions}
+
+
+def build_parser(name: str = "serve"):
+    return options_parser(f"rlhf-asr review {name}", [OPTIONS[name]], (__doc__ or "").splitlines()[0])
 
 
 def parse_args(argv: list[str]):
+    if argv and argv[0] in {"-h", "--help"}:  # every subcommand's options, one after the other
+        print("\n\n".join(build_parser(name).format_help() for name in SUBCOMMANDS))
+        raise SystemExit(0)
     if not argv or argv[0] not in SUBCOMMANDS:
-        if argv and argv[0] in {"-h", "--help"}:
-            return None
         raise UserInputError(f"expected one of: {', '.join(SUBCOMMANDS)} (e.g. `rlhf-asr review serve --help`)")
-    options = {"serve": ServeOptions, "export": ExportOptions, "loadcheck": LoadcheckOptions}[argv[0]]
-    return parse_options(_parser(argv[0], options), argv[1:])[0]
+    return parse_options(build_parser(argv[0]), argv[1:])[0]
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args is None:
-        print(f"usage: rlhf-asr review {{{','.join(SUBCOMMANDS)}}} [options]\n\n{__doc__}")
-        return 0
     return {ServeOptions: _serve, ExportOptions: _export, LoadcheckOptions: _loadcheck}[type(args)](args)
 
 
