@@ -73,6 +73,7 @@ def test_annotators_are_shown_different_clips_and_agreement_is_counted(data):
     for name in ("a", "b"):
         for clip in (1, 2, 3):
             both.judge(name, clip, "choose", rank=0 if clip != 3 or name == "a" else 1)
+    both.judge("c", 1, "skip")  # a skip is no opinion: it neither agrees nor disagrees
     progress = both.progress(judges_per_clip=2)
     assert progress["agreement"] == {"clips": 3, "agreeing": 2}
     assert progress["done"] == 3 and progress["annotators"]["a"]["judged"] == 3
