@@ -23,7 +23,16 @@ def client(tmp_path):
     return TestClient(create_app(ReviewStore(db), {TOKEN: "alice"}))
 
 
-PATHS = ["/", "/api/next", "/audio/1", "/audio/99", "/nothing", "/audio/../clips.jsonl", "/static/review.js"]
+PATHS = [
+    "/",
+    "/api/next",
+    "/api/progress",
+    "/audio/1",
+    "/audio/99",
+    "/nothing",
+    "/audio/../clips.jsonl",
+    "/static/review.js",
+]
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -68,7 +77,10 @@ def test_judging_through_the_api(client):
     ]
     assert first["clip"]["candidates"][0]["words"] == [["clip", False], ["1", False], ["one", True]]
     after = client.post("/api/judge", headers=auth, json={"clip": 1, "action": "choose", "rank": 1}).json()
-    assert after["clip"]["id"] == 2 and after["progress"]["annotators"]["alice"]["judged"] == 1
+    assert after["clip"]["id"] == 2
+    progress = client.get("/api/progress", headers=auth).json()
+    assert progress["annotators"]["alice"] == {"judged": 1, "skipped": 0, "no_speech": 0}
+    assert (progress["clips"], progress["done"], progress["you"]) == (6, 1, "alice")
     assert client.post("/api/judge", headers=auth, json={"clip": 1, "action": "skip"}).status_code == 409
     assert client.post("/api/judge", headers=auth, json={"clip": 2, "action": "choose", "rank": 9}).status_code == 400
     assert client.post("/api/judge", headers=auth, content=b"{not json").status_code == 400

@@ -72,10 +72,13 @@ class LoadcheckOptions:
     clips: int = field(default=10_000, metadata={"help": "clips in the database"})
     annotators: int = field(default=4, metadata={"help": "annotators judging at once"})
     judgments: int = field(default=250, metadata={"help": "judgments each annotator makes"})
+    judged_before: int = field(default=0, metadata={"help": "clips already judged at the start (late in a campaign)"})
     workdir: str | None = field(default=None, metadata={"help": "folder for data and database (None: a temporary one)"})
 
     def __post_init__(self):
         check_positive(self, "clips", "annotators", "judgments")
+        if not 0 <= self.judged_before < self.clips:
+            raise UserInputError(f"--judged_before {self.judged_before}: must be at least 0 and below --clips")
 
 
 OPTIONS = {"serve": ServeOptions, "export": ExportOptions, "loadcheck": LoadcheckOptions}
@@ -188,6 +191,6 @@ def _loadcheck(args: LoadcheckOptions) -> int:
     from rlhf_asr.review.loadcheck import run_loadcheck
 
     result = run_loadcheck(args.output, clips=args.clips, annotators=args.annotators, judgments=args.judgments,
-                           workdir=args.workdir)  # fmt: skip
+                           workdir=args.workdir, judged_before=args.judged_before)  # fmt: skip
     print(json.dumps(result["summary"], indent=1))
     return 0 if result["summary"]["ok"] else 1

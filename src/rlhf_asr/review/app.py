@@ -5,7 +5,8 @@ Bearer` from the page's script); without a valid one the answer is 401, whatever
 is addressed by clip number, never by path, so only the data's own files can be served: any other
 URL, `..` included, is 404. The page builds its text with `textContent`, never as HTML, so a
 transcript containing `<script>` shows as text. Endpoints are plain functions (Starlette runs them
-in its thread pool); each judgment is committed before the answer, which carries the next clip.
+in its thread pool); each judgment is committed before the answer, which carries the next clip
+(the counts come from /api/progress, asked by the page once the clip shows).
 """
 
 from __future__ import annotations
@@ -67,10 +68,8 @@ def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int 
     page = page_html()
 
     def clip_payload(clip_id: int | None, annotator: str) -> dict:
-        progress = store.progress(judges_per_clip)
-        progress["you"] = annotator
         if clip_id is None:
-            return {"clip": None, "progress": progress}
+            return {"clip": None}
         clip, candidates = store.clip(clip_id), store.candidates(clip_id)
         words = marked_words([row["text"] for row in candidates])
         return {
@@ -82,9 +81,12 @@ def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int 
                     {"rank": row["rank"], "origin": row["origin"], "text": row["text"], "words": marks}
                     for row, marks in zip(candidates, words)
                 ],
-            },
-            "progress": progress,
+            }
         }
+
+    def progress(request: Request) -> Response:
+        """Asked by the page after it shows a clip: counting over every judgment need not delay the clip."""
+        return JSONResponse({**store.progress(judges_per_clip), "you": request.scope["annotator"]})
 
     def index(request: Request) -> Response:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -133,6 +135,7 @@ def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int 
     routes = [
         Route("/", index),
         Route("/api/next", next_clip),
+        Route("/api/progress", progress),
         Route("/api/judge", judge, methods=["POST"]),
         Route("/api/undo", undo, methods=["POST"]),
         Route("/audio/{clip_id:int}", audio),

@@ -39,8 +39,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_dataset(folder: Path, clips: int) -> tuple[Path, Path]:
-    """(manifest, database) of `clips` rows sharing one short wav, with three made-up candidates each."""
+def make_dataset(folder: Path, clips: int, judged_before: int = 0) -> tuple[Path, Path]:
+    """(manifest, database) of `clips` rows sharing one short wav, with three made-up candidates each.
+
+    judged_before: clips 1..N already judged (by "earlier"), to measure late in a campaign.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     soundfile.write(folder / "clip.wav", np.zeros(8000, np.float32), 16000)
     manifest, db = folder / "clips.jsonl", folder / "review.sqlite"
@@ -59,6 +62,11 @@ def make_dataset(folder: Path, clips: int) -> tuple[Path, Path]:
             for i in range(clips)
         ]  # fmt: skip
     )
+    with store.write() as db_:
+        db_.executemany(
+            "INSERT INTO judgments (clip_id, annotator, action, rank, text, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(i, "earlier", "choose", 0, f"clip {i - 1} one", time.time()) for i in range(1, judged_before + 1)],
+        )
     return manifest, db
 
 
@@ -86,6 +94,7 @@ class Annotator(threading.Thread):
         self.token, self.port, self.judgments, self.rng = token, port, judgments, random.Random(seed)
         self.saved: dict[int, str] = {}  # clip -> action, as the server confirmed it
         self.next_ms: list[float] = []
+        self.progress_ms: list[float] = []  # the page asks for the counts once the clip shows
         self.errors: list[str] = []
 
     def request(self, connection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -105,6 +114,9 @@ class Annotator(threading.Thread):
                     self.errors.append(f"next: {status}")
                     break
                 clip = data["clip"]["id"]
+                start = time.perf_counter()
+                self.request(connection, "GET", "/api/progress")
+                self.progress_ms.append((time.perf_counter() - start) * 1000)
                 roll = self.rng.random()
                 body = {"clip": clip, "action": "choose", "rank": self.rng.randrange(3)}
                 if roll < 0.1:
@@ -129,13 +141,18 @@ class Annotator(threading.Thread):
 
 
 def run_loadcheck(
-    output: str | Path, clips: int = 10_000, annotators: int = 4, judgments: int = 250, workdir: str | None = None
+    output: str | Path,
+    clips: int = 10_000,
+    annotators: int = 4,
+    judgments: int = 250,
+    workdir: str | None = None,
+    judged_before: int = 0,
 ) -> dict:
     """Runs the check, writes the raw JSON to `output`, returns it ({"summary": ..., "annotators": ...})."""
     with tempfile.TemporaryDirectory(prefix="review-loadcheck-") as scratch:
         folder = Path(workdir or scratch)
         started = time.perf_counter()
-        manifest, db = make_dataset(folder, clips)
+        manifest, db = make_dataset(folder, clips, judged_before)
         setup_s = time.perf_counter() - started
         tokens = {f"annotator{i + 1}": f"token-{i + 1}-{os.urandom(8).hex()}" for i in range(annotators)}
         (folder / "annotators.txt").write_text("".join(f"{n} {t}\n" for n, t in tokens.items()), encoding="utf-8")
@@ -159,16 +176,13 @@ def run_loadcheck(
     summary = {
         "clips": clips,
         "annotators": annotators,
+        "judged_before": judged_before,
         "judgments_asked": annotators * judgments,
         "judgments_saved": sum(len(thread.saved) for thread in threads),
         **result,
         "errors": [e for thread in threads for e in thread.errors],
-        "next_clip_ms": {
-            "requests": len(times),
-            "median": round(statistics.median(times), 2) if times else None,
-            "p95": round(times[int(0.95 * (len(times) - 1))], 2) if times else None,
-            "max": round(times[-1], 2) if times else None,
-        },
+        "next_clip_ms": _spread(times),
+        "progress_ms": _spread(sorted(t for thread in threads for t in thread.progress_ms)),
         "wall_s": round(wall_s, 2),
         "setup_s": round(setup_s, 2),
         "machine": {
@@ -187,6 +201,14 @@ def run_loadcheck(
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     Path(output).write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
     return raw
+
+
+def _spread(times: list[float]) -> dict:
+    """Count, median, 95th percentile and max of sorted times."""
+    if not times:
+        return {"requests": 0, "median": None, "p95": None, "max": None}
+    return {"requests": len(times), "median": round(statistics.median(times), 2),
+            "p95": round(times[int(0.95 * (len(times) - 1))], 2), "max": round(times[-1], 2)}  # fmt: skip
 
 
 def _verify(store: ReviewStore, threads: list[Annotator]) -> dict:

@@ -24,7 +24,7 @@ async function api(path, body) {
 function render(data) {
   clip = data.clip;
   editing = false;
-  showProgress(data.progress);
+  api("/api/progress").then(showProgress).catch(() => {}); // after the clip: counting need not delay it
   const box = $("candidates");
   box.querySelectorAll(".candidate").forEach((node) => node.remove());
   $("transcript").value = "";
