@@ -79,7 +79,7 @@ def test_judging_through_the_api(client):
     after = client.post("/api/judge", headers=auth, json={"clip": 1, "action": "choose", "rank": 1}).json()
     assert after["clip"]["id"] == 2
     progress = client.get("/api/progress", headers=auth).json()
-    assert progress["annotators"]["alice"] == {"judged": 1, "skipped": 0, "no_speech": 0}
+    assert progress["yours"] == progress["annotators"]["alice"] == {"judged": 1, "skipped": 0, "no_speech": 0}
     assert (progress["clips"], progress["done"], progress["you"]) == (6, 1, "alice")
     assert client.post("/api/judge", headers=auth, json={"clip": 1, "action": "skip"}).status_code == 409
     assert client.post("/api/judge", headers=auth, json={"clip": 2, "action": "choose", "rank": 9}).status_code == 400

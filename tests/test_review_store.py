@@ -165,3 +165,16 @@ def test_a_judgment_is_committed_when_judge_returns(data):
     store.judge("ann", 1, "correct", text="kept")
     other = sqlite3.connect(data[1])
     assert other.execute("SELECT text FROM judgments").fetchall() == [("kept",)]
+
+
+def test_undoing_a_skip_does_not_take_a_clip_someone_else_holds(data):
+    """Found by the load check: a's undo of a skip took back clip 1 while b was on it, and both judged it."""
+    store = ReviewStore(data[1])
+    assert store.next_clip("a") == 1
+    store.judge("a", 1, "skip")
+    assert store.next_clip("a") == 2
+    assert store.next_clip("b") == 1  # skipped by a: open to others
+    assert store.undo("a") == 1
+    assert store.next_clip("a") == 2  # b holds clip 1
+    store.judge("b", 1, "choose", rank=0)
+    assert store.next_clip("a") == 2

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
+import time
 from importlib import resources
 
 from starlette.applications import Starlette
@@ -25,6 +27,21 @@ from rlhf_asr.review.diff import marked_words
 from rlhf_asr.review.store import AlreadyJudged, BadJudgment, ReviewStore
 
 logger = logging.getLogger(__name__)
+PROGRESS_SECONDS = 2.0  # how stale the page's totals may be (counting 10,000 judgments takes a while)
+
+
+class _Every:
+    """`compute()`'s value, computed again when older than `seconds` (one thread at a time)."""
+
+    def __init__(self, seconds: float, compute):
+        self.seconds, self.compute = seconds, compute
+        self.value, self.at, self.lock = None, float("-inf"), threading.Lock()
+
+    def get(self):
+        with self.lock:
+            if time.monotonic() - self.at > self.seconds:
+                self.value, self.at = self.compute(), time.monotonic()
+            return self.value
 
 
 def page_html() -> str:
@@ -66,6 +83,7 @@ class TokenAuth:
 def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int = 1) -> Starlette:
     """tokens: token -> annotator name."""
     page = page_html()
+    totals = _Every(PROGRESS_SECONDS, lambda: store.progress(judges_per_clip))
 
     def clip_payload(clip_id: int | None, annotator: str) -> dict:
         if clip_id is None:
@@ -85,8 +103,10 @@ def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int 
         }
 
     def progress(request: Request) -> Response:
-        """Asked by the page after it shows a clip: counting over every judgment need not delay the clip."""
-        return JSONResponse({**store.progress(judges_per_clip), "you": request.scope["annotator"]})
+        """Asked by the page after it shows a clip. The annotator's own counts are fresh; the totals,
+        which count every judgment, are shared by all annotators for up to PROGRESS_SECONDS."""
+        annotator = request.scope["annotator"]
+        return JSONResponse({**totals.get(), "you": annotator, "yours": store.annotator_counts(annotator)})
 
     def index(request: Request) -> Response:
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})

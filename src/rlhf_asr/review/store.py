@@ -192,7 +192,11 @@ class ReviewStore:
         others = db.execute(
             "SELECT count(*) FROM judgments WHERE clip_id = ? AND undone_at IS NULL AND action != 'skip'", (clip_id,)
         ).fetchone()[0]
-        return mine is None and others < judges_per_clip
+        held = db.execute(
+            "SELECT 1 FROM holds WHERE clip_id = ? AND annotator != ? AND at > ?",
+            (clip_id, annotator, time.time() - HOLD_SECONDS),
+        ).fetchone()
+        return mine is None and others < judges_per_clip and held is None
 
     def judge(self, annotator: str, clip_id: int, action: str, rank: int | None = None, text: str = "") -> Judgment:
         """Commits one judgment; the text saved is what the export will call `chosen`."""
@@ -236,7 +240,8 @@ class ReviewStore:
             if row is None:
                 return None
             db.execute("UPDATE judgments SET undone_at = ? WHERE id = ?", (time.time(), row["id"]))
-            self._hold(db, annotator, row["clip_id"])  # shown next, also after a restart
+            if self._open_for(db, row["clip_id"], annotator, 1 << 30):  # unless someone else is on it now
+                self._hold(db, annotator, row["clip_id"])  # shown next, also after a restart
         return row["clip_id"]
 
     def live_judgments(self, annotator: str | None = None) -> list[Judgment]:
@@ -245,6 +250,18 @@ class ReviewStore:
         if annotator is not None:
             query, args = query + " AND annotator = ?", (annotator,)
         return [Judgment(*row) for row in self.connection().execute(query + " ORDER BY id", args)]
+
+    def annotator_counts(self, annotator: str) -> dict:
+        """One annotator's counts (their own judgments only: cheap, asked with every clip)."""
+        counts = Counter(
+            dict(
+                self.connection().execute(
+                    "SELECT action, count(*) FROM judgments WHERE annotator = ? AND undone_at IS NULL GROUP BY 1",
+                    (annotator,),
+                )
+            )
+        )
+        return _counts(counts)
 
     def progress(self, judges_per_clip: int = 1) -> dict:
         """Counts per annotator, clips done, and agreement among clips judged by two or more people.
@@ -267,12 +284,14 @@ class ReviewStore:
         return {
             "clips": self.clip_count(),
             "done": done,
-            "annotators": {
-                name: {"judged": sum(c.values()) - c["skip"], "skipped": c["skip"], "no_speech": c["no_speech"]}
-                for name, c in sorted(per.items())
-            },
+            "annotators": {name: _counts(c) for name, c in sorted(per.items())},
             "agreement": {"clips": len(by_clip), "agreeing": sum(len(texts) == 1 for texts in by_clip.values())},
         }
+
+
+def _counts(actions: Counter) -> dict:
+    judged = sum(actions.values()) - actions["skip"]
+    return {"judged": judged, "skipped": actions["skip"], "no_speech": actions["no_speech"]}
 
 
 class _Transaction:

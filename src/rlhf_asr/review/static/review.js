@@ -66,7 +66,7 @@ function render(data) {
 function showProgress(progress) {
   $("progress").max = Math.max(progress.clips, 1);
   $("progress").value = progress.done;
-  const mine = progress.annotators[progress.you] || { judged: 0, skipped: 0 };
+  const mine = progress.yours;
   $("counts").textContent = progress.done + " of " + progress.clips + " clips done; " +
     progress.you + ": " + mine.judged + " judged, " + mine.skipped + " skipped";
   const body = $("annotators").querySelector("tbody");
@@ -169,4 +169,6 @@ document.addEventListener("keydown", (event) => {
   else if (handlers[event.key]) { event.preventDefault(); handlers[event.key](); }
 });
 
+// the totals (other annotators, agreement) change without this page: asked again now and then
+setInterval(() => api("/api/progress").then(showProgress).catch(() => {}), 3000);
 api("/api/next").then(render).catch((error) => say("Cannot load: " + error.message));
