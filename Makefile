@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 system-deps:
 	@command -v espeak-ng >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q espeak-ng; }
+	@# the review page's browser tests: Playwright drives the OS's Chromium (its own download is not used)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 demo: setup
 	$(VENV)/bin/rlhf-asr demo

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "measure memory and step time of sft / naive / concat / ours"),
     "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),
     "results": ("results", "reproduce docs/results.md: base vs SFT vs ORPO over seeds"),
+    "review": ("review", "human feedback: a review page (serve), its judgments as pairs (export), loadcheck"),
 }
 
 
