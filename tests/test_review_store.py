@@ -126,10 +126,14 @@ def test_export_chosen_and_rejected(data):
     assert len(every) == 2 + 2 + 3 + 3
     out = export_pairs(store, db.parent / "pairs.jsonl")
     assert out["rows"] == 3
-    # what `rlhf-asr train` reads: every row but "no speech" (an empty chosen) passes its checks
-    report = read_preference_manifest(db.parent / "pairs.jsonl", skip_invalid=True)
-    assert [e.chosen for e in report.examples] == ["clip 2 1", "a new text"]
-    assert [p.kind for p in report.skipped] == ["empty transcript"]
+    # what `rlhf-asr train` reads: every row passes its checks, "no speech" as a no-speech pair
+    report = read_preference_manifest(db.parent / "pairs.jsonl")
+    assert [(e.chosen, e.no_speech) for e in report.examples] == [
+        ("clip 2 1", False),
+        ("a new text", False),
+        ("", True),
+    ]
+    assert report.skipped == []
 
 
 def test_label_studio_tasks_round_trip_to_the_same_pairs(data, tmp_path):

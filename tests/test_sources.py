@@ -108,7 +108,9 @@ def test_bad_rows_are_named_by_index_and_counted(tmp_path):
         read_data(str(tmp_path / "bad"), "preference")
     report = read_data(str(tmp_path / "bad"), "preference", skip_invalid=True)
     assert len(report.examples) == 2
-    assert [str(problem) for problem in report.skipped] == ["dataset bad, row 1: field 'rejected' is empty: a rejected transcript needs words"]
+    assert [str(problem) for problem in report.skipped] == [
+        "dataset bad, row 1: field 'rejected' is empty: a rejected transcript needs words"
+    ]
     assert report.summary() == "bad: 3 rows read, 1 skipped (1 empty transcript)"
 
 

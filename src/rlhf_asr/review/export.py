@@ -70,14 +70,10 @@ def export_pairs(store: ReviewStore, output: str | Path, rejected: str = "top") 
         handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     no_speech = sum(row["action"] == "no_speech" for row in rows)
     logger.info(
-        "%d pair(s) written to %s; left out: %s",
+        "%d pair(s) written to %s (%d no speech: chosen is empty); left out: %s",
         len(rows),
         output,
+        no_speech,
         ", ".join(f"{n} {why}" for why, n in counts.items()) or "none",
     )
-    if no_speech:
-        logger.warning(
-            "%d row(s) are 'no speech' (chosen is empty); `rlhf-asr train` takes them with --skip_invalid_rows only",
-            no_speech,
-        )
     return {"rows": len(rows), "output": str(output), **counts}
