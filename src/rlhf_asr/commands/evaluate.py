@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rlhf_asr.commands.data_options import DatasetOptions
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
-from rlhf_asr.errors import UserInputError
 
 log = logging.getLogger(__name__)
 MODEL_HELP = "model/merged/adapter folder, hub id, or tiny.en/base (bundled)"
@@ -75,23 +73,10 @@ def format_table(metrics: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def check_output(path: str) -> Path:
-    """--output must be writable as a file; checked before decoding, which may take hours."""
-    output = Path(path).expanduser()
-    if output.is_dir():
-        raise UserInputError(f"--output {path}: is a folder; give a file path such as {output / 'metrics.json'}")
-    for parent in (output.parent, *output.parent.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserInputError(f"--output {path}: {parent} is a file, not a folder")
-            break
-    if (output.parent / "utterances.csv").is_dir():
-        raise UserInputError(f"--output {path}: {output.parent / 'utterances.csv'} is a folder")
-    return output
-
-
 def main(argv: list[str]) -> int:
     args, dataset_options, _ = parse_options(build_parser(), argv)
+    from rlhf_asr.evaluation.evaluate import check_output
+
     output = check_output(args.output)
     from rlhf_asr.trainer.validate import check_model_folder
 

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.sources import DataSource, data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
+from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.hallucination import score_rows
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
 from rlhf_asr.inference.decode import (
@@ -236,3 +237,18 @@ def write_outputs(output_dir: Path, metrics: dict, rows: list[dict], metrics_nam
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def check_output(path: str) -> Path:
+    """--output must be writable as a file; checked before decoding, which may take hours."""
+    output = Path(path).expanduser()
+    if output.is_dir():
+        raise UserInputError(f"--output {path}: is a folder; give a file path such as {output / 'metrics.json'}")
+    for parent in (output.parent, *output.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserInputError(f"--output {path}: {parent} is a file, not a folder")
+            break
+    if (output.parent / "utterances.csv").is_dir():
+        raise UserInputError(f"--output {path}: {output.parent / 'utterances.csv'} is a folder")
+    return output

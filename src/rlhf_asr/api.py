@@ -1,0 +1,234 @@
+"""The Python API: each command of `rlhf-asr` as one function, the CLI a thin layer over them.
+
+    from rlhf_asr import evaluate, make_pairs, train, transcribe
+    make_pairs("tiny.en", "train.asr.jsonl", "pairs.jsonl", generate_nonspeech=40)
+    run = train("pairs.jsonl", model="tiny.en", output_dir="run", num_train_epochs=3)
+    print(evaluate(run["output_dir"], "test.asr.jsonl")["wer"])
+    print(transcribe(run["output_dir"], ["meeting.wav"])[0])
+
+`model` arguments take what `--model` takes (a bundled name such as `tiny.en`, a hub id in the
+local cache, a model folder or an adapter folder) or a `LoadedModel` from `load_model`, so a
+notebook loads once and calls many times. Options are the commands' options, by the same names
+(`rlhf-asr CMD --help` lists them with their defaults). Bad input raises `UserInputError`, whose
+message is the one line the CLI prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from rlhf_asr.data.sources import Columns, DataSource
+from rlhf_asr.errors import UserInputError
+
+logger = logging.getLogger(__name__)
+
+ModelLike = Any  # str | Path | LoadedModel (kept loose: torch is imported lazily)
+__all__ = ["Columns", "DataSource", "LoadedModel", "evaluate", "load_model", "make_pairs", "train", "transcribe"]
+
+
+class LoadedModel(NamedTuple):
+    """A model ready to decode (eval mode, on its device) and its processor."""
+
+    model: Any  # WhisperForConditionalGeneration, or a PeftModel around one
+    processor: Any  # WhisperProcessor
+    name: str  # what it was loaded from, as the user named it
+
+
+def load_model(model: str | Path, *, device: str | None = None, dtype: str | None = None) -> LoadedModel:
+    """Loads a base, merged or adapter checkpoint for decoding.
+
+    Args:
+        model: bundled name (`tiny.en`, `base`), hub id found in the local cache, or folder.
+        device: `cpu`, `cuda`, `cuda:1`...; None: cuda when available, else cpu.
+        dtype: `float32`, `float16` or `bfloat16`; None: as saved.
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    from rlhf_asr.model.loading import default_device, load_for_inference
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(str(model), "model")  # a truncated weights file: one line, before loading
+    loaded, processor = load_for_inference(str(model), device=device or default_device(), dtype=dtype)
+    return LoadedModel(loaded, processor, str(model))
+
+
+def _loaded(model: ModelLike, device: str | None, dtype: str | None) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype)
+
+
+def transcribe(
+    model: ModelLike,
+    audio: str | Path | np.ndarray | Sequence[str | Path | np.ndarray],
+    *,
+    language: str | None = None,
+    num_beams: int | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> list[str]:
+    """Transcripts of audio files (any format soundfile reads) or 16 kHz mono float arrays, in order.
+
+    Args:
+        language: e.g. `English` or `en`; None: each file's detected language (multilingual models).
+        num_beams: None: the model's generation config.
+        batch_size: files decoded at once.
+    """
+    from rlhf_asr.data.audio import load_audio
+    from rlhf_asr.inference.decode import transcribe_batch
+
+    items = [audio] if isinstance(audio, (str, Path, np.ndarray)) else list(audio)
+    for item in items:
+        if isinstance(item, (str, Path)) and not Path(item).is_file():
+            raise UserInputError(f"audio file {item}: no such file")
+    audios = [item if isinstance(item, np.ndarray) else load_audio(item) for item in items]
+    loaded = _loaded(model, device, dtype)
+    return transcribe_batch(
+        loaded.model, loaded.processor, audios, language=language, num_beams=num_beams, batch_size=batch_size
+    )
+
+
+def evaluate(
+    model: ModelLike,
+    data: str | Path | DataSource,
+    *,
+    output: str | Path | None = None,
+    language: str | None = None,
+    num_beams: int | None = None,
+    batch_size: int = 8,
+    max_rows: int | None = None,
+    skip_invalid_rows: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> dict:
+    """WER/CER (speech rows), hallucination, insertion and repetition rates, preference accuracy.
+
+    Args:
+        data: an ASR or preference manifest (JSONL), a dataset folder/file/hub id, or a
+            `DataSource` naming a dataset's split and columns.
+        output: metrics.json path; utterances.csv is written beside it. None: nothing written.
+        language: overrides the rows' own languages; None: each row's (else detected).
+        num_beams: None: the model's generation config.
+        max_rows: score only the first N rows.
+        skip_invalid_rows: skip (and count) bad rows instead of stopping at the first.
+    Returns the metrics that metrics.json holds.
+    """
+    from rlhf_asr.evaluation.evaluate import check_output, evaluate_manifest
+
+    target = check_output(str(output)) if output is not None else None  # before hours of decoding
+    source = _source(data, "test")
+    loaded = _loaded(model, device, dtype)
+    return evaluate_manifest(
+        loaded.model,
+        loaded.processor,
+        source,
+        language=language,
+        num_beams=num_beams,
+        batch_size=batch_size,
+        output_dir=target.parent if target else None,
+        metrics_name=target.name if target else "metrics.json",
+        max_rows=max_rows,
+        model_name=loaded.name,
+        skip_invalid=skip_invalid_rows,
+    )
+
+
+def make_pairs(
+    model: ModelLike,
+    data: str | Path | DataSource,
+    output: str | Path,
+    *,
+    num_candidates: int = 4,
+    strategy: str = "beam",
+    temperature: float = 0.7,
+    negative: str = "hardest",
+    corrupt_correct: bool = False,
+    generate_nonspeech: int = 0,
+    nonspeech_dir: str | Path | None = None,
+    pad_silence: float = 0.0,
+    language: str | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    resume: bool = True,
+    skip_invalid_rows: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> dict:
+    """Mines preference pairs from an ASR manifest (or dataset) with the model's own mistakes.
+
+    Args:
+        output: the preference manifest to write (JSON lines); resumed when present and `resume`.
+        num_candidates: candidates decoded per clip (n-best beam search, or samples).
+        strategy: `beam` or `sample` (at `temperature`).
+        negative: the rejected transcript: `hardest` (most probable wrong), `worst` (highest WER), `random`.
+        corrupt_correct: where the model is right, reject a corrupted reference instead of skipping.
+        generate_nonspeech: non-speech clips made here (silence, noises, tones, hum, music-like),
+            whose every non-empty transcript is rejected in favour of "".
+        nonspeech_dir: the user's own non-speech files, cut into windows of at most 30 s.
+        pad_silence: seconds of silence or noise added around copies of the speech clips.
+    Returns counts: written, per kind (speech, no_speech, padded), skipped, unreadable.
+    """
+    from rlhf_asr.pairs import mine_pairs
+
+    source = _source(data, "train")
+    loaded = _loaded(model, device, dtype)
+    return mine_pairs(
+        loaded.model,
+        loaded.processor,
+        source,
+        output,
+        num_candidates=num_candidates,
+        strategy=strategy,
+        temperature=temperature,
+        negative=negative,
+        corrupt_correct=corrupt_correct,
+        seed=seed,
+        batch_size=batch_size,
+        language=language,
+        resume=resume,
+        model_name=loaded.name,
+        skip_invalid=skip_invalid_rows,
+        generate_nonspeech=generate_nonspeech,
+        nonspeech_dir=nonspeech_dir,
+        pad_silence=pad_silence,
+    )
+
+
+def train(data: str | Path, *, output_dir: str | Path, model: str = "tiny.en", **options) -> dict:
+    """ORPO fine-tuning on a preference manifest (or dataset); saves into `output_dir`.
+
+    Args:
+        data: training pairs (`--train_data`).
+        output_dir: where the adapter (or model), its card and run_summary.json go.
+        model: the model to start from (`--base_model`).
+        options: any `rlhf-asr train` option by its field name (`rlhf-asr train --help`), e.g.
+            `test_data`, `peft`, `lora_r`, `alpha`, `num_train_epochs`, `learning_rate`,
+            `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
+    Returns the run summary (also in OUTPUT_DIR/run_summary.json).
+    """
+    from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+    from rlhf_asr.trainer.run import run_training
+
+    given = {"base_model": str(model), "train_data": str(data), "output_dir": str(output_dir), **options}
+    parts = []
+    for cls in (ModelArguments, DataArguments, ORPOConfig):
+        names = {field.name for field in dataclasses.fields(cls) if field.init}
+        parts.append(cls(**{name: given.pop(name) for name in list(given) if name in names}))
+    if given:
+        raise UserInputError(f"train: unknown option(s) {', '.join(sorted(given))}; `rlhf-asr train --help` lists them")
+    summary = run_training(*parts)
+    return {**summary, "output_dir": str(output_dir)}
+
+
+def _source(data: str | Path | DataSource, default_split: str) -> str | DataSource:
+    """A manifest path as is; a dataset location with the split taken by default for this use."""
+    from rlhf_asr.data.sources import DataSource
+
+    if isinstance(data, DataSource):
+        return data
+    return DataSource(str(data), default_split=default_split)
