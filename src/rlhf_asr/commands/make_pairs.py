@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from rlhf_asr.commands.evaluate import MODEL_HELP
@@ -37,6 +39,13 @@ class MakePairsOptions:
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+    backend: Literal["hf", "ct2"] = field(
+        default="hf",
+        metadata={"help": "hf: transformers; ct2: CTranslate2 (--model a CT2 folder, or exported to one first)"},
+    )
+    ct2_quantization: Literal["int8", "int8_float32", "int8_float16", "float16", "float32"] = field(
+        default="int8", metadata={"help": "--backend ct2: weight type when --model is exported first"}
+    )
 
     def __post_init__(self):
         check_positive(self, "num_candidates", "batch_size")
@@ -59,7 +68,11 @@ def main(argv: list[str]) -> int:
     from rlhf_asr.model.loading import default_device, load_for_inference
     from rlhf_asr.pairs import mine_pairs
 
-    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
+    if args.backend == "ct2":
+        model, (processor, candidates_from) = None, _ct2_backend(args)
+    else:
+        model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
+        candidates_from = None
     summary = mine_pairs(
         model,
         processor,
@@ -76,6 +89,7 @@ def main(argv: list[str]) -> int:
         resume=not args.no_resume,
         model_name=args.model,
         skip_invalid=args.skip_invalid_rows,
+        candidates_from=candidates_from,
     )
     log.info(
         "%d pairs written to %s (%d by corruption); %d already correct, %d without a usable candidate, "
@@ -89,3 +103,26 @@ def main(argv: list[str]) -> int:
         summary["already_done"],
     )
     return 0
+
+
+def _ct2_backend(args: MakePairsOptions):
+    """(processor, candidates_from) of the CTranslate2 model; an HF --model is exported to a temporary folder
+    (removed when the process ends)."""
+    from functools import partial
+
+    import ctranslate2
+
+    from rlhf_asr.inference.ct2_decode import ct2_candidates, load_ct2_whisper
+    from rlhf_asr.model.ct2_export import export_ct2, is_ct2_folder
+
+    ctranslate2.set_random_seed(args.seed)
+    folder = args.model
+    if not is_ct2_folder(folder):
+        log.info("exporting %s to CTranslate2 (%s) first", args.model, args.ct2_quantization)
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="rlhf-asr-ct2-"))
+        folder = export_ct2(args.model, Path(_SCRATCH[-1].name) / "ct2", args.ct2_quantization)
+    ct2 = load_ct2_whisper(folder, device=args.device or "auto")
+    return ct2.processor, partial(ct2_candidates, ct2)
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory] = []  # export folders, kept until the process ends
