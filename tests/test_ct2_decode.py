@@ -77,3 +77,29 @@ def test_make_pairs_with_the_ct2_backend_writes_the_hf_rows(setup, tmp_path, fro
     assert len(hf) == len(ct2) == len(TEXTS)
     for a, b in zip(hf, ct2):
         assert (a["chosen"], a["rejected"], a["rejected_wer"]) == (b["chosen"], b["rejected"], b["rejected_wer"])
+
+
+def test_evaluate_with_the_ct2_backend_reports_both_wers(setup, tmp_path, capsys):
+    """float32 export, greedy: the same transcripts, so the same WER and a difference of 0."""
+    root, model_dir, *_ = setup
+    command = ["evaluate", "--model", str(model_dir), "--data", str(root / "asr.jsonl")]
+    command += ["--backend", "ct2", "--ct2_quantization", "float32", "--output", str(tmp_path / "m.json")]
+    assert cli_main(command) == 0
+    assert "WER ct2 - hf" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["backend"] == "ct2" and metrics["num_utterances"] == len(TEXTS)
+    assert metrics["wer"] == metrics["hf_wer"] > 0 and metrics["wer_difference"] == 0
+    assert metrics["transcripts_differing"] == 0 and metrics["ct2_compute_type"] == "float32"
+    rows = (tmp_path / "utterances.csv").read_text().splitlines()
+    assert rows[0].startswith("source,language,reference,hypothesis,hf_hypothesis") and len(rows) == 1 + len(TEXTS)
+    assert cli_main(["evaluate", *command[1:5], "--output", str(tmp_path / "x.json"), "--ct2_model", "ct2"]) == 2
+
+
+def test_evaluate_against_a_different_ct2_model_shows_the_difference(setup, tmp_path):
+    root, model_dir, *_ = setup
+    other = export_ct2(make_tiny_whisper_dir(tmp_path, seed=2, max_length=24), tmp_path / "other", "float32")
+    command = ["evaluate", "--model", str(model_dir), "--data", str(root / "asr.jsonl"), "--backend", "ct2"]
+    assert cli_main([*command, "--ct2_model", str(other), "--output", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["transcripts_differing"] == len(TEXTS)
+    assert metrics["wer_difference"] == metrics["wer"] - metrics["hf_wer"]

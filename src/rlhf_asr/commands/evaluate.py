@@ -6,14 +6,19 @@ Writes metrics.json to --output and utterances.csv beside it, and prints a short
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
 from rlhf_asr.errors import UserInputError
 
 log = logging.getLogger(__name__)
 MODEL_HELP = "model/merged/adapter folder, hub id, or tiny.en/base (bundled)"
+# --backend ct2: (table row, metrics key); WER is then the CT2 model's
+CT2_ROWS = (("HF WER", "hf_wer"), ("WER ct2 - hf", "wer_difference"))
 
 
 @dataclass(frozen=True)
@@ -32,9 +37,24 @@ class EvaluateOptions:
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+    backend: Literal["hf", "ct2"] = field(
+        default="hf",
+        metadata={
+            "help": "hf: transformers; ct2: decode with --model's CTranslate2 conversion too and report both WERs "
+            "and wer_difference (ct2 - hf) on the same clips"
+        },
+    )
+    ct2_model: str | None = field(
+        default=None, metadata={"help": "--backend ct2: an export-ct2 folder of --model (None: export it now)"}
+    )
+    ct2_quantization: Literal["int8", "int8_float32", "int8_float16", "float16", "float32"] = field(
+        default="int8", metadata={"help": "--backend ct2 without --ct2_model: weight type of the export"}
+    )
 
     def __post_init__(self):
         check_positive(self, "num_beams", "batch_size", "max_rows")
+        if self.ct2_model is not None and self.backend != "ct2":
+            raise UserInputError("--ct2_model is for --backend ct2")
 
 
 def build_parser():
@@ -56,6 +76,7 @@ def format_table(metrics: dict) -> str:
         ("WER", fmt(metrics["wer"], True)),
         ("CER", fmt(metrics["cer"], True)),
         ("preference accuracy", fmt(metrics["preference_accuracy"], True)),
+        *[(name, fmt(metrics[key], True)) for name, key in CT2_ROWS if key in metrics],
         ("audio seconds", fmt(metrics["audio_seconds"])),
         ("RTF", fmt(metrics["rtf"])),
     ]
@@ -84,11 +105,14 @@ def main(argv: list[str]) -> int:
     from rlhf_asr.trainer.validate import check_model_folder
 
     check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
+    if args.ct2_model is not None and not (Path(args.ct2_model).expanduser() / "model.bin").is_file():
+        raise UserInputError(f"--ct2_model {args.ct2_model}: not a CTranslate2 model folder (no model.bin)")
     from rlhf_asr.evaluation.evaluate import evaluate_manifest
     from rlhf_asr.model.loading import default_device, load_for_inference
 
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
-    metrics = evaluate_manifest(
+    evaluate = _ct2_evaluation(args, processor) if args.backend == "ct2" else evaluate_manifest
+    metrics = evaluate(
         model,
         processor,
         args.data,
@@ -104,3 +128,22 @@ def main(argv: list[str]) -> int:
     print(format_table(metrics))
     log.info("wrote %s and %s", output, output.parent / "utterances.csv")
     return 0
+
+
+def _ct2_evaluation(args: EvaluateOptions, processor):
+    """`compare_backends` bound to --model's CTranslate2 model: --ct2_model, or --model exported now
+    to a temporary folder (removed when the process ends)."""
+    from rlhf_asr.evaluation.ct2_compare import compare_backends
+    from rlhf_asr.inference.ct2_decode import load_ct2_whisper
+    from rlhf_asr.model.ct2_export import export_ct2
+
+    folder = args.ct2_model
+    if folder is None:
+        log.info("exporting %s to CTranslate2 (%s) first", args.model, args.ct2_quantization)
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="rlhf-asr-ct2-"))
+        folder = export_ct2(args.model, Path(_SCRATCH[-1].name) / "ct2", args.ct2_quantization)
+    ct2 = load_ct2_whisper(folder, device=args.device or "auto", processor=processor)
+    return partial(compare_backends, ct2=ct2)
+
+
+_SCRATCH: list[tempfile.TemporaryDirectory] = []  # export folders, kept until the process ends

@@ -49,9 +49,9 @@ def load_ct2_whisper(
 ) -> CT2Whisper:
     """A CTranslate2 Whisper folder (as `export_ct2` writes it) ready to decode.
 
-    `threads`: CPU threads of one decoding (0: CTranslate2's default); `processor`: None reads the
-    one saved in the folder. A folder without generation_config.json decodes greedily with the
-    default length limit.
+    `device`: cpu, cuda, cuda:N or auto; `threads`: CPU threads of one decoding (0: CTranslate2's
+    default); `processor`: None reads the one saved in the folder. A folder without
+    generation_config.json decodes greedily with the default length limit.
     """
     try:
         import ctranslate2
@@ -65,7 +65,10 @@ def load_ct2_whisper(
     if not (folder / "model.bin").is_file():
         raise UserInputError(f"{folder}: not a CTranslate2 model folder (no model.bin)")
     try:
-        model = ctranslate2.models.Whisper(str(folder), device=device, compute_type=compute_type, intra_threads=threads)
+        kind, _, index = device.partition(":")  # torch's "cuda:1" is CTranslate2's ("cuda", 1)
+        model = ctranslate2.models.Whisper(
+            str(folder), device=kind, device_index=int(index or 0), compute_type=compute_type, intra_threads=threads
+        )
     except (RuntimeError, ValueError) as error:
         raise UserInputError(f"{folder}: CTranslate2 cannot load it ({error})") from None
     if (folder / "generation_config.json").is_file():
