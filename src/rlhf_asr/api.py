@@ -103,6 +103,9 @@ def evaluate(
     batch_size: int = 8,
     max_rows: int | None = None,
     skip_invalid_rows: bool = False,
+    backend: str = "hf",
+    ct2_model: str | Path | None = None,
+    ct2_quantization: str = "int8",
     device: str | None = None,
     dtype: str | None = None,
 ) -> dict:
@@ -116,14 +119,24 @@ def evaluate(
         num_beams: None: the model's generation config.
         max_rows: score only the first N rows.
         skip_invalid_rows: skip (and count) bad rows instead of stopping at the first.
+        backend: `hf` (transformers), or `ct2`: decode with the model's CTranslate2 conversion as
+            well and report both WERs (`wer` = CT2's, `hf_wer`, `wer_difference` = CT2 - HF).
+        ct2_model: an `export-ct2` folder of `model`; None: exported now (`ct2_quantization`).
     Returns the metrics that metrics.json holds.
     """
+    from rlhf_asr.data.sources import data_kind
     from rlhf_asr.evaluation.evaluate import check_output, evaluate_manifest
 
+    if backend not in ("hf", "ct2"):
+        raise UserInputError(f"backend {backend!r}: must be hf or ct2")
     target = check_output(str(output)) if output is not None else None  # before hours of decoding
-    source = _source(data, "test")
+    source = _source(data, "test", max_rows)
+    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
+    if ct2_model is not None and not (Path(ct2_model).expanduser() / "model.bin").is_file():
+        raise UserInputError(f"--ct2_model {ct2_model}: not a CTranslate2 model folder (no model.bin)")
     loaded = _loaded(model, device, dtype)
-    return evaluate_manifest(
+    decode = evaluate_manifest if backend == "hf" else _ct2_comparison(loaded, ct2_model, ct2_quantization, device)
+    return decode(
         loaded.model,
         loaded.processor,
         source,
@@ -156,6 +169,8 @@ def make_pairs(
     batch_size: int = 8,
     resume: bool = True,
     skip_invalid_rows: bool = False,
+    backend: str = "hf",
+    ct2_quantization: str = "int8",
     device: str | None = None,
     dtype: str | None = None,
 ) -> dict:
@@ -171,15 +186,28 @@ def make_pairs(
             whose every non-empty transcript is rejected in favour of "".
         nonspeech_dir: the user's own non-speech files, cut into windows of at most 30 s.
         pad_silence: seconds of silence or noise added around copies of the speech clips.
+        backend: `hf`, or `ct2`: N-best through CTranslate2 (`model` a CT2 folder, or exported to
+            one first at `ct2_quantization`), several times faster on CPU (docs/benchmarks.md).
     Returns counts: written, per kind (speech, no_speech, padded), skipped, unreadable.
     """
+    from rlhf_asr.data.nonspeech import check_nonspeech_options
+    from rlhf_asr.data.sources import data_kind
     from rlhf_asr.pairs import mine_pairs
 
+    if backend not in ("hf", "ct2"):
+        raise UserInputError(f"backend {backend!r}: must be hf or ct2")
+    check_nonspeech_options(generate_nonspeech, nonspeech_dir, pad_silence)
     source = _source(data, "train")
-    loaded = _loaded(model, device, dtype)
+    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
+    if backend == "ct2":
+        name = model.name if isinstance(model, LoadedModel) else str(model)
+        decoder, processor, candidates_from = None, *_ct2_miner(name, ct2_quantization, device, seed)
+    else:
+        loaded = _loaded(model, device, dtype)
+        name, decoder, processor, candidates_from = loaded.name, loaded.model, loaded.processor, None
     return mine_pairs(
-        loaded.model,
-        loaded.processor,
+        decoder,
+        processor,
         source,
         output,
         num_candidates=num_candidates,
@@ -191,11 +219,12 @@ def make_pairs(
         batch_size=batch_size,
         language=language,
         resume=resume,
-        model_name=loaded.name,
+        model_name=name,
         skip_invalid=skip_invalid_rows,
         generate_nonspeech=generate_nonspeech,
         nonspeech_dir=nonspeech_dir,
         pad_silence=pad_silence,
+        candidates_from=candidates_from,
     )
 
 
@@ -225,10 +254,54 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = "tiny.en", *
     return {**summary, "output_dir": str(output_dir)}
 
 
-def _source(data: str | Path | DataSource, default_split: str) -> str | DataSource:
-    """A manifest path as is; a dataset location with the split taken by default for this use."""
-    from rlhf_asr.data.sources import DataSource
-
+def _source(data: str | Path | DataSource, default_split: str, limit: int | None = None) -> DataSource:
+    """`data` as a DataSource: a dataset's split defaults to `default_split` (a manifest ignores it)."""
     if isinstance(data, DataSource):
         return data
-    return DataSource(str(data), default_split=default_split)
+    return DataSource(str(data), default_split=default_split, limit=limit)
+
+
+def _ct2_comparison(loaded: LoadedModel, ct2_model, quantization: str, device: str | None):
+    """`compare_backends` bound to the model's CTranslate2 conversion: `ct2_model`, or the model
+    exported now to a temporary folder (kept until the process ends)."""
+    from functools import partial
+
+    from rlhf_asr.evaluation.ct2_compare import compare_backends
+    from rlhf_asr.inference.ct2_decode import load_ct2_whisper
+
+    folder = ct2_model or _exported(loaded.name, quantization)
+    ct2 = load_ct2_whisper(folder, device=device or "auto", processor=loaded.processor)
+    return partial(compare_backends, ct2=ct2)
+
+
+def _ct2_miner(model: str, quantization: str, device: str | None, seed: int):
+    """(processor, candidates_from) of the CTranslate2 model: `model` itself when it is a CT2
+    folder, else `model` exported now to a temporary folder (kept until the process ends)."""
+    from functools import partial
+
+    import ctranslate2
+
+    from rlhf_asr.inference.ct2_decode import ct2_candidates, load_ct2_whisper
+    from rlhf_asr.model.ct2_export import is_ct2_folder
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    ctranslate2.set_random_seed(seed)
+    if not is_ct2_folder(model):
+        check_model_folder(model, "model")
+    folder = model if is_ct2_folder(model) else _exported(model, quantization)
+    ct2 = load_ct2_whisper(folder, device=device or "auto")
+    return ct2.processor, partial(ct2_candidates, ct2)
+
+
+def _exported(model: str, quantization: str) -> Path:
+    """`model` exported to CTranslate2 in a temporary folder, kept until the process ends."""
+    import tempfile
+
+    from rlhf_asr.model.ct2_export import export_ct2
+
+    logger.info("exporting %s to CTranslate2 (%s) first", model, quantization)
+    _SCRATCH.append(tempfile.TemporaryDirectory(prefix="rlhf-asr-ct2-"))
+    return export_ct2(model, Path(_SCRATCH[-1].name) / "ct2", quantization)
+
+
+_SCRATCH: list = []  # temporary export folders of --backend ct2, removed when the process ends

@@ -32,6 +32,7 @@ import json
 import logging
 import random
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -83,12 +84,18 @@ def mine_pairs(
     generate_nonspeech: int = 0,
     nonspeech_dir: str | Path | None = None,
     pad_silence: float = 0.0,
+    candidates_from=None,
 ) -> dict:
     """Write preference rows for `asr_manifest` to `output_path` (JSON lines); returns counts.
 
     `generate_nonspeech` clips made here, the windows of the files under `nonspeech_dir`, and
     copies of the speech rows with `pad_silence` seconds of silence or noise around them are mined
     too (see `pair_sources`); the counts say how many pairs of each kind were written.
+
+    `candidates_from(**decode_options)` returns the function that decodes a batch, (audios, wanted
+    languages) -> (languages, candidates); None: `model` through `decode.py` (`hf_candidates`). The
+    ct2 backend passes `partial(ct2_candidates, ct2_model)` (inference/ct2_decode.py), with `model`
+    None and `model_name` given.
     """
     if strategy not in STRATEGIES:
         raise UserInputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -131,6 +138,7 @@ def mine_pairs(
         temperature=temperature if strategy == "sample" else None,
         score=True,
     )
+    provide = (candidates_from or partial(hf_candidates, model, processor))(**decode)
     counts: Counter = Counter()
     # Row notes go through logging; the redirect keeps them from breaking the progress bar.
     with (
@@ -152,9 +160,7 @@ def mine_pairs(
                 kinds.append(item.kind)
             if not batch:
                 continue
-            hidden = encode_audio(model, processor, audios)
-            languages = resolve_languages(model, processor, hidden, [language or e.language for e in batch])
-            candidates = decode_encoded(model, processor, hidden, decoder_prefixes(processor, languages), **decode)
+            languages, candidates = provide(audios, [language or e.language for e in batch])
             statuses = []
             for example, kind, lang, found in zip(batch, kinds, languages, candidates):
                 row, status = miner.pair(example, lang, found, kind)
@@ -190,6 +196,17 @@ def mine_pairs(
         "rows": len(report.examples),
         "output": str(output),
     }
+
+
+def hf_candidates(model, processor, **decode):
+    """The batch decoder `mine_pairs` uses by default: encode once, resolve languages, decode with `model`."""
+
+    def provide(audios, wanted):
+        hidden = encode_audio(model, processor, audios)
+        languages = resolve_languages(model, processor, hidden, wanted)
+        return languages, decode_encoded(model, processor, hidden, decoder_prefixes(processor, languages), **decode)
+
+    return provide
 
 
 def is_mistake(reference: str, hypothesis: str, language: str = "en") -> bool:

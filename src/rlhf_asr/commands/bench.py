@@ -64,9 +64,22 @@ class BenchOptions:
         },
     )
     output: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
+    # --mining (rlhf_asr.bench.mining): decoding speed instead of training steps.
+    mining: bool = field(
+        default=False, metadata={"help": "clips/s of N-best mining, HF vs CTranslate2 (--model: real weights)"}
+    )
+    mining_data: str | None = field(
+        default=None, metadata={"help": "--mining: ASR manifest (None: --mining_clips synthesized with espeak-ng)"}
+    )
+    mining_clips: int = field(default=16, metadata={"help": "--mining: clips decoded per backend"})
+    num_candidates: int = field(default=4, metadata={"help": "--mining: beam width = candidates per clip"})
+    mining_quantizations: list[str] = field(
+        default_factory=lambda: ["int8", "float32"], metadata={"help": "--mining: CTranslate2 weight types"}
+    )
 
     def __post_init__(self):
         check_positive(self, "per_device_train_batch_size", "label_len", "steps", "threads", "max_batch")
+        check_positive(self, "mining_clips", "num_candidates")
 
 
 def build_parser():
@@ -90,6 +103,8 @@ def to_namespace(options: BenchOptions) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    if options.mining:
+        return _mining(options, argv)
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
@@ -130,6 +145,50 @@ def main(argv: list[str] | None = None) -> int:
         report["modes"] = compare.compare(args, modes)
         print(compare.markdown_table([({}, result) for result in report["modes"].values()]))
     report["config"]["load_average_end"] = machine_info(args.device)["load_average"]
+    if options.output:
+        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.output).write_text(json.dumps(report, indent=2))
+        log.info("wrote %s", options.output)
+    return 0
+
+
+def _mining(options: BenchOptions, argv: list[str] | None) -> int:
+    """`--mining`: HF vs CTranslate2 N-best mining speed on the same clips (rlhf_asr.bench.mining)."""
+    import tempfile
+
+    from rlhf_asr.bench.shapes import SHAPES
+    from rlhf_asr.model.ct2_export import QUANTIZATIONS
+
+    if options.model in SHAPES:
+        raise UserInputError(f"--mining needs real weights (a random {options.model} never stops): --model tiny.en")
+    if unknown := sorted(set(options.mining_quantizations) - set(QUANTIZATIONS)):
+        raise UserInputError(f"--mining_quantizations {','.join(unknown)}: choose from {','.join(QUANTIZATIONS)}")
+    from rlhf_asr.bench.measure import machine_info
+    from rlhf_asr.bench.mining import measure_mining, mining_table
+
+    with tempfile.TemporaryDirectory(prefix="rlhf-asr-mining-") as scratch:
+        manifest = options.mining_data
+        if manifest is None:
+            from rlhf_asr.demo.corpus import build_corpus
+            from rlhf_asr.demo.options import SPEEDS, TRAIN_VOICES
+
+            corpus = build_corpus(Path(scratch) / "clips", 0, options.mining_clips, TRAIN_VOICES, [], SPEEDS)
+            manifest = corpus.manifest("test")
+        report = measure_mining(
+            options.model,
+            manifest,
+            scratch,
+            num_candidates=options.num_candidates,
+            clips=options.mining_clips,
+            batch_size=options.per_device_train_batch_size,
+            quantizations=tuple(options.mining_quantizations),
+            threads=options.threads,
+        )
+    import ctranslate2
+
+    report["config"] |= machine_info("cpu") | {"ctranslate2_version": ctranslate2.__version__}
+    report["config"]["command"] = "rlhf-asr bench " + " ".join(sys.argv[2:] if argv is None else argv)
+    print(mining_table(report))
     if options.output:
         Path(options.output).parent.mkdir(parents=True, exist_ok=True)
         Path(options.output).write_text(json.dumps(report, indent=2))

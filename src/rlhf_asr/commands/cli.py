@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "transcribe": ("transcribe", "transcribe audio files with a base, merged or adapter checkpoint"),
     "merge": ("merge", "fold a LoRA/AdaLoRA adapter into its base model (--adapter_dir, --output_dir)"),
     "import-ct2": ("import_ct2", "convert a CTranslate2 Whisper checkpoint (--source, --output_dir)"),
+    "export-ct2": ("export_ct2", "export a model (adapters merged first) to CTranslate2 / faster-whisper"),
     "make-pairs": ("make_pairs", "mine preference pairs from an ASR manifest with a model's own mistakes"),
     "bench": ("bench", "measure memory and step time of sft / naive / concat / ours"),
     "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),

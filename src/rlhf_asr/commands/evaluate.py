@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 from rlhf_asr.commands.data_options import DatasetOptions
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
+from rlhf_asr.errors import UserInputError
 
 log = logging.getLogger(__name__)
 MODEL_HELP = "model/merged/adapter folder, hub id, or tiny.en/base (bundled)"
+# --backend ct2: (table row, metrics key); WER is then the CT2 model's
+CT2_ROWS = (("HF WER", "hf_wer"), ("WER ct2 - hf", "wer_difference"))
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,24 @@ class EvaluateOptions:
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+    backend: Literal["hf", "ct2"] = field(
+        default="hf",
+        metadata={
+            "help": "hf: transformers; ct2: decode with --model's CTranslate2 conversion too and report both WERs "
+            "and wer_difference (ct2 - hf) on the same clips"
+        },
+    )
+    ct2_model: str | None = field(
+        default=None, metadata={"help": "--backend ct2: an export-ct2 folder of --model (None: export it now)"}
+    )
+    ct2_quantization: Literal["int8", "int8_float32", "int8_float16", "float16", "float32"] = field(
+        default="int8", metadata={"help": "--backend ct2 without --ct2_model: weight type of the export"}
+    )
 
     def __post_init__(self):
         check_positive(self, "num_beams", "batch_size", "max_rows")
+        if self.ct2_model is not None and self.backend != "ct2":
+            raise UserInputError("--ct2_model is for --backend ct2")
 
 
 def build_parser():
@@ -66,6 +85,7 @@ def format_table(metrics: dict) -> str:
         ("hallucination rate", fmt(metrics.get("hallucination_rate"), True)),
         ("insertion rate", fmt(metrics.get("insertion_rate"), True)),
         ("repetition rate", fmt(metrics.get("repetition_rate"), True)),
+        *[(name, fmt(metrics[key], True)) for name, key in CT2_ROWS if key in metrics],
         ("audio seconds", fmt(metrics["audio_seconds"])),
         ("RTF", fmt(metrics["rtf"])),
     ]
@@ -75,33 +95,23 @@ def format_table(metrics: dict) -> str:
 
 def main(argv: list[str]) -> int:
     args, dataset_options, _ = parse_options(build_parser(), argv)
-    from rlhf_asr.evaluation.evaluate import check_output
+    from rlhf_asr.api import evaluate
 
-    output = check_output(args.output)
-    from rlhf_asr.trainer.validate import check_model_folder
-
-    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
-    from rlhf_asr.data.sources import data_kind
-    from rlhf_asr.evaluation.evaluate import evaluate_manifest
-
-    source = dataset_options.source(args.data, "test", args.max_rows)
-    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
-    from rlhf_asr.model.loading import default_device, load_for_inference
-
-    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
-    metrics = evaluate_manifest(
-        model,
-        processor,
-        source,
+    metrics = evaluate(
+        args.model,
+        dataset_options.source(args.data, "test", args.max_rows),
+        output=args.output,
         language=args.language,
         num_beams=args.num_beams,
         batch_size=args.batch_size,
-        output_dir=output.parent,
-        metrics_name=output.name,
         max_rows=args.max_rows,
-        model_name=args.model,
-        skip_invalid=args.skip_invalid_rows,
+        skip_invalid_rows=args.skip_invalid_rows,
+        backend=args.backend,
+        ct2_model=args.ct2_model,
+        ct2_quantization=args.ct2_quantization,
+        device=args.device,
+        dtype=args.dtype,
     )
     print(format_table(metrics))
-    log.info("wrote %s and %s", output, output.parent / "utterances.csv")
+    log.info("wrote %s and utterances.csv beside it", args.output)
     return 0

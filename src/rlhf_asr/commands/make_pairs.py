@@ -51,6 +51,13 @@ class MakePairsOptions:
         default=0.0,
         metadata={"help": "also mine each speech clip with this many seconds of silence or noise around it (0: off)"},
     )
+    backend: Literal["hf", "ct2"] = field(
+        default="hf",
+        metadata={"help": "hf: transformers; ct2: CTranslate2 (--model a CT2 folder, or exported to one first)"},
+    )
+    ct2_quantization: Literal["int8", "int8_float32", "int8_float16", "float16", "float32"] = field(
+        default="int8", metadata={"help": "--backend ct2: weight type when --model is exported first"}
+    )
 
     def __post_init__(self):
         check_positive(self, "num_candidates", "batch_size")
@@ -70,36 +77,29 @@ def parse_args(argv: list[str]) -> MakePairsOptions:
 
 def main(argv: list[str]) -> int:
     args, dataset_options, _ = parse_options(build_parser(), argv)
-    from rlhf_asr.trainer.validate import check_model_folder
+    from rlhf_asr.api import make_pairs
 
-    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
-    from rlhf_asr.data.sources import data_kind
-
-    source = dataset_options.source(args.data, "train")
-    data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
-    from rlhf_asr.model.loading import default_device, load_for_inference
-    from rlhf_asr.pairs import mine_pairs
-
-    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
-    summary = mine_pairs(
-        model,
-        processor,
-        source,
+    summary = make_pairs(
+        args.model,
+        dataset_options.source(args.data, "train"),
         args.output,
         num_candidates=args.num_candidates,
         strategy=args.strategy,
         temperature=args.temperature,
         negative=args.negative,
         corrupt_correct=args.corrupt_correct,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        language=args.language,
-        resume=not args.no_resume,
-        model_name=args.model,
-        skip_invalid=args.skip_invalid_rows,
         generate_nonspeech=args.generate_nonspeech,
         nonspeech_dir=args.nonspeech_dir,
         pad_silence=args.pad_silence,
+        language=args.language,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        resume=not args.no_resume,
+        skip_invalid_rows=args.skip_invalid_rows,
+        backend=args.backend,
+        ct2_quantization=args.ct2_quantization,
+        device=args.device,
+        dtype=args.dtype,
     )
     log.info(
         "%d pairs written to %s (%d speech, %d no_speech, %d padded; %d by corruption, %d with a repetition loop); "

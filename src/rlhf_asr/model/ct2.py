@@ -193,11 +193,31 @@ def _layer(m: _Mapper, ct2: str, hf: str) -> None:
     m.linear(f"{ct2}/ffn/linear_1", f"{hf}.fc2")
 
 
+def resolve_aliases(variables: dict[str, np.ndarray], aliases: dict[str, str]) -> dict[str, np.ndarray]:
+    """Every alias as a variable of its own.
+
+    CTranslate2's converter stores equal arrays once and names the others as aliases of it: the
+    tied output projection always, and any other repeats (the zero biases and unit layer-norm
+    gains of a fresh or lightly trained model, where most of them are equal).
+    """
+    resolved = dict(variables)
+    for alias, target in aliases.items():
+        seen = {alias}
+        while target in aliases and target not in seen:  # an alias of an alias
+            seen.add(target)
+            target = aliases[target]
+        if target not in variables:
+            raise UserInputError(f"unsupported CTranslate2 Whisper layout: alias {alias!r} of missing {target!r}")
+        resolved[alias] = variables[target]
+    return resolved
+
+
 def to_hf_state_dict(variables: dict[str, np.ndarray], aliases: dict[str, str], config) -> dict[str, np.ndarray]:
     """Map CT2 variables onto `WhisperForConditionalGeneration` names (float32)."""
-    if aliases.get("decoder/projection/weight") != "decoder/embeddings/weight":
+    aliases = dict(aliases)
+    if aliases.pop("decoder/projection/weight", None) != "decoder/embeddings/weight":
         raise UserInputError("unsupported CTranslate2 Whisper layout: output projection is not tied")
-    m = _Mapper(variables)
+    m = _Mapper(resolve_aliases(variables, aliases))
     for name, expected in _EXPECTED_OPTIONS.items():
         if int(m.take(name)) != expected:
             raise UserInputError(f"unsupported CTranslate2 Whisper option {name} (not {expected})")
