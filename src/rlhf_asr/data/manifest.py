@@ -5,7 +5,8 @@ rows are validated before training starts (audio via its header only: cheap), an
 problem is reported as "file:line: reason". By default any problem stops the run; with
 `skip_invalid=True` (the CLI's --skip_invalid_rows) invalid rows are skipped and counted.
 Audio over Whisper's 30 s window is such a problem: one example cannot hold it (the feature
-extractor would silently cut the audio while the transcript still covers all of it). Rows
+extractor would silently cut the audio while the transcript still covers all of it); evaluation
+reads with `long_audio=True` and decodes such rows long-form. Rows
 outside a narrower duration range the user asks for are a filter, not an error: always
 skipped, counted. A row repeating an earlier one (same audio, same transcripts) is a problem
 too: it would silently count twice in the loss.
@@ -126,10 +127,11 @@ class _Context:
     known_languages: frozenset[str] | None
     check_audio: bool
     duration_tolerance: tuple[float, float]
+    long_audio: bool = False  # audio over the 30 s window is valid (evaluation decodes it long-form)
 
     def __post_init__(self) -> None:
         low, high = self.min_duration, self.max_duration
-        if not 0 <= low <= high <= WHISPER_MAX_SECONDS:
+        if not 0 <= low <= high <= (math.inf if self.long_audio else WHISPER_MAX_SECONDS):
             raise UserInputError(
                 f"durations must satisfy 0 <= min_duration <= max_duration <= {WHISPER_MAX_SECONDS:g} "
                 f"(Whisper's window), got min_duration={low:g}, max_duration={high:g}"
@@ -236,7 +238,7 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
     if off > seconds and off > fraction * duration:
         raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
-    if duration > WHISPER_MAX_SECONDS:
+    if duration > WHISPER_MAX_SECONDS and not ctx.long_audio:
         kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
         reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
         raise _Bad(kind, reason)
@@ -317,16 +319,20 @@ def read_preference_manifest(
     known_languages: Collection[str] | None = None,
     check_audio: bool = True,
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
+    long_audio: bool = False,
 ) -> ManifestReport:
     """Read and check a preference manifest; `report.examples` are PreferenceExample.
 
     known_languages: language codes the tokenizer knows (None: not checked).
     check_audio: open each file's header for its real duration (existence is always checked).
     duration_tolerance: (seconds, fraction); a declared duration is wrong when off by more than both.
+    long_audio: audio over Whisper's 30 s window is a valid row (evaluation only: training cannot hold it).
     Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
     """
     known = None if known_languages is None else frozenset(known_languages)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
+    ctx = _Context(
+        Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance), long_audio
+    )
     return _read(ctx, _preference_row, skip_invalid)
 
 
@@ -340,11 +346,14 @@ def read_asr_manifest(
     known_languages: Collection[str] | None = None,
     check_audio: bool = True,
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
+    long_audio: bool = False,
 ) -> ManifestReport:
     """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
 
     Same options and errors as read_preference_manifest; with timestamps, "sentences" is required.
     """
     known = None if known_languages is None else frozenset(known_languages)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance))
+    ctx = _Context(
+        Path(path), min_duration, max_duration, timestamps, known, check_audio, tuple(duration_tolerance), long_audio
+    )
     return _read(ctx, _asr_row, skip_invalid)
