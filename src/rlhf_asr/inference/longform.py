@@ -124,13 +124,18 @@ def _segments(processor, found: list[dict]) -> tuple[TimedSegment, ...]:
     return tuple(segments)
 
 
-def _batches(languages: list[str | None], batch_size: int) -> list[range]:
-    """Index ranges decoded together: `generate` takes languages for all rows of a call or none,
-    so a row to detect never shares a call with a row whose language is given."""
+def _batches(keys: list, batch_size: int) -> list[range]:
+    """Index ranges decoded together: consecutive rows of equal key, at most `batch_size`.
+
+    The key keeps apart what one `generate` call cannot mix: rows with a given language and rows
+    to detect (it takes languages for all rows or none), and files up to 30 s and longer ones (a
+    short file batched with long ones is decoded by the long-form loop, alone by the short-form
+    one, and the two can differ in the last tokens: a file's text would depend on its neighbours).
+    """
     batches: list[range] = []
     start = 0
-    for end in range(1, len(languages) + 1):
-        if end == len(languages) or end - start == batch_size or (languages[end] is None) != (languages[start] is None):
+    for end in range(1, len(keys) + 1):
+        if end == len(keys) or end - start == batch_size or keys[end] != keys[start]:
             batches.append(range(start, end))
             start = end
     return batches
@@ -164,7 +169,9 @@ def transcribe_long(
     multilingual = bool(getattr(core.generation_config, "is_multilingual", False))
     extra = {"num_beams": num_beams} if num_beams is not None else {}
     results: list[LongFormResult] = []
-    for rows in _batches(languages if multilingual else [None] * len(audios), batch_size):
+    window = processor.feature_extractor.n_samples
+    keys = [(multilingual and lang is None, len(audio) > window) for lang, audio in zip(languages, audios)]
+    for rows in _batches(keys, batch_size):
         inputs = long_features(processor, [audios[i] for i in rows], core.device, core.dtype)
         if multilingual:
             extra["task"] = task
