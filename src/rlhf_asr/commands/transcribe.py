@@ -58,7 +58,12 @@ def build_parser():
     return parser
 
 
-def parse_args(argv: list[str]) -> tuple[TranscribeOptions, LongFormOptions]:
+def parse_args(argv: list[str]) -> TranscribeOptions:
+    return parse_all(argv)[0]
+
+
+def parse_all(argv: list[str]) -> tuple[TranscribeOptions, LongFormOptions]:
+    """The command's options and the long-form decoding options."""
     options, long_form, rest = parse_options(build_parser(), argv)
     options = replace(options, audio=[*options.audio, *rest.files])
     require(options, "audio")
@@ -104,7 +109,7 @@ def write_segments(args: TranscribeOptions, results) -> None:
 
 
 def main(argv: list[str]) -> int:
-    args, long_form = parse_args(argv)
+    args, long_form = parse_all(argv)
     check_audio_paths(args.audio)
     from rlhf_asr.trainer.validate import check_model_folder
 
