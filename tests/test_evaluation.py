@@ -223,16 +223,15 @@ def test_evaluate_command_bad_model_is_one_line(data_dir, tmp_path, capsys):
     assert "model path does not exist" in capsys.readouterr().err
 
 
-def test_transcribe_says_which_files_are_cut_to_30_seconds(data_dir, tmp_path, capsys):
+def test_transcribe_decodes_files_over_30_seconds_long_form(data_dir, tmp_path, capsys):
     root, model_dir = data_dir
     long = write_tone(tmp_path / "long.wav", seconds=31.5, seed=7)
     short = root / "a0.wav"
-    assert cli.main(["transcribe", "--model", str(model_dir), "--device", "cpu", str(short), str(long)]) == 0
+    options = ["--model", str(model_dir), "--device", "cpu", "--temperature", "0"]
+    assert cli.main(["transcribe", str(short), str(long), *options]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.strip().splitlines()) == 2
-    notes = [line.removeprefix("[rlhf-asr] ") for line in captured.err.splitlines()]  # a warning, logged
-    notes = [line for line in notes if line.startswith((str(short), str(long)))]
-    assert len(notes) == 1 and notes[0].startswith(f"{long}: 31.5 s") and "first 30 s" in notes[0]
+    assert "1 file(s) over 30 s: long-form decoding" in captured.err  # no longer cut to its first 30 s
 
 
 # --- no speech -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from rlhf_asr.data.sources import Columns, DataSource
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.inference.longform import LongFormOptions
 
 logger = logging.getLogger(__name__)
 
@@ -69,28 +71,57 @@ def transcribe(
     language: str | None = None,
     num_beams: int | None = None,
     batch_size: int = 8,
+    timestamps: bool = False,
+    long_form: LongFormOptions | None = None,
+    seed: int = 0,
     device: str | None = None,
     dtype: str | None = None,
-) -> list[str]:
+) -> list:
     """Transcripts of audio files (any format soundfile reads) or 16 kHz mono float arrays, in order.
+
+    Audio up to 30 s is decoded in one window with the model's generation config; longer audio
+    (and all audio with `timestamps`) with Whisper's sequential long-form decoding
+    (`inference/longform.py`: temperature fallback, no-speech and log-prob thresholds).
 
     Args:
         language: e.g. `English` or `en`; None: each file's detected language (multilingual models).
         num_beams: None: the model's generation config.
         batch_size: files decoded at once.
+        timestamps: return `LongFormResult`s (text and timed segments) instead of strings.
+        long_form: the long-form options; None: openai/whisper's defaults.
+        seed: seeds the sampling of the temperature fallback, so a transcript repeats.
+    Returns one `str` per input, or one `LongFormResult` per input with `timestamps`.
     """
+    import torch
+
     from rlhf_asr.data.audio import load_audio
-    from rlhf_asr.inference.decode import transcribe_batch
+    from rlhf_asr.inference.decode import over_window, transcribe_batch
+    from rlhf_asr.inference.longform import transcribe_long
 
     items = [audio] if isinstance(audio, (str, Path, np.ndarray)) else list(audio)
     for item in items:
         if isinstance(item, (str, Path)) and not Path(item).is_file():
-            raise UserInputError(f"audio file {item}: no such file")
-    audios = [item if isinstance(item, np.ndarray) else load_audio(item) for item in items]
+            what = "is a folder, not a file" if Path(item).is_dir() else "no such file"
+            raise UserInputError(f"audio file {item}: {what}")
+    audios = [item if isinstance(item, np.ndarray) else load_audio(item) for item in items]  # before the model
     loaded = _loaded(model, device, dtype)
-    return transcribe_batch(
-        loaded.model, loaded.processor, audios, language=language, num_beams=num_beams, batch_size=batch_size
-    )
+    torch.manual_seed(seed)
+    decode = dict(language=language, num_beams=num_beams, batch_size=batch_size)
+    if timestamps:
+        return transcribe_long(loaded.model, loaded.processor, audios, options=long_form, **decode)
+    long_rows = [i for i, seconds in enumerate(over_window(audios)) if seconds is not None]
+    short_rows = [i for i in range(len(audios)) if i not in set(long_rows)]
+    texts: dict[int, str] = {}
+    if short_rows:
+        found = transcribe_batch(loaded.model, loaded.processor, [audios[i] for i in short_rows], **decode)
+        texts.update(zip(short_rows, found))
+    if long_rows:
+        logger.info("%d file(s) over 30 s: long-form decoding", len(long_rows))
+        found = transcribe_long(
+            loaded.model, loaded.processor, [audios[i] for i in long_rows], options=long_form, **decode
+        )
+        texts.update(zip(long_rows, (result.text for result in found)))
+    return [texts[i] for i in range(len(audios))]
 
 
 def evaluate(
@@ -103,6 +134,7 @@ def evaluate(
     batch_size: int = 8,
     max_rows: int | None = None,
     skip_invalid_rows: bool = False,
+    long_form: LongFormOptions | None = None,
     backend: str = "hf",
     ct2_model: str | Path | None = None,
     ct2_quantization: str = "int8",
@@ -119,6 +151,7 @@ def evaluate(
         num_beams: None: the model's generation config.
         max_rows: score only the first N rows.
         skip_invalid_rows: skip (and count) bad rows instead of stopping at the first.
+        long_form: how rows over 30 s are decoded (`transcribe`'s options); None: openai's defaults.
         backend: `hf` (transformers), or `ct2`: decode with the model's CTranslate2 conversion as
             well and report both WERs (`wer` = CT2's, `hf_wer`, `wer_difference` = CT2 - HF).
         ct2_model: an `export-ct2` folder of `model`; None: exported now (`ct2_quantization`).
@@ -135,7 +168,10 @@ def evaluate(
     if ct2_model is not None and not (Path(ct2_model).expanduser() / "model.bin").is_file():
         raise UserInputError(f"--ct2_model {ct2_model}: not a CTranslate2 model folder (no model.bin)")
     loaded = _loaded(model, device, dtype)
-    decode = evaluate_manifest if backend == "hf" else _ct2_comparison(loaded, ct2_model, ct2_quantization, device)
+    if backend == "hf":
+        decode = partial(evaluate_manifest, long_form=long_form)
+    else:
+        decode = _ct2_comparison(loaded, ct2_model, ct2_quantization, device)
     return decode(
         loaded.model,
         loaded.processor,
@@ -264,8 +300,6 @@ def _source(data: str | Path | DataSource, default_split: str, limit: int | None
 def _ct2_comparison(loaded: LoadedModel, ct2_model, quantization: str, device: str | None):
     """`compare_backends` bound to the model's CTranslate2 conversion: `ct2_model`, or the model
     exported now to a temporary folder (kept until the process ends)."""
-    from functools import partial
-
     from rlhf_asr.evaluation.ct2_compare import compare_backends
     from rlhf_asr.inference.ct2_decode import load_ct2_whisper
 
@@ -277,8 +311,6 @@ def _ct2_comparison(loaded: LoadedModel, ct2_model, quantization: str, device: s
 def _ct2_miner(model: str, quantization: str, device: str | None, seed: int):
     """(processor, candidates_from) of the CTranslate2 model: `model` itself when it is a CT2
     folder, else `model` exported now to a temporary folder (kept until the process ends)."""
-    from functools import partial
-
     import ctranslate2
 
     from rlhf_asr.inference.ct2_decode import ct2_candidates, load_ct2_whisper

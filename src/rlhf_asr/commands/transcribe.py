@@ -1,20 +1,28 @@
-"""`rlhf-asr transcribe`: print `path<TAB>text` for each audio file (first 30 s of each).
+"""`rlhf-asr transcribe`: transcripts of audio files of any length, as text or timed segments.
 
-There is no long-form decoding yet: a longer file is transcribed from its first 30 s only, and
-one warning names it and its duration, so a short transcript is never mistaken for all.
+Files up to 30 s are decoded in one window with the model's generation config (`path<TAB>text`
+on stdout, as before). Longer files, and every file with `--timestamps`, go through Whisper's
+sequential long-form decoding (`inference.longform`: `generate` with timestamps, condition on
+previous text, temperature fallback and openai's thresholds, all options below).
+`--timestamps` writes segments as JSON (default), SRT, VTT or plain text: one file per audio
+(`<stem>.<format>`) into `--output_dir`, or stdout (one JSON line per file; SRT/VTT on stdout
+take one file, since two subtitle files in one stream are not a subtitle file).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rlhf_asr.commands.evaluate import MODEL_HELP
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options, require
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.inference.longform import LongFormOptions
 
 log = logging.getLogger(__name__)
+FORMAT_NAMES = ("json", "srt", "vtt", "text")  # inference.subtitles.FORMATS (not imported here: --help stays light)
 
 
 @dataclass(frozen=True)
@@ -25,24 +33,44 @@ class TranscribeOptions:
     batch_size: int = field(default=8, metadata={"help": "files decoded at once"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+    timestamps: bool = field(default=False, metadata={"help": "timed segments (long-form decoding for every file)"})
+    format: str | None = field(
+        default=None,
+        metadata={"help": "with --timestamps: json, srt, vtt or text (None: json)", "choices": FORMAT_NAMES},
+    )
+    output_dir: str | None = field(
+        default=None, metadata={"help": "with --timestamps: write <stem>.<format> per file here (None: stdout)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seeds the sampling of temperature fallback (repeatable output)"})
     audio: list[str] = field(default_factory=list, metadata={"help": "audio files; usually given positionally"})
 
     def __post_init__(self):
         check_positive(self, "num_beams", "batch_size")
+        if not self.timestamps and (self.format is not None or self.output_dir is not None):
+            given = "--format" if self.format is not None else "--output_dir"
+            raise UserInputError(f"{given} writes timed segments: add --timestamps")
 
 
 def build_parser():
-    parser = options_parser("rlhf-asr transcribe", [TranscribeOptions], __doc__.splitlines()[0])
+    parser = options_parser("rlhf-asr transcribe", [TranscribeOptions, LongFormOptions], __doc__.splitlines()[0])
     # Files stay positional (`transcribe --model M a.wav b.wav`), as for any tool that takes files.
     parser.add_argument("files", nargs="*", metavar="AUDIO", help="audio files (any format soundfile reads)")
     return parser
 
 
 def parse_args(argv: list[str]) -> TranscribeOptions:
-    options, rest = parse_options(build_parser(), argv)
+    return parse_all(argv)[0]
+
+
+def parse_all(argv: list[str]) -> tuple[TranscribeOptions, LongFormOptions]:
+    """The command's options and the long-form decoding options."""
+    options, long_form, rest = parse_options(build_parser(), argv)
     options = replace(options, audio=[*options.audio, *rest.files])
     require(options, "audio")
-    return options
+    subtitles = options.format in ("srt", "vtt")
+    if options.timestamps and subtitles and options.output_dir is None and len(options.audio) > 1:
+        raise UserInputError(f"--format {options.format} for {len(options.audio)} files needs --output_dir")
+    return options, long_form
 
 
 def check_audio_paths(paths: list[str]) -> None:
@@ -55,29 +83,51 @@ def check_audio_paths(paths: list[str]) -> None:
             raise UserInputError(f"audio file {path}: is a folder, not a file")
 
 
+def output_names(paths: list[str], suffix: str) -> list[str]:
+    """`<stem><suffix>` per file; a stem used twice (a/x.wav, b/x.wav) gets its position added."""
+    stems = [Path(path).stem for path in paths]
+    return [f"{stem}{suffix}" if stems.count(stem) == 1 else f"{stem}.{i}{suffix}" for i, stem in enumerate(stems)]
+
+
+def write_segments(args: TranscribeOptions, results) -> None:
+    from rlhf_asr.inference.subtitles import FORMATS, JsonFormat
+
+    writer = FORMATS[args.format or "json"]
+    if args.output_dir is None:
+        for path, result in zip(args.audio, results):
+            if isinstance(writer, JsonFormat):  # one line per file, named, so a stream of them stays parseable
+                record = {"path": path, "text": result.text, "segments": [asdict(s) for s in result.segments]}
+                print(json.dumps(record, ensure_ascii=False))
+            else:
+                print(writer.render(result.segments, result.text), end="")
+        return
+    folder = Path(args.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, result in zip(output_names(args.audio, writer.suffix), results):
+        (folder / name).write_text(writer.render(result.segments, result.text), encoding="utf-8")
+    log.info("wrote %d %s file(s) to %s", len(results), args.format or "json", folder)
+
+
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    args, long_form = parse_all(argv)
     check_audio_paths(args.audio)
-    from rlhf_asr.trainer.validate import check_model_folder
+    from rlhf_asr.api import transcribe
 
-    check_model_folder(args.model, "--model")  # a truncated weights file: one line, before loading
-    from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, load_audio
-    from rlhf_asr.inference.decode import over_window, transcribe_batch
-    from rlhf_asr.model.loading import default_device, load_for_inference
-
-    audios = [load_audio(path) for path in args.audio]  # fail on a bad file before loading the model
-    for path, seconds in zip(args.audio, over_window(audios)):
-        if seconds is not None:
-            log.warning(
-                "%s: %.1f s long; only the first %.0f s are transcribed (no long-form decoding)",
-                path,
-                seconds,
-                WHISPER_MAX_SECONDS,
-            )
-    model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
-    texts = transcribe_batch(
-        model, processor, audios, language=args.language, num_beams=args.num_beams, batch_size=args.batch_size
+    found = transcribe(
+        args.model,
+        args.audio,
+        language=args.language,
+        num_beams=args.num_beams,
+        batch_size=args.batch_size,
+        timestamps=args.timestamps,
+        long_form=long_form,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
     )
-    for path, text in zip(args.audio, texts):
+    if args.timestamps:
+        write_segments(args, found)
+        return 0
+    for path, text in zip(args.audio, found):
         print(f"{path}\t{text}")
     return 0

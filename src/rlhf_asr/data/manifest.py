@@ -5,7 +5,8 @@ rows are validated before training starts (audio via its header only: cheap), an
 problem is reported as "file:line: reason". By default any problem stops the run; with
 `skip_invalid=True` (the CLI's --skip_invalid_rows) invalid rows are skipped and counted.
 Audio over Whisper's 30 s window is such a problem: one example cannot hold it (the feature
-extractor would silently cut the audio while the transcript still covers all of it). Rows
+extractor would silently cut the audio while the transcript still covers all of it); evaluation
+reads with `long_audio=True` and decodes such rows long-form. Rows
 outside a narrower duration range the user asks for are a filter, not an error: always
 skipped, counted. A row repeating an earlier one (same audio, same transcripts) is a problem
 too: it would silently count twice in the loss.
@@ -75,13 +76,14 @@ class _Context:
     check_audio: bool
     duration_tolerance: tuple[float, float]
     label: str | None = None  # a dataset's name (data/sources.py): rows are named by index, not line
+    long_audio: bool = False  # audio over the 30 s window is valid (evaluation decodes it long-form)
 
     def where(self, line: int) -> str:
         return f"{self.label}, row {line}" if self.label else f"{self.manifest.name}:{line}"
 
     def __post_init__(self) -> None:
         low, high = self.min_duration, self.max_duration
-        if not 0 <= low <= high <= WHISPER_MAX_SECONDS:
+        if not 0 <= low <= high <= (math.inf if self.long_audio else WHISPER_MAX_SECONDS):
             raise UserInputError(
                 f"durations must satisfy 0 <= min_duration <= max_duration <= {WHISPER_MAX_SECONDS:g} "
                 f"(Whisper's window), got min_duration={low:g}, max_duration={high:g}"
@@ -203,7 +205,7 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
     if off > seconds and off > fraction * duration:
         raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
-    if duration > WHISPER_MAX_SECONDS:
+    if duration > WHISPER_MAX_SECONDS and not ctx.long_audio:
         kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
         reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
         raise _Bad(kind, reason)
@@ -290,6 +292,7 @@ def read_preference_manifest(
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
     rows: Iterable | None = None,
     label: str | None = None,
+    long_audio: bool = False,
 ) -> ManifestReport:
     """Read and check a preference manifest; `report.examples` are PreferenceExample.
 
@@ -298,11 +301,12 @@ def read_preference_manifest(
     duration_tolerance: (seconds, fraction); a declared duration is wrong when off by more than both.
     rows/label: (index, row) pairs already read from elsewhere (a dataset: data/sources.py), named
     "label, row N" in messages; `path` then only names them.
+    long_audio: audio over Whisper's 30 s window is a valid row (evaluation only: training cannot hold it).
     Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
     """
     known = None if known_languages is None else frozenset(known_languages)
     tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio)
     return _read(ctx, _preference_row, skip_invalid, rows)
 
 
@@ -318,6 +322,7 @@ def read_asr_manifest(
     duration_tolerance: tuple[float, float] = (0.5, 0.10),
     rows: Iterable | None = None,
     label: str | None = None,
+    long_audio: bool = False,
 ) -> ManifestReport:
     """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
 
@@ -325,5 +330,5 @@ def read_asr_manifest(
     """
     known = None if known_languages is None else frozenset(known_languages)
     tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio)
     return _read(ctx, _asr_row, skip_invalid, rows)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rlhf_asr.data.sources import DataSource, data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.hallucination import score_rows
+from rlhf_asr.evaluation.long_rows import evaluate_in_order, evaluate_long_rows
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
 from rlhf_asr.inference.decode import (
     check_language,
@@ -96,13 +98,15 @@ def evaluate_manifest(
     model_name: str | None = None,
     skip_invalid: bool = False,
     metrics_name: str = "metrics.json",
+    long_form=None,
 ) -> dict:
     """Decode every row, score it, and (with output_dir) write metrics.json and utterances.csv.
 
     `language` overrides the rows' own languages. Otherwise each row is decoded in its own
     language; rows without one take `default_language`, or else are auto-detected by a
-    multilingual model. Rows longer than Whisper's 30 s window are invalid rows (skipped and
-    counted with `skip_invalid`). `manifest_path` may also be a dataset (data/sources.py).
+    multilingual model. Rows longer than Whisper's 30 s window are decoded long-form
+    (`long_rows`, with `long_form`: LongFormOptions, None: openai's defaults). `manifest_path` may
+    also be a dataset (data/sources.py).
     """
     # None: the model's generation config, as Whisper's generate and deployed decoding use it.
     num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
@@ -115,6 +119,8 @@ def evaluate_manifest(
         min_duration=0.0,
         skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
+        long_audio=True,
+        max_duration=math.inf,
     )
     examples = report.examples[:max_rows] if max_rows else report.examples
     rows: list[dict] = []
@@ -123,7 +129,12 @@ def evaluate_manifest(
         for start in range(0, len(examples), batch_size):
             batch = examples[start : start + batch_size]
             wanted = [language or example.language or default_language for example in batch]
-            batch_rows, seconds = _evaluate_batch(model, processor, batch, kind, wanted, num_beams)
+            batch_rows, seconds = evaluate_in_order(
+                lambda part, langs: _evaluate_batch(model, processor, part, kind, langs, num_beams),
+                lambda part, langs: evaluate_long_rows(model, processor, part, kind, langs, num_beams, long_form),
+                batch,
+                wanted,
+            )
             rows += batch_rows
             decode_seconds += seconds
             progress.update(len(batch))
@@ -210,7 +221,7 @@ def _summary(rows, examples, report, kind, processor, language, num_beams, decod
         )
     audio_seconds = sum(example.duration for example in examples)
     distinct = sorted(set(languages))
-    preference = [row["prefers_chosen"] for row in rows] if kind == "preference" else []
+    preference = [row["prefers_chosen"] for row in rows if row.get("prefers_chosen") is not None]
     return {
         "wer": rates["wer"],
         "cer": rates["cer"],

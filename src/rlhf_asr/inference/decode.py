@@ -11,7 +11,7 @@ as `decoder_input_ids`, not Whisper's own `generate`: in transformers 5 that one
 audio N times), so an n-best list would be N copies of the best. The generic path gives real
 n-best lists, applies the same suppress-token rules from the generation config, and takes the
 encoder output, so each audio is encoded once for language detection, decoding and scoring.
-Audio is cut to Whisper's 30 s window (no long-form decoding; see `over_window`).
+Audio is cut to Whisper's 30 s window here; longer audio goes through `inference.longform` (see `over_window`).
 
 The transcripts equal `WhisperForConditionalGeneration.generate` with the model's generation
 config (prompt, suppressed tokens, length rule, and `num_beams` when not given), which is what
