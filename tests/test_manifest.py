@@ -46,8 +46,17 @@ BAD_ROWS = [
     (good_row(audio={"path": "nope.wav"}), "audio file missing", "audio file missing: {folder}/nope.wav", {}),
     (good_row(audio={"path": "junk.wav"}), "unreadable audio", "unreadable audio: {folder}/junk.wav", {}),
     (good_row(audio={"path": "empty.wav"}), "empty audio", "empty audio: {folder}/empty.wav", {}),
-    (good_row(chosen="   "), "empty transcript", "field 'chosen' is empty", {}),
-    (good_row(rejected=""), "empty transcript", "field 'rejected' is empty", {}),
+    (good_row(chosen="   "), "whitespace transcript", "field 'chosen' holds only whitespace: write \"\" for", {}),
+    (good_row(chosen="\n"), "whitespace transcript", "field 'chosen' holds only whitespace", {}),
+    (good_row(rejected=""), "empty transcript", "field 'rejected' is empty: a rejected transcript needs words", {}),
+    (good_row(rejected="  "), "empty transcript", "field 'rejected' is empty", {}),
+    (good_row(chosen="", rejected=""), "empty transcript", "field 'rejected' is empty", {}),
+    (
+        good_row(chosen="", chosens=SEGMENTS, rejecteds=SEGMENTS),
+        "bad segments",
+        "field 'chosens' has segments but 'chosen' is \"\" (no speech)",
+        {"timestamps": True},
+    ),
     (good_row(chosen="hello  world ", rejected="hello world"), "chosen equals rejected", "chosen equals rejected", {}),
     (good_row(duration=5.0), "duration mismatch", "declared duration 5 s but a.wav lasts 2.00 s", {}),
     (good_row(duration=2.3), "duration mismatch", "declared duration 2.3 s", {"duration_tolerance": (0.1, 0.1)}),
@@ -216,7 +225,7 @@ def test_every_row_skipped_is_an_error(folder):
 
 
 def test_error_lists_first_problems_and_total(folder):
-    manifest = write_manifest(folder, [good_row()] + [good_row(chosen="")] * 8)
+    manifest = write_manifest(folder, [good_row()] + [good_row(rejected="")] * 8)
     message = str(pytest.raises(UserInputError, read_preference_manifest, manifest).value)
     assert "8 invalid row(s) of 9" in message and f"{manifest}:6: " in message
     assert f"{manifest}:7: " not in message and "... and 3 more" in message
@@ -274,3 +283,39 @@ def test_asr_manifest(folder):
         read_asr_manifest(folder / "asr.jsonl", timestamps=True)
     timed = read_asr_manifest(write_manifest(folder, rows[:1], "one.jsonl"), timestamps=True)
     assert timed.examples[0].segments == (Segment(0.0, 1.5, "hi there"),)
+
+
+def test_no_speech_rows_are_accepted_and_counted(folder):
+    rows = [good_row(), good_row(chosen="", rejected="you"), good_row(chosen="", rejected="Thank you.")]
+    report = read_preference_manifest(write_manifest(folder, rows))
+    assert [example.chosen for example in report.examples] == ["hello world", "", ""]
+    assert [example.no_speech for example in report.examples] == [False, True, True]
+    assert report.summary() == "train.jsonl: 3 rows read (2 no-speech), 0 skipped"
+
+
+def test_no_speech_row_with_timestamps_has_no_segments(folder):
+    rows = [good_row(chosen="", rejected="you", rejecteds=[{"start": 0, "end": 1, "text": "you"}])]
+    example = read_preference_manifest(write_manifest(folder, rows), timestamps=True).examples[0]
+    assert example.chosen_segments == () and example.rejected_segments == (Segment(0.0, 1.0, "you"),)
+    rows = [good_row(chosen="", rejected="you", chosens=[], rejecteds=[{"start": 0, "end": 1, "text": "you"}])]
+    assert read_preference_manifest(write_manifest(folder, rows), timestamps=True).examples[0].chosen_segments == ()
+
+
+def test_asr_no_speech_rows(folder):
+    rows = [
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": "hi there"},
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": ""},
+        {"audio": {"path": "a.wav"}, "duration": 2, "text": ""},
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": " \t"},
+    ]
+    report = read_asr_manifest(write_manifest(folder, rows, "asr.jsonl"), skip_invalid=True)
+    assert [(example.text, example.no_speech) for example in report.examples] == [("hi there", False), ("", True)]
+    skipped = [(problem.line, problem.kind) for problem in report.skipped]
+    assert skipped == [(3, "duplicate row"), (4, "whitespace transcript")]
+    assert "asr.jsonl:4: field 'sentence' holds only whitespace: write \"\" for a clip with no speech" in str(
+        report.skipped[1]
+    )
+    expected = "asr.jsonl: 4 rows read (1 no-speech), 2 skipped (1 duplicate row, 1 whitespace transcript)"
+    assert report.summary() == expected
+    timed = read_asr_manifest(write_manifest(folder, rows[1:2], "timed.jsonl"), timestamps=True)
+    assert timed.examples[0].segments == ()

@@ -15,6 +15,13 @@ Formats: JSON lines (one object per line) or one JSON array. Preference rows:
      "language": "English", "chosens": [{"start": 0, "end": 2.1, "text": "..."}], "rejecteds": [...]}
 ASR rows: {"audio": {"path"}, "duration", "sentence" (or "text"), "language"?, "sentences"?}.
 Relative audio paths resolve against the manifest's folder.
+
+No speech: an ASR row with "sentence": "" says nothing was said in the clip (silence, noise,
+music), and a preference row with "chosen": "" says the right output is nothing (the prompt,
+then end-of-text); with timestamps their segment list is [] or left out. These rows are how the
+model learns not to hallucinate, so they are accepted and counted. Every other empty text stays
+an error: an empty rejected transcript prefers nothing over nothing, and whitespace-only text is
+refused (with a pointer to "") because it is more often a broken export than a deliberate label.
 """
 
 from __future__ import annotations
@@ -55,6 +62,11 @@ class PreferenceExample:
     rejected_segments: tuple[Segment, ...] | None
     source: str  # "train.jsonl:12", for messages about this example later on
 
+    @property
+    def no_speech(self) -> bool:
+        """The right output is nothing: a clip of silence, noise or music."""
+        return self.chosen == ""
+
 
 @dataclass(frozen=True)
 class AsrExample:
@@ -64,6 +76,11 @@ class AsrExample:
     language: str | None
     segments: tuple[Segment, ...] | None
     source: str
+
+    @property
+    def no_speech(self) -> bool:
+        """Nothing was said in the clip."""
+        return self.text == ""
 
 
 @dataclass(frozen=True)
@@ -88,8 +105,14 @@ class ManifestReport:
     skipped: list[RowProblem] = field(default_factory=list)
 
     def summary(self) -> str:
-        """'train.jsonl: 120 rows read, 3 skipped (2 audio file missing, 1 chosen equals rejected)'."""
-        text = f"{self.manifest.name}: {self.rows_read} rows read, {len(self.skipped)} skipped"
+        """'train.jsonl: 120 rows read (40 no-speech), 3 skipped (2 audio file missing, 1 duplicate row)'.
+
+        The no-speech count (of the usable rows) is shown only when there are any.
+        """
+        no_speech = sum(example.no_speech for example in self.examples)
+        text = f"{self.manifest.name}: {self.rows_read} rows read"
+        text += f" ({no_speech} no-speech)" if no_speech else ""
+        text += f", {len(self.skipped)} skipped"
         counts = Counter(problem.kind for problem in self.skipped)
         if counts:
             text += " (" + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()) + ")"
@@ -153,11 +176,26 @@ def _get(row: dict, name: str, kind: type | tuple[type, ...], what: str, label: 
     return value
 
 
-def _text(row: dict, name: str) -> str:
+def _text(row: dict, name: str, no_speech_allowed: bool) -> str:
+    """The transcript in `name`; "" only where it means no speech (`no_speech_allowed`)."""
     value = _get(row, name, str, "a string")
-    if not value.strip():
-        raise _Bad("empty transcript", f"field {name!r} is empty")
+    if value.strip():
+        return value
+    if not no_speech_allowed:
+        raise _Bad("empty transcript", f"field {name!r} is empty: a rejected transcript needs words")
+    if value:
+        reason = f'field {name!r} holds only whitespace: write "" for a clip with no speech, or the words said'
+        raise _Bad("whitespace transcript", reason)
     return value
+
+
+def _segments_of(row: dict, name: str, text_field: str, duration: float) -> tuple[Segment, ...]:
+    """The segments of `text_field`; for no speech ("") left out or [], as any segment contradicts it."""
+    if row[text_field]:
+        return _segments(row, name, duration)
+    if row.get(name, []) != []:
+        raise _Bad("bad segments", f'field {name!r} has segments but {text_field!r} is "" (no speech): use []')
+    return ()
 
 
 def _finite(value: Any) -> float | None:
@@ -250,14 +288,15 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
 
 
 def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
-    chosen, rejected = _text(row, "chosen"), _text(row, "rejected")
+    chosen, rejected = _text(row, "chosen", no_speech_allowed=True), _text(row, "rejected", no_speech_allowed=False)
     if chosen.split() == rejected.split():  # equal up to whitespace
         raise _Bad("chosen equals rejected", f"chosen equals rejected: {_short(chosen)}")
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
     chosen_segments = rejected_segments = None
     if ctx.timestamps:
-        chosen_segments, rejected_segments = _segments(row, "chosens", duration), _segments(row, "rejecteds", duration)
+        chosen_segments = _segments_of(row, "chosens", "chosen", duration)
+        rejected_segments = _segments_of(row, "rejecteds", "rejected", duration)
     return PreferenceExample(
         path, duration, chosen, rejected, language, chosen_segments, rejected_segments, f"{ctx.manifest.name}:{line}"
     )
@@ -266,10 +305,11 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
 def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     if "sentence" not in row and "text" not in row:
         raise _Bad("missing field", "missing field 'sentence' (or 'text')")
-    text = _text(row, "sentence" if "sentence" in row else "text")
+    name = "sentence" if "sentence" in row else "text"
+    text = _text(row, name, no_speech_allowed=True)
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
-    segments = _segments(row, "sentences", duration) if ctx.timestamps else None
+    segments = _segments_of(row, "sentences", name, duration) if ctx.timestamps else None
     return AsrExample(path, duration, text, language, segments, f"{ctx.manifest.name}:{line}")
 
 

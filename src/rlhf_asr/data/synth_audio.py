@@ -1,0 +1,105 @@
+"""Non-speech sounds made from numbers: what Whisper hears between and instead of words.
+
+Users rarely keep recordings of their silence, room noise or background music, yet that is where
+Whisper writes words that were never said ("you", "Thank you.", "A"). These generators give them a
+varied set without downloading anything: digital silence, coloured noises, tones, mains hum,
+music-like chords and arpeggios, and mixtures of these. Every sound is a float32 array at 16 kHz,
+scaled to a loudness in dB relative to full scale (RMS), drawn from a numpy Generator so that one
+seed always gives the same sounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLING_RATE = 16000
+# Spectral slope of the noise power: white 0, pink 1/f, brown 1/f^2, blue f.
+NOISE_COLOURS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
+_SEMITONE = 2 ** (1 / 12)
+
+
+def _frames(seconds: float) -> int:
+    return max(1, round(seconds * SAMPLING_RATE))
+
+
+def at_level(signal: np.ndarray, level_db: float) -> np.ndarray:
+    """`signal` scaled to an RMS of `level_db` dBFS (digital silence stays silent), clipped to [-1, 1]."""
+    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+    if rms == 0.0:
+        return signal.astype(np.float32)
+    scaled = signal * (10 ** (level_db / 20) / rms)
+    return np.clip(scaled, -1.0, 1.0).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(_frames(seconds), dtype=np.float32)
+
+
+def noise(seconds: float, colour: str, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise whose power spectrum follows f^slope (see NOISE_COLOURS), unit RMS."""
+    frames = _frames(seconds)
+    spectrum = np.fft.rfft(rng.standard_normal(frames))  # [frames // 2 + 1]
+    frequencies = np.fft.rfftfreq(frames, 1 / SAMPLING_RATE)
+    frequencies[0] = frequencies[1] if frames > 1 else 1.0  # no infinite gain at DC
+    spectrum *= frequencies ** (NOISE_COLOURS[colour] / 2)  # amplitude slope is half the power slope
+    spectrum[0] = 0.0
+    signal = np.fft.irfft(spectrum, frames)
+    return at_level(signal, 0.0)
+
+
+def tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A steady sine between 100 Hz and 4 kHz, with a slight vibrato half of the time."""
+    t = np.arange(_frames(seconds)) / SAMPLING_RATE
+    frequency = float(np.exp(rng.uniform(np.log(100), np.log(4000))))
+    vibrato = rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(3, 7) * t) if rng.random() < 0.5 else 0.0
+    return at_level(np.sin(2 * np.pi * frequency * t * (1 + vibrato)), 0.0)
+
+
+def hum(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Mains hum: 50 or 60 Hz and its harmonics, odd ones stronger, over faint white noise."""
+    t = np.arange(_frames(seconds)) / SAMPLING_RATE
+    base = float(rng.choice([50.0, 60.0]))
+    signal = np.zeros_like(t)
+    for harmonic in range(1, 9):
+        weight = (1.0 if harmonic % 2 else 0.4) / harmonic
+        signal += weight * np.sin(2 * np.pi * base * harmonic * t + rng.uniform(0, 2 * np.pi))
+    signal = at_level(signal, 0.0) + 0.01 * rng.standard_normal(t.size)
+    return at_level(signal, 0.0)
+
+
+def _note(frequency: float, frames: int, rng: np.random.Generator, decay: float) -> np.ndarray:
+    """A plucked or struck note: a few harmonics under an attack-and-decay envelope."""
+    t = np.arange(frames) / SAMPLING_RATE
+    partials = sum(np.sin(2 * np.pi * frequency * k * t + rng.uniform(0, 2 * np.pi)) / k**1.5 for k in range(1, 6))
+    attack = np.minimum(1.0, t / 0.01)  # 10 ms
+    return partials * attack * np.exp(-t / decay)
+
+
+def _scale_root(rng: np.random.Generator) -> float:
+    return 110.0 * _SEMITONE ** int(rng.integers(0, 24))  # A2 .. G#4
+
+
+def chords(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A progression of major or minor triads (with octave), one every 0.5-2 s."""
+    frames = _frames(seconds)
+    signal = np.zeros(frames)
+    step = _frames(rng.uniform(0.5, 2.0))
+    for start in range(0, frames, step):
+        root, third = _scale_root(rng), 4 if rng.random() < 0.5 else 3
+        length = min(step * 2, frames - start)  # notes ring on into the next chord
+        for semitones in (0, third, 7, 12):
+            signal[start : start + length] += _note(root * _SEMITONE**semitones, length, rng, decay=0.8)
+    return at_level(signal, 0.0)
+
+
+def arpeggio(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Notes of a chord one after another, 4-10 a second, each decaying."""
+    frames = _frames(seconds)
+    signal = np.zeros(frames)
+    step = _frames(1 / rng.uniform(4, 10))
+    root = _scale_root(rng) * 2
+    pattern = (0, 4 if rng.random() < 0.5 else 3, 7, 12, 7, 4)
+    for index, start in enumerate(range(0, frames, step)):
+        length = min(step * 3, frames - start)
+        signal[start : start + length] += _note(root * _SEMITONE ** pattern[index % len(pattern)], length, rng, 0.25)
+    return at_level(signal, 0.0)

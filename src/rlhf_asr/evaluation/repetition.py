@@ -1,0 +1,86 @@
+"""Repetition loops: Whisper's second hallucination after words on silence.
+
+A decoder that loses track of the audio keeps predicting what it just wrote ("and and and ...",
+"Thank you. Thank you. Thank you. ..."), usually until the token limit. Word error rate hides
+the loop when the reference itself is short or when another candidate has as many errors, so
+mining and metrics test for it directly:
+
+- a *loop* is an n-gram (n = 1..MAX_NGRAM units) repeated MIN_REPEATS or more times in a row;
+- a hypothesis *far longer* than its reference (more than LENGTH_RATIO x the reference's units
+  plus LENGTH_SLACK) is a loop too: the repeats then need not be exact.
+
+Units are words, compared after case folding and with punctuation stripped ("No, no, no." is
+three "no"s). Texts written without spaces (Chinese, Japanese, Thai, ...) are compared by
+characters; one character carries less than a word, so there the repeated stretch must also
+cover MIN_CHARACTER_SPAN characters ("哈哈哈" is laughter, not a loop). Nothing here depends on a
+language's vocabulary: two repeats ("no no", "bye bye") are ordinary speech and never count.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+MIN_REPEATS = 3
+MAX_NGRAM = 8  # words
+MAX_CHARACTER_NGRAM = 24  # characters, for texts without spaces (about 8 words of Chinese)
+MIN_CHARACTER_SPAN = 6
+LENGTH_RATIO = 2.0
+LENGTH_SLACK = 4  # words; characters count LENGTH_SLACK * CHARACTERS_PER_WORD
+CHARACTERS_PER_WORD = 2
+
+# Scripts written without spaces between words: their texts are compared by characters.
+_SPACELESS_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
+
+
+def _is_letter(character: str) -> bool:
+    return unicodedata.category(character)[0] in "LNM"
+
+
+def _spaceless(text: str) -> bool:
+    """True when most letters are in a script written without spaces between words."""
+    letters = [c for c in text if _is_letter(c)]
+    spaceless = sum(unicodedata.name(c, "").startswith(_SPACELESS_SCRIPTS) for c in letters)
+    return spaceless * 2 > len(letters)
+
+
+def text_units(text: str, characters: bool | None = None) -> list[str]:
+    """Case-folded words without punctuation, or letters for texts without spaces (characters=None: guess)."""
+    if characters is None:
+        characters = _spaceless(text)
+    if characters:
+        return [c for c in text.casefold() if _is_letter(c)]
+    words = ("".join(c for c in word if _is_letter(c)) for word in text.casefold().split())
+    return [word for word in words if word]
+
+
+def _has_loop(units: list[str], characters: bool) -> bool:
+    max_ngram = MAX_CHARACTER_NGRAM if characters else MAX_NGRAM
+    min_span = MIN_CHARACTER_SPAN if characters else 0
+    for n in range(1, max_ngram + 1):
+        for start in range(len(units) - n * MIN_REPEATS + 1):
+            gram = units[start : start + n]
+            repeats = 1
+            while units[start + repeats * n : start + (repeats + 1) * n] == gram:
+                repeats += 1
+            if repeats >= MIN_REPEATS and n * repeats >= min_span:
+                return True
+    return False
+
+
+def far_longer(hypothesis: list[str], reference: list[str], characters: bool) -> bool:
+    """More than LENGTH_RATIO x the reference's units, plus a slack for short references."""
+    slack = LENGTH_SLACK * (CHARACTERS_PER_WORD if characters else 1)
+    return len(hypothesis) > LENGTH_RATIO * len(reference) + slack
+
+
+def has_repetition_loop(text: str, reference: str | None = None) -> bool:
+    """True when `text` repeats an n-gram MIN_REPEATS+ times in a row, or is far longer than `reference`.
+
+    `reference` None: only the repeats count. An empty reference ("" for no speech) makes any text
+    over LENGTH_SLACK words a loop: the model went on and on over silence.
+    """
+    characters = _spaceless(text) or (reference is not None and _spaceless(reference))
+    units = text_units(text, characters)
+    if _has_loop(units, characters):
+        return True
+    return reference is not None and far_longer(units, text_units(reference, characters), characters)

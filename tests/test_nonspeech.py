@@ -1,0 +1,100 @@
+"""Non-speech sources: generated clips (deterministic, every kind, asked durations and levels),
+the user's files cut into 30 s windows, unreadable files counted, and speech padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from rlhf_asr.data import synth_audio
+from rlhf_asr.data.nonspeech import (
+    NONSPEECH_KINDS,
+    generate_nonspeech,
+    nonspeech_plan,
+    nonspeech_windows,
+    pad_speech,
+)
+
+
+def _rms_db(samples: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+def test_generated_clips_hold_every_kind_at_the_asked_durations_and_levels(tmp_path):
+    count = len(NONSPEECH_KINDS) + 3
+    clips = generate_nonspeech(count, seed=5, folder=tmp_path, durations=(0.5, 1.5), levels=(-40.0, -20.0))
+    assert len(clips) == count and {clip.kind for clip in clips} == set(NONSPEECH_KINDS)
+    assert {"silence", "white_noise", "pink_noise", "brown_noise", "blue_noise", "tone", "hum"} <= set(NONSPEECH_KINDS)
+    assert {clip.duration for clip in clips} == {0.5, 1.5}
+    for clip in clips:
+        samples, rate = soundfile.read(clip.path, dtype="float32")
+        assert rate == 16000 and samples.ndim == 1 and samples.size == round(clip.duration * 16000)
+        if clip.kind == "silence":
+            assert not samples.any()  # digital silence
+        else:
+            assert min(abs(_rms_db(samples) - level) for level in (-40.0, -20.0)) < 0.5
+
+
+def test_generation_is_deterministic_from_the_seed(tmp_path):
+    first = [soundfile.read(c.path)[0] for c in generate_nonspeech(12, 3, tmp_path / "a", durations=(0.5,))]
+    again = [soundfile.read(c.path)[0] for c in generate_nonspeech(12, 3, tmp_path / "b", durations=(0.5,))]
+    other = [soundfile.read(c.path)[0] for c in generate_nonspeech(12, 4, tmp_path / "c", durations=(0.5,))]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, c) for a, c in zip(first[1:], other[1:]))  # clip 0 is silence either way
+
+
+def test_default_durations_span_one_to_thirty_seconds():
+    durations = {nonspeech_plan(i, 0)[1] for i in range(60)}
+    assert min(durations) == 1.0 and max(durations) == 30.0 and len(durations) >= 5
+
+
+@pytest.mark.parametrize(("colour", "low_heavier"), [("pink", True), ("brown", True), ("blue", False)])
+def test_noise_colours_tilt_the_spectrum(colour, low_heavier):
+    rng = np.random.default_rng(0)
+    spectrum = np.abs(np.fft.rfft(synth_audio.noise(2.0, colour, rng))) ** 2
+    low, high = spectrum[100:1000].mean(), spectrum[10000:15000].mean()  # ~50-500 Hz vs 5-7.5 kHz
+    white = np.abs(np.fft.rfft(synth_audio.noise(2.0, "white", rng))) ** 2
+    assert (low > 10 * high) if low_heavier else (high > 10 * low)
+    assert 0.5 < white[100:1000].mean() / white[10000:15000].mean() < 2
+
+
+def test_a_long_file_is_cut_into_windows_of_at_most_thirty_seconds(tmp_path):
+    source = tmp_path / "mine"
+    (source / "music").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    soundfile.write(source / "music" / "long.flac", 0.1 * rng.standard_normal((70 * 8000, 2)), 8000)  # 70 s stereo
+    soundfile.write(source / "short.wav", np.zeros(16000, dtype=np.float32), 16000)  # 1 s
+    clips, unreadable = nonspeech_windows(source, tmp_path / "out")
+    assert unreadable == 0
+    long = [c for c in clips if "long.flac" in c.source]
+    assert len(long) == 3 and all(c.duration <= 30.0 for c in long)
+    assert sum(c.duration for c in long) == pytest.approx(70.0, abs=0.01)
+    assert [c.source for c in long] == [f"nonspeech_dir:music/long.flac#{i}" for i in range(3)]
+    assert soundfile.info(long[0].path).samplerate == 16000 and soundfile.info(long[0].path).channels == 1
+    assert len([c for c in clips if "short.wav" in c.source]) == 1
+
+
+def test_unreadable_files_are_named_and_counted(tmp_path, caplog):
+    source = tmp_path / "mine"
+    source.mkdir()
+    soundfile.write(source / "good.wav", np.zeros(8000, dtype=np.float32), 16000)
+    (source / "notes.txt").write_text("not audio")
+    (source / "broken.wav").write_bytes(b"RIFF\x00\x00")
+    clips, unreadable = nonspeech_windows(source, tmp_path / "out")
+    assert len(clips) == 1 and unreadable == 2
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "notes.txt" in warned and "broken.wav" in warned
+
+
+def test_padding_keeps_the_speech_and_stays_within_thirty_seconds(tmp_path):
+    speech = np.full(16000 * 2, 0.5, dtype=np.float32)  # 2 s of a constant: easy to find again
+    filler = generate_nonspeech(1, 0, tmp_path, durations=(1.0,))[0].path
+    for seed in range(6):
+        padded, before, after = pad_speech(speech, 4.0, np.random.default_rng(seed), [filler])
+        assert before + after == pytest.approx(4.0) and padded.size == 6 * 16000
+        start = round(before * 16000)
+        assert np.array_equal(padded[start : start + speech.size], speech)
+    long = np.zeros(16000 * 28, dtype=np.float32)
+    padded, before, after = pad_speech(long, 5.0, np.random.default_rng(0))
+    assert padded.size == 30 * 16000 and before + after == pytest.approx(2.0)
