@@ -45,15 +45,27 @@ def render_from_raw(raw: dict) -> str:
     return render_markdown({**raw, "summary": summary, "targets": check_targets(summary)})
 
 
-def regenerate(raw_path: str | Path, report_path: str | Path) -> str:
-    """Writes the report rendered from a raw.json; no corpus, model or training."""
-    try:
-        raw = json.loads(Path(raw_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        from rlhf_asr.errors import UserInputError
+def render_any(raw: dict) -> str:
+    """The report of either study, by the raw file's "study" (the WER study's files have none)."""
+    if raw.get("study") == "hallucination":
+        from rlhf_asr.demo.hallucination_report import render_hallucination
 
-        raise UserInputError(f"--from_raw {raw_path}: cannot read raw results ({error})") from None
-    report = render_from_raw(raw)
+        return render_hallucination(raw)
+    return render_from_raw(raw)
+
+
+def regenerate(raw_paths: str | Path | list, report_path: str | Path) -> str:
+    """Writes the report rendered from one or more raw JSON files, one section each; no corpus, model or training."""
+    sections = []
+    for raw_path in [raw_paths] if isinstance(raw_paths, (str, Path)) else raw_paths:
+        try:
+            raw = json.loads(Path(raw_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            from rlhf_asr.errors import UserInputError
+
+            raise UserInputError(f"--from_raw {raw_path}: cannot read raw results ({error})") from None
+        sections.append(render_any(raw))
+    report = "\n".join(sections)
     write_text(report_path, report)
     return report
 
@@ -61,13 +73,13 @@ def regenerate(raw_path: str | Path, report_path: str | Path) -> str:
 METRICS = ("wer_test", "wer_test_voices", "preference_accuracy", "train_s")
 
 
-def summarize(runs: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+def summarize(runs: list[dict], metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, tuple[float, float]]]:
     """variant -> metric -> (mean, sample standard deviation over seeds)."""
     summary: dict[str, dict] = {}
     for variant in dict.fromkeys(run["variant"] for run in runs):
         rows = [run for run in runs if run["variant"] == variant]
         summary[variant] = {}
-        for metric in METRICS:
+        for metric in metrics:
             values = [row[metric] for row in rows if row.get(metric) is not None]
             if values:
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
