@@ -98,3 +98,21 @@ def repetition_rate(references: list[str], hypotheses: list[str]) -> float | Non
     if not hypotheses:
         return None
     return sum(has_repetition_loop(h, r) for r, h in zip(references, hypotheses)) / len(hypotheses)
+
+
+def evaluate_nonspeech(corpus: Corpus, before: list[str], after: list[str], pairs: int) -> dict:
+    """The demo's non-speech scores: hallucination (and loops) on the held-out clips before and after training."""
+    rows = corpus.splits["nonspeech_test"]
+    references = [""] * len(rows)
+    return {
+        "clips": len(rows),
+        "kinds": sorted({u.voice for u in rows}),
+        "durations_s": sorted({round(u.duration) for u in rows}),
+        "train_clips": len(corpus.splits.get("nonspeech_train", [])),
+        "train_kinds": sorted({u.voice for u in corpus.splits.get("nonspeech_train", [])}),
+        "pairs": pairs,
+        "hallucination_rate_before": hallucination_rate(before),
+        "hallucination_rate_after": hallucination_rate(after),
+        "repetition_rate_before": repetition_rate(references, before),
+        "repetition_rate_after": repetition_rate(references, after),
+    }
