@@ -32,7 +32,7 @@ def test_held_out_clips_share_neither_kind_nor_duration_with_training(tmp_path):
     assert soundfile.info(str(tmp_path / test[0].path)).samplerate == 16000
     rows = [json.loads(line) for line in corpus.manifest("nonspeech_test").read_text().splitlines()]
     assert [row["sentence"] for row in rows] == [""] * 10
-    again = add_nonspeech(Corpus(tmp_path / "again", {}), train=10, test=10, seed=0)
+    add_nonspeech(Corpus(tmp_path / "again", {}), train=10, test=10, seed=0)
     assert (tmp_path / "again" / test[3].path).read_bytes() == (tmp_path / test[3].path).read_bytes()
 
 
