@@ -140,3 +140,32 @@ def test_from_raw_renders_both_studies_as_sections(tmp_path):
     report = regenerate([tmp_path / "raw.json", tmp_path / "h.json"], tmp_path / "results.md")
     assert report.startswith("# Results: does ORPO make transcripts better?")
     assert "\n## Hallucinations: does ORPO teach Whisper to stay silent?" in report
+
+
+def test_study_writes_its_own_files_beside_the_output_dir():
+    from rlhf_asr.commands.results import parse_args
+
+    options, _ = parse_args(["--study", "hallucination"])
+    assert (options.raw_path, options.report_path) == (
+        "results_output/hallucination_raw.json",
+        "results_output/hallucination.md",
+    )
+    options, _ = parse_args(["--study", "hallucination", "--output_dir", "x"])
+    assert options.raw_path == "x/hallucination_raw.json"
+    assert parse_args([])[0].raw_path == "results_output/raw.json"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--study", "silence"], "--study silence: choose from wer, hallucination"),
+        (["--study", "hallucination", "--nonspeech_test", "0"], "--nonspeech_train and --nonspeech_test"),
+    ],
+)
+def test_bad_study_options_are_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    import rlhf_asr.demo.corpus as corpus
+    from rlhf_asr.commands import cli
+
+    monkeypatch.setattr(corpus, "espeak_available", lambda: (_ for _ in ()).throw(AssertionError("checked espeak")))
+    assert cli.main(["results", "--output_dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
