@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhf_asr.data.collator import PreferenceCollator, first_divergence
-from rlhf_asr.data.tokens import TranscriptEncoder
+from rlhf_asr.data.tokens import EncodedTranscript, TranscriptEncoder
 from rlhf_asr.loss.logps import IGNORE_INDEX
 from whisper_fixtures import tiny_processor
 
@@ -109,7 +109,6 @@ def test_diverging_scope_scores_both_from_first_difference(english):
 
 def test_diverging_scope_pair_with_shared_prefix_of_length_k():
     """Hand-built ids: a shared prefix of k tokens leaves tokens k.. scored in both transcripts."""
-    from rlhf_asr.data.tokens import EncodedTranscript
 
     k = 5
     shared = (SOT, NO_TS, 11, 12, 13)
@@ -180,3 +179,33 @@ def test_lone_surrogate_in_a_transcript_is_a_clear_error(english):
 
     with pytest.raises(TranscriptError, match="not valid Unicode text .*surrogate"):
         english.encode("the cat \ud800 sat", None)
+
+
+def test_empty_chosen_is_the_prompt_then_end_of_text(english, multilingual):
+    """No speech: the right output is nothing, so the chosen sequence holds no text token at all."""
+    assert english.encode("", None) == EncodedTranscript((SOT, NO_TS, EOT), 2)
+    vocab = multilingual.tokenizer.get_vocab()
+    encoded = multilingual.encode("", "de")
+    prompt = ("<|startoftranscript|>", "<|de|>", "<|transcribe|>", "<|notimestamps|>")
+    assert encoded.ids == tuple(vocab[token] for token in (*prompt, "<|endoftext|>")) and encoded.prefix_len == 4
+    timed = TranscriptEncoder(english.tokenizer, timestamps=True)
+    assert timed.encode_segments((), None).ids == (SOT, EOT)  # English-only with timestamps: prompt is <|sot|>
+
+
+def test_empty_chosen_collates_as_its_own_short_block(english):
+    """An empty chosen next to a long rejected: its block is as long as the batch's longest chosen."""
+    items, batch = _collate(english, [("", "you you you you you")])
+    assert batch["chosen_input_ids"].tolist() == [[SOT, NO_TS]]
+    assert batch["chosen_labels"].tolist() == [[NO_TS, EOT]]  # logits at t score label t
+    assert len(batch["rejected_labels"][0]) == len(items[0]["rejected"].ids) - 1
+    _, masked = _collate(english, [("", "you")], disable_prompt_loss=True)
+    assert masked["chosen_labels"].tolist() == [[IGNORE_INDEX, EOT]]
+    _, diverging = _collate(english, [("", "Thank you.")], rejected_scope="diverging")
+    assert diverging["chosen_labels"].tolist() == [[IGNORE_INDEX, EOT]]
+    rejected = diverging["rejected_labels"][0].tolist()
+    ids = english.encode("Thank you.", None).ids
+    assert rejected == [IGNORE_INDEX, *ids[2:]]  # scored from the first text token, as the chosen's end
+    # a batch mixing speech and no speech pads the empty chosen to the speech chosen, as any shorter one
+    items, mixed = _collate(english, [("", "you"), ("hello there world", "hello")])
+    assert mixed["chosen_labels"][0].tolist()[:2] == [NO_TS, EOT]
+    assert (mixed["chosen_labels"][0, 2:] == IGNORE_INDEX).all()

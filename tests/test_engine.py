@@ -6,6 +6,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import WhisperForConditionalGeneration
 
 from rlhf_asr.data.collator import PreferenceCollator
+from rlhf_asr.data.manifest import Segment
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.model.bundled import bundled_processor
@@ -202,3 +203,42 @@ def test_packed_mask_blocks_cross_talk():
     additive = packed_attention_mask(3, 2, batch=2, device="cpu", additive_dtype=torch.float32)
     assert additive.shape == (2, 1, 5, 5)
     assert torch.equal(additive[1, 0] == 0, expected)
+
+
+def _no_speech_batch(timestamps: bool, **collator_options):
+    """Pairs whose chosen is empty (no speech) next to speech pairs; features random."""
+    processor = bundled_processor("tiny.en")
+    encoder = TranscriptEncoder(processor.tokenizer, timestamps=timestamps)
+    gen = torch.Generator().manual_seed(1)
+    if timestamps:  # every chosen empty: with tiny.en's one-token prompt, the chosen block is 1 token long
+        sequences = [
+            (encoder.encode_segments((), None), encoder.encode_segments((Segment(0.0, 1.0, text),), None))
+            for text in ("you", "Thank you. Thank you. Thank you.")
+        ]
+    else:
+        pairs = [("", "you"), ("the cat sat on the mat", "the cat sat"), ("", "Thank you for watching. Bye bye.")]
+        sequences = [(encoder.encode(chosen, None), encoder.encode(rejected, None)) for chosen, rejected in pairs]
+    items = [
+        {"input_features": torch.randn(80, 3000, generator=gen).numpy(), "chosen": c, "rejected": r, "index": i}
+        for i, (c, r) in enumerate(sequences)
+    ]
+    return PreferenceCollator(pad_token_id=processor.tokenizer.eos_token_id, **collator_options)(items)
+
+
+@pytest.mark.parametrize(
+    "timestamps, collator_options",
+    [(False, {}), (False, {"rejected_scope": "diverging"}), (False, {"disable_prompt_loss": True}), (True, {})],
+)
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_empty_chosen_packed_matches_two_pass(attn, timestamps, collator_options):
+    batch = _no_speech_batch(timestamps, **collator_options)
+    if timestamps:
+        assert batch["chosen_input_ids"].shape[1] == 1  # a single-token block: <|startoftranscript|>
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config(attn=attn)).train()
+    reference = _loss_and_grads(model, "naive", batch)
+    assert torch.isfinite(reference[0])
+    # the empty chosen scores <|endoftext|> alone (and <|notimestamps|> when the prompt is scored): no text token
+    assert reference[1]["chosen_tokens"][0] == (2 if not (timestamps or collator_options) else 1)
+    _assert_same(reference, _loss_and_grads(model, "packed", batch))
+    _assert_same(reference, _loss_and_grads(model, "concat", batch))

@@ -11,6 +11,7 @@ from rlhf_asr.commands import cli
 from rlhf_asr.evaluation.evaluate import evaluate_manifest, manifest_kind
 from rlhf_asr.evaluation.metrics import error_rates, score_utterance
 from rlhf_asr.evaluation.normalize import normalize_text, uses_cer
+from rlhf_asr.evaluation.repetition import has_repetition_loop
 from rlhf_asr.inference.decode import sequence_logprobs
 from rlhf_asr.model.loading import load_for_inference
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
@@ -232,3 +233,66 @@ def test_transcribe_says_which_files_are_cut_to_30_seconds(data_dir, tmp_path, c
     notes = [line.removeprefix("[rlhf-asr] ") for line in captured.err.splitlines()]  # a warning, logged
     notes = [line for line in notes if line.startswith((str(short), str(long)))]
     assert len(notes) == 1 and notes[0].startswith(f"{long}: 31.5 s") and "first 30 s" in notes[0]
+
+
+# --- no speech -----------------------------------------------------------------------------
+
+
+def _words(text: str) -> int:
+    return sum(any(c.isalnum() for c in token) for token in normalize_text(text, "en").split())
+
+
+def _fast_model(model_dir):
+    """The tiny random model writes up to its token limit; a few tokens are enough for these tests."""
+    model, processor = load_for_inference(model_dir)
+    model.generation_config.max_new_tokens = 6
+    return model, processor
+
+
+@pytest.mark.parametrize("kind", ["asr", "preference"])
+def test_evaluate_counts_hallucinations_on_no_speech_rows(data_dir, tmp_path, kind):
+    """Speech rows give WER; no-speech rows ("" reference) give the hallucination rate; both counted."""
+    root, model_dir = data_dir
+    references, rows = ["the cat sat on the mat", "", "hello world", ""], []
+    for i, text in enumerate(references):
+        audio = write_tone(tmp_path / f"n{i}.wav", 1.0, 250 + 50 * i, seed=10 + i)
+        row = {"audio": {"path": str(audio)}, "duration": 1.0}
+        row.update({"chosen": text, "rejected": "you said this"} if kind == "preference" else {"sentence": text})
+        rows.append(row)
+    manifest = tmp_path / "mixed.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = evaluate_manifest(*_fast_model(model_dir), manifest, batch_size=4, output_dir=tmp_path)
+    assert (metrics["rows_speech"], metrics["rows_no_speech"], metrics["num_utterances"]) == (2, 2, 4)
+    table = list(csv.DictReader(open(tmp_path / "utterances.csv", encoding="utf-8")))
+    assert [r["kind"] for r in table] == ["speech", "no_speech", "speech", "no_speech"]
+    hyps = [r["hypothesis"] for r in table]
+    assert all(hyps), "the random model writes something on every clip"
+    speech = error_rates([references[0], references[2]], [hyps[0], hyps[2]], "en")
+    assert metrics["wer"] == pytest.approx(speech["wer"]) and metrics["reference_words"] == 8
+    assert metrics["hallucination_rate"] == pytest.approx(sum(_words(hyps[i]) > 0 for i in (1, 3)) / 2)
+    assert metrics["insertion_rate"] == pytest.approx(sum(u["word_insertions"] for u in speech["utterances"]) / 8)
+    loops = [has_repetition_loop(h, r or None) for h, r in zip(hyps, references)]
+    assert metrics["repetition_rate"] == pytest.approx(sum(loops) / 4)
+    assert [r["loop"] for r in table] == [str(loop) for loop in loops]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("hallucination_rate", "insertion_rate", "repetition_rate", "rows_speech", "rows_no_speech"):
+        assert saved[key] == metrics[key], key
+
+
+def test_evaluate_speech_only_has_null_hallucination_rate(data_dir, tmp_path):
+    root, model_dir = data_dir
+    metrics = evaluate_manifest(*_fast_model(model_dir), root / "asr.jsonl", max_rows=2, output_dir=tmp_path)
+    assert metrics["hallucination_rate"] is None and (metrics["rows_speech"], metrics["rows_no_speech"]) == (2, 0)
+    assert json.loads((tmp_path / "metrics.json").read_text())["hallucination_rate"] is None
+
+
+def test_evaluate_table_shows_the_hallucination_metrics():
+    from rlhf_asr.commands.evaluate import format_table
+
+    metrics = {"num_utterances": 5, "wer": 0.1, "cer": 0.05, "preference_accuracy": None, "audio_seconds": 5.0}
+    metrics.update(rtf=0.1, rows_speech=3, rows_no_speech=2, hallucination_rate=0.5, insertion_rate=0.02)
+    lines = format_table({**metrics, "repetition_rate": 0.2}).splitlines()
+    for line in ("speech rows          3", "no-speech rows       2", "hallucination rate   50.00%"):
+        assert line in lines, lines
+    assert "insertion rate       2.00%" in lines and "repetition rate      20.00%" in lines
+    assert "hallucination rate   -" in format_table({**metrics, "hallucination_rate": None}).splitlines()

@@ -6,6 +6,7 @@ Outputs, metrics, resume, AdaLoRA, the encoder cache.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,9 @@ def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
     assert len(eval_logs) == 2
     wer_logs = [row for row in state["log_history"] if "eval_wer" in row]
     assert len(wer_logs) == 2 and wer_logs[0]["eval_wer"] > 0 and 0 <= wer_logs[0]["eval_preference_accuracy"] <= 1
+    # a speech-only test set: no hallucination rate (not measured, so not 0); the others are there
+    assert "eval_hallucination_rate" not in wer_logs[0]
+    assert 0 <= wer_logs[0]["eval_repetition_rate"] <= 1 and wer_logs[0]["eval_insertion_rate"] >= 0
     for key in METRICS:
         assert key in train_logs[0] and f"eval_{key}" in eval_logs[0], key
     # learning happens: the chosen transcripts become more likely
@@ -349,3 +353,26 @@ def test_gradient_checkpointing_trains_like_without(workspace, tmp_path):
     )
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6)
+
+
+NO_SPEECH_PAIRS = [("", "you"), ("hello world", "yellow world"), ("", "Thank you."), ("good morning", "good mourning")]
+
+
+def test_training_on_speech_and_no_speech_pairs(workspace, tmp_path, rlhf_log):
+    """Rows with "chosen": "" (no speech) train next to speech rows, in the same batches, and --eval_wer
+    reports the hallucination metrics of the test set's no-speech rows."""
+    folder = tmp_path / "data"
+    manifest = write_manifest(folder, "mixed", NO_SPEECH_PAIRS)
+    out = tmp_path / "mixed-run"
+    argv = train_argv(workspace, out, "--use_adalora", "False", "--max_steps", "2", "--plot", "False")
+    argv[argv.index("--train_data") + 1] = str(manifest)
+    argv += ["--test_data", str(manifest), "--eval_wer", "True", "--per_device_eval_batch_size", "4"]
+    summary = run_training(*parse_training_args(argv))
+    assert summary["train_rows"] == 4 and summary["train_rows_skipped"] == 0 and summary["global_step"] == 2
+    history = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["log_history"]
+    assert all(math.isfinite(row["loss"]) for row in history if "loss" in row)
+    assert "mixed.jsonl: 4 rows read (2 no-speech), 0 skipped" in rlhf_log.text
+    (scores,) = [row for row in history if "eval_wer" in row]
+    assert scores["eval_hallucination_rate"] in (0.0, 0.5, 1.0)  # of the 2 no-speech rows
+    for key in ("eval_insertion_rate", "eval_repetition_rate"):
+        assert 0 <= scores[key] <= (10 if key == "eval_insertion_rate" else 1), key

@@ -38,20 +38,13 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from rlhf_asr.data.audio import AudioError, load_audio
+from rlhf_asr.data.audio import AudioError
 from rlhf_asr.data.manifest import read_asr_manifest
-from rlhf_asr.data.tokens import (
-    MAX_TARGET_TOKENS,
-    TranscriptEncoder,
-    TranscriptError,
-    max_text_tokens,
-    transcript_encoder,
-)
+from rlhf_asr.data.nonspeech import check_nonspeech_options
+from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.evaluation.metrics import error_rates, score_utterance
-from rlhf_asr.evaluation.normalize import english_spelling_from
+from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.inference.decode import (
-    Candidate,
     check_language,
     decode_encoded,
     decoder_prefixes,
@@ -59,13 +52,15 @@ from rlhf_asr.inference.decode import (
     resolve_languages,
 )
 from rlhf_asr.model.core import whisper_core
-from rlhf_asr.text_corruption import corrupt_text, reference_vocabulary
+from rlhf_asr.pair_choice import CORRUPTION_NAME, KINDS, fit_text, row_kind  # noqa: F401 (re-exported)
+from rlhf_asr.pair_choice import Miner as _Miner
+from rlhf_asr.pair_sources import mining_items
+from rlhf_asr.text_corruption import reference_vocabulary
 
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("beam", "sample")
 NEGATIVES = ("hardest", "worst", "random")
-CORRUPTION_NAME = "corruption"
 
 
 def mine_pairs(
@@ -85,14 +80,23 @@ def mine_pairs(
     resume: bool = True,
     model_name: str | None = None,
     skip_invalid: bool = False,
+    generate_nonspeech: int = 0,
+    nonspeech_dir: str | Path | None = None,
+    pad_silence: float = 0.0,
 ) -> dict:
-    """Write preference rows for `asr_manifest` to `output_path` (JSON lines); returns counts."""
+    """Write preference rows for `asr_manifest` to `output_path` (JSON lines); returns counts.
+
+    `generate_nonspeech` clips made here, the windows of the files under `nonspeech_dir`, and
+    copies of the speech rows with `pad_silence` seconds of silence or noise around them are mined
+    too (see `pair_sources`); the counts say how many pairs of each kind were written.
+    """
     if strategy not in STRATEGIES:
         raise UserInputError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
     if negative not in NEGATIVES:
         raise UserInputError(f"negative must be one of {', '.join(NEGATIVES)}, not {negative!r}")
     if num_candidates < 1 or batch_size < 1:
         raise UserInputError("num_candidates and batch_size must be at least 1")
+    check_nonspeech_options(generate_nonspeech, nonspeech_dir, pad_silence)
     language = check_language(processor, language)
     report = read_asr_manifest(
         asr_manifest, skip_invalid=skip_invalid, known_languages=transcript_encoder(processor).known_languages()
@@ -100,7 +104,15 @@ def mine_pairs(
     output = Path(output_path).expanduser()
     progress_path = output.with_name(output.name + ".progress")
     done = _prepare_outputs(output, progress_path, resume)
-    todo = [example for example in report.examples if example.source not in done]
+    items, unreadable = mining_items(
+        report.examples,
+        output,
+        generate=generate_nonspeech,
+        nonspeech_dir=nonspeech_dir,
+        pad_silence=pad_silence,
+        seed=seed,
+    )
+    todo = [item for item in items if item.example.source not in done]
     torch.manual_seed(seed)
     miner = _Miner(
         processor,
@@ -127,27 +139,32 @@ def mine_pairs(
         logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]),
     ):
         for start in tqdm(range(0, len(todo), batch_size), desc="make-pairs", unit="batch"):
-            batch, audios = [], []
-            for example in todo[start : start + batch_size]:
+            batch, kinds, audios = [], [], []
+            for item in todo[start : start + batch_size]:
                 try:
-                    audios.append(load_audio(example.audio_path))
-                    batch.append(example)
+                    audio, example = item.load()
                 except AudioError as error:
-                    logger.warning(f"{example.source}: {error}")
+                    logger.warning(f"{item.example.source}: {error}")
                     counts["errors"] += 1
+                    continue
+                audios.append(audio)
+                batch.append(example)
+                kinds.append(item.kind)
             if not batch:
                 continue
             hidden = encode_audio(model, processor, audios)
             languages = resolve_languages(model, processor, hidden, [language or e.language for e in batch])
             candidates = decode_encoded(model, processor, hidden, decoder_prefixes(processor, languages), **decode)
             statuses = []
-            for example, lang, found in zip(batch, languages, candidates):
-                row, status = miner.pair(example, lang, found)
+            for example, kind, lang, found in zip(batch, kinds, languages, candidates):
+                row, status = miner.pair(example, lang, found, kind)
                 counts[status] += 1
                 statuses.append(json.dumps({"source": example.source, "status": status}) + "\n")
                 if row is not None:
                     pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                     counts["truncated"] += bool(row.get("rejected_truncated"))
+                    counts["loops"] += bool(row.get("rejected_loop"))
+                    counts[row["kind"]] += 1
             pair_file.flush()  # pairs first: a row marked done always has its pair on disk
             progress.writelines(statuses)
             progress.flush()
@@ -166,7 +183,10 @@ def mine_pairs(
         "skipped_reference": counts["skipped_reference"],
         "truncated": counts["truncated"],
         "errors": counts["errors"],
-        "already_done": len(report.examples) - len(todo),
+        **{kind: counts[kind] for kind in KINDS},
+        "loops": counts["loops"],
+        "nonspeech_unreadable": unreadable,
+        "already_done": len(items) - len(todo),
         "rows": len(report.examples),
         "output": str(output),
     }
@@ -234,125 +254,3 @@ def _sources(path: Path) -> set[str]:
         with open(path, "r+b") as handle:
             handle.truncate(good_bytes)
     return sources
-
-
-class _Miner:
-    """Chooses the rejected transcript of one utterance and builds its preference row."""
-
-    def __init__(
-        self,
-        processor,
-        rng,
-        negative,
-        corrupt_correct,
-        model_name,
-        output_dir: Path,
-        vocabulary,
-        encoder: TranscriptEncoder | None = None,
-    ):
-        self.spelling = english_spelling_from(processor)
-        self.rng, self.negative, self.corrupt_correct = rng, negative, corrupt_correct
-        self.model_name, self.output_dir, self.vocabulary = str(model_name), output_dir, vocabulary
-        self.encoder = encoder  # None: rows are not length-checked (unit tests of the choice alone)
-
-    def pair(self, example, language: str, candidates: list[Candidate]) -> tuple[dict | None, str]:
-        """(row or None, status): mined, corrupted, skipped_correct, skipped_empty or skipped_reference."""
-        if self.encoder is not None:
-            try:
-                reference = self.encoder.encode(example.text, self._prompt_language(language))
-            except TranscriptError as error:
-                logger.warning(f"{example.source}: reference skipped: {error}")
-                return None, "skipped_reference"
-            if len(reference.ids) > MAX_TARGET_TOKENS:
-                length = len(reference.ids)
-                logger.warning(
-                    f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
-                )
-                return None, "skipped_reference"
-        scored, seen, any_correct = [], set(), False
-        for candidate in candidates:
-            score = score_utterance(example.text, candidate.text, language, english_spelling=self.spelling)
-            if not score.hypothesis_norm:  # empty output: not a usable transcript
-                continue
-            if score.errors == 0:
-                any_correct = True
-            elif score.hypothesis_norm not in seen:
-                seen.add(score.hypothesis_norm)
-                scored.append((candidate, score))
-        if scored:
-            candidate, score = self._choose(scored)
-            return self._row(example, language, candidate.text, score.rate, self.model_name, candidate.logprob), "mined"
-        if not self.corrupt_correct:
-            return None, "skipped_correct" if any_correct else "skipped_empty"
-        rejected = corrupt_text(example.text, language, self.rng, self.vocabulary)
-        score = score_utterance(example.text, rejected, language, english_spelling=self.spelling)
-        return self._row(example, language, rejected, score.rate, CORRUPTION_NAME, None), "corrupted"
-
-    def _choose(self, scored: list[tuple[Candidate, object]]):
-        if self.negative == "random":
-            return self.rng.choice(scored)
-        if self.negative == "worst":
-            return max(scored, key=lambda item: (item[1].rate, _logprob(item[0])))
-        return max(scored, key=lambda item: _logprob(item[0]))
-
-    def _prompt_language(self, language: str | None) -> str | None:
-        return language if self.encoder is not None and self.encoder.multilingual else None
-
-    def _fit(self, example, text: str, language: str | None) -> tuple[str, bool]:
-        """`text`, cut to the length limit when its training tokens exceed it; (text, was_cut)."""
-        if self.encoder is None:
-            return text, False
-        cut = fit_text(self.encoder, text, self._prompt_language(language))
-        if cut == text:
-            return text, False
-        logger.warning(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
-        return cut, True
-
-    def _row(self, example, language, rejected, rate, rejected_by, logprob) -> dict:
-        rejected, truncated = self._fit(example, rejected, language)
-        if truncated:  # the rate of what is written; the log-prob stays the model's score of its whole output
-            rate = score_utterance(example.text, rejected, language, english_spelling=self.spelling).rate
-        row = {
-            "audio": {"path": self._audio_path(example.audio_path)},
-            "duration": round(example.duration, 3),
-            "chosen": example.text,
-            "rejected": rejected,
-            "language": language,
-            "rejected_wer": round(rate, 4),
-            "rejected_by": rejected_by,
-            "source": example.source,
-        }
-        if logprob is not None:
-            row["rejected_logprob"] = round(logprob, 4)
-        if truncated:
-            row["rejected_truncated"] = True
-        return row
-
-    def _audio_path(self, path: Path) -> str:
-        """Relative to the output's folder when the audio lies under it, else absolute."""
-        path = Path(path).absolute()
-        try:
-            return path.relative_to(self.output_dir).as_posix()
-        except ValueError:
-            return str(path)
-
-
-def fit_text(encoder: TranscriptEncoder, text: str, language: str | None) -> str:
-    """`text`, or its longest token prefix whose training sequence fits `max_text_tokens`.
-
-    Decoding and re-encoding a token prefix can tokenise differently (and a cut inside a multi-byte
-    character decodes to U+FFFD, dropped here), so the cut is re-checked until it fits.
-    """
-    limit = max_text_tokens(len(encoder.prefix(language)))
-    ids = encoder.text_ids(text)
-    if len(ids) <= limit:
-        return text
-    for keep in range(limit, 0, -1):
-        cut = encoder.tokenizer.decode(ids[:keep]).rstrip("\ufffd").strip()
-        if len(encoder.text_ids(cut)) <= limit:
-            return cut
-    return ""
-
-
-def _logprob(candidate: Candidate) -> float:
-    return candidate.logprob if candidate.logprob is not None else float("-inf")

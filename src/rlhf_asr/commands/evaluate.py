@@ -1,6 +1,7 @@
 """`rlhf-asr evaluate`: WER/CER (and preference accuracy) of a model on a manifest.
 
 Writes metrics.json to --output and utterances.csv beside it, and prints a short table (stdout).
+No-speech rows ("" transcripts) give the hallucination rate; WER/CER cover the speech rows.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ def format_table(metrics: dict) -> str:
         ("WER", fmt(metrics["wer"], True)),
         ("CER", fmt(metrics["cer"], True)),
         ("preference accuracy", fmt(metrics["preference_accuracy"], True)),
+        ("speech rows", fmt(metrics.get("rows_speech"))),
+        ("no-speech rows", fmt(metrics.get("rows_no_speech"))),
+        ("hallucination rate", fmt(metrics.get("hallucination_rate"), True)),
+        ("insertion rate", fmt(metrics.get("insertion_rate"), True)),
+        ("repetition rate", fmt(metrics.get("repetition_rate"), True)),
         ("audio seconds", fmt(metrics["audio_seconds"])),
         ("RTF", fmt(metrics["rtf"])),
     ]

@@ -37,10 +37,24 @@ class MakePairsOptions:
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
+    generate_nonspeech: int = field(
+        default=0,
+        metadata={"help": "also mine N non-speech clips made here (silence, noises, tones, hum, music; --seed)"},
+    )
+    nonspeech_dir: str | None = field(
+        default=None, metadata={"help": "also mine your own noise/music/silence files (any length: 30 s windows)"}
+    )
+    pad_silence: float = field(
+        default=0.0,
+        metadata={"help": "also mine each speech clip with this many seconds of silence or noise around it (0: off)"},
+    )
 
     def __post_init__(self):
         check_positive(self, "num_candidates", "batch_size")
         check_finite_positive(self, "temperature")
+        from rlhf_asr.data.nonspeech import check_nonspeech_options  # numpy and soundfile, not torch
+
+        check_nonspeech_options(self.generate_nonspeech, self.nonspeech_dir, self.pad_silence)
 
 
 def build_parser():
@@ -76,13 +90,20 @@ def main(argv: list[str]) -> int:
         resume=not args.no_resume,
         model_name=args.model,
         skip_invalid=args.skip_invalid_rows,
+        generate_nonspeech=args.generate_nonspeech,
+        nonspeech_dir=args.nonspeech_dir,
+        pad_silence=args.pad_silence,
     )
     log.info(
-        "%d pairs written to %s (%d by corruption); %d already correct, %d without a usable candidate, "
-        "%d unreadable, %d done in an earlier run",
+        "%d pairs written to %s (%d speech, %d no_speech, %d padded; %d by corruption, %d with a repetition loop); "
+        "%d already correct, %d without a usable candidate, %d unreadable, %d done in an earlier run",
         summary["written"],
         summary["output"],
+        summary["speech"],
+        summary["no_speech"],
+        summary["padded"],
         summary["corrupted"],
+        summary["loops"],
         summary["skipped_correct"],
         summary["skipped_empty"],
         summary["errors"],

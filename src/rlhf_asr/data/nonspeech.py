@@ -29,6 +29,7 @@ import soxr
 
 from rlhf_asr.data import synth_audio as synth
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE, AudioError, load_audio
+from rlhf_asr.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,16 @@ def generate_nonspeech(
         soundfile.write(path, samples, synth.SAMPLING_RATE, subtype="PCM_16")
         clips.append(NonSpeechClip(path, samples.size / synth.SAMPLING_RATE, kind, f"generated:{index}"))
     return clips
+
+
+def check_nonspeech_options(generate: int, nonspeech_dir: str | Path | None, pad_silence: float) -> None:
+    """UserInputError naming the option, before any data or model is read."""
+    if isinstance(generate, bool) or not isinstance(generate, int) or generate < 0:
+        raise UserInputError(f"--generate_nonspeech must be a whole number >= 0, not {generate!r}")
+    if not math.isfinite(pad_silence) or not 0 <= pad_silence <= WHISPER_MAX_SECONDS:
+        raise UserInputError(f"--pad_silence must be 0-{WHISPER_MAX_SECONDS:g} seconds, not {pad_silence!r}")
+    if nonspeech_dir is not None and not Path(nonspeech_dir).expanduser().is_dir():
+        raise UserInputError(f"--nonspeech_dir {nonspeech_dir}: no such folder")
 
 
 def _audio_files(directory: Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 A full sequence is `<|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>] text <|endoftext|>`.
 English-only checkpoints have no language or task token. With timestamps, each segment is wrapped
-in its start and end timestamp tokens and `<|notimestamps|>` is left out.
+in its start and end timestamp tokens and `<|notimestamps|>` is left out. A no-speech transcript
+("", or no segments) is the prompt then `<|endoftext|>`.
 
 Text is encoded as text only: a control token written inside a transcript (`<|endoftext|>`,
 `<|0.00|>`) would otherwise become a real control token mid-target and teach the model to stop
@@ -88,7 +89,13 @@ class TranscriptEncoder:
         return ids
 
     def text_ids(self, text: str) -> list[int]:
-        """Token ids of `text` as text; TranscriptError for control tokens or unencodable characters."""
+        """Token ids of `text` as text; TranscriptError for control tokens or unencodable characters.
+
+        "" (no speech) has none: its sequence is the prompt, then <|endoftext|>, which is what
+        Whisper writes for silence (the leading space added below would otherwise be one token).
+        """
+        if text == "":
+            return []
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as error:  # a lone surrogate ("\ud800" in JSON): tokenizers raise TypeError

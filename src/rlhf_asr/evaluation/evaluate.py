@@ -5,6 +5,9 @@ diagnostics can also give a WER: for a preference row the reference is `chosen`.
 accuracy is the share of rows where the model gives the chosen transcript a higher mean
 per-token log-prob than the rejected one, the quantity ORPO pushes up; both transcripts are
 scored on the audio's one encoder pass. Rates use normalised text (see `normalize`).
+
+Rows with an empty reference ("sentence": "" or "chosen": "") are no-speech clips: they give the
+hallucination rate, and WER/CER are taken on the speech rows alone (see `hallucination`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from tqdm import tqdm
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
 from rlhf_asr.data.tokens import transcript_encoder
-from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.evaluation.hallucination import score_rows
 from rlhf_asr.evaluation.normalize import english_spelling_from, uses_cer
 from rlhf_asr.inference.decode import (
     check_language,
@@ -33,6 +36,7 @@ from rlhf_asr.model.core import whisper_core
 
 CSV_FIELDS = [
     "source",
+    "kind",
     "language",
     "reference",
     "hypothesis",
@@ -40,10 +44,24 @@ CSV_FIELDS = [
     "hypothesis_norm",
     "errors",
     "words",
+    "loop",
     "chosen_logprob",
     "rejected_logprob",
     "prefers_chosen",
 ]
+
+
+# From `hallucination_metrics`: rates (None where their rows are missing) and their counts.
+HALLUCINATION_KEYS = (
+    "hallucination_rate",
+    "insertion_rate",
+    "repetition_rate",
+    "rows_speech",
+    "rows_no_speech",
+    "hallucinated_rows",
+    "inserted_words",
+    "loop_rows",
+)
 
 
 def manifest_kind(path: str | Path) -> str:
@@ -179,14 +197,16 @@ def preference_accuracy(
 
 def _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds) -> dict:
     languages = [row["language"] for row in rows]
-    rates = error_rates(
+    rates = score_rows(
         [row["reference"] for row in rows],
         [row["hypothesis"] for row in rows],
         languages,
         english_spelling=english_spelling_from(processor),
     )
     for row, score in zip(rows, rates["utterances"]):
-        row.update({key: score[key] for key in ("reference_norm", "hypothesis_norm", "errors", "words")})
+        row.update(
+            {key: score[key] for key in ("kind", "reference_norm", "hypothesis_norm", "errors", "words", "loop")}
+        )
     audio_seconds = sum(example.duration for example in examples)
     distinct = sorted(set(languages))
     preference = [row["prefers_chosen"] for row in rows] if kind == "preference" else []
@@ -204,6 +224,7 @@ def _summary(rows, examples, report, kind, processor, language, num_beams, decod
         "num_beams": num_beams,
         "manifest_type": kind,
         **{key: rates[key] for key in ("word_errors", "reference_words", "char_errors", "reference_chars")},
+        **{key: rates[key] for key in HALLUCINATION_KEYS},
     }
 
 

@@ -26,6 +26,7 @@ class UtteranceScore:
     char_errors: int
     ref_chars: int
     cer_unit: bool  # True when this utterance is scored by characters
+    word_insertions: int = 0  # hypothesis words with no reference word (the insertion rate's numerator)
 
     @property
     def errors(self) -> int:
@@ -52,21 +53,21 @@ def score_utterance(
     ref = normalize_text(reference, language, english_spelling=english_spelling)
     hyp = normalize_text(hypothesis, language, english_spelling=english_spelling)
     cer_unit = uses_cer(language)
-    word_errors, ref_words = _edits(ref.split(), hyp.split(), jiwer.process_words, " ")
+    word_errors, ref_words, insertions = _edits(ref.split(), hyp.split(), jiwer.process_words, " ")
     # Character languages ignore spaces (segmentation is not an error); others keep them, as jiwer's CER.
     ref_c, hyp_c = (ref.replace(" ", ""), hyp.replace(" ", "")) if cer_unit else (ref, hyp)
-    char_errors, ref_chars = _edits(list(ref_c), list(hyp_c), jiwer.process_characters, "")
-    return UtteranceScore(ref, hyp, word_errors, ref_words, char_errors, ref_chars, cer_unit)
+    char_errors, ref_chars, _ = _edits(list(ref_c), list(hyp_c), jiwer.process_characters, "")
+    return UtteranceScore(ref, hyp, word_errors, ref_words, char_errors, ref_chars, cer_unit, insertions)
 
 
-def _edits(ref_units: list[str], hyp_units: list[str], process, joiner: str) -> tuple[int, int]:
-    """(substitutions + deletions + insertions, reference length)."""
+def _edits(ref_units: list[str], hyp_units: list[str], process, joiner: str) -> tuple[int, int, int]:
+    """(substitutions + deletions + insertions, reference length, insertions)."""
     if not ref_units:
-        return len(hyp_units), 0
+        return len(hyp_units), 0, len(hyp_units)
     if not hyp_units:
-        return len(ref_units), len(ref_units)
+        return len(ref_units), len(ref_units), 0
     out = process(joiner.join(ref_units), joiner.join(hyp_units))
-    return out.substitutions + out.deletions + out.insertions, len(ref_units)
+    return out.substitutions + out.deletions + out.insertions, len(ref_units), out.insertions
 
 
 def error_rates(
@@ -91,17 +92,22 @@ def error_rates(
         score_utterance(r, h, lang, english_spelling=english_spelling)
         for r, h, lang in zip(references, hypotheses, languages)
     ]
+    utterances = [s.as_dict() for s in scores]
+    return {**corpus_rates(utterances), "utterances": utterances}
+
+
+def corpus_rates(utterances: Sequence[Mapping]) -> dict:
+    """Corpus WER and CER with their totals, from `UtteranceScore.as_dict()` rows (any subset of them)."""
     totals = {
-        "word_errors": sum(s.word_errors for s in scores),
-        "reference_words": sum(s.ref_words for s in scores),
-        "char_errors": sum(s.char_errors for s in scores),
-        "reference_chars": sum(s.ref_chars for s in scores),
+        "word_errors": sum(u["word_errors"] for u in utterances),
+        "reference_words": sum(u["ref_words"] for u in utterances),
+        "char_errors": sum(u["char_errors"] for u in utterances),
+        "reference_chars": sum(u["ref_chars"] for u in utterances),
     }
     return {
         "wer": _ratio(totals["word_errors"], totals["reference_words"]),
         "cer": _ratio(totals["char_errors"], totals["reference_chars"]),
         **totals,
-        "utterances": [s.as_dict() for s in scores],
     }
 
 

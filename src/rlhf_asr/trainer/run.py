@@ -123,6 +123,9 @@ def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args
 def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, language: str | None):
     """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...).
 
+    The hallucination metrics come along (see `evaluation/hallucination.py`); a rate whose rows the
+    test set lacks (no no-speech rows: no hallucination rate) is left out rather than logged as 0.
+
     Each row is decoded in its own language (rows without one: `language`, the run's default), so a
     multilingual test set is scored per language, not all as one.
     """
@@ -139,7 +142,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
         )
-        keep = ("wer", "cer", "preference_accuracy", "rtf")
+        keep = ("wer", "cer", "preference_accuracy", "rtf", "hallucination_rate", "insertion_rate", "repetition_rate")
         return {key: metrics[key] for key in keep if metrics.get(key) is not None}
 
     return evaluate
