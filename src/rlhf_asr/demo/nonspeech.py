@@ -7,11 +7,12 @@ under noise) of 15-30 s. Both are made by the tool (`data/nonspeech.make_nonspee
 so every machine gets the same clips for a seed.
 
 A clip is a corpus `Utterance` with an empty text (its `voice` holds the sound's kind), so it goes
-through the demo's encoder, decoding and encoder cache like any speech clip. Scores:
+through the demo's encoder, decoding and encoder cache like any speech clip. Scores are those of
+`rlhf-asr evaluate` (`evaluation/hallucination.score_rows`):
 - hallucination rate: share of non-speech clips where the model wrote at least one word (after
   Whisper's English normalisation, so "..." alone is no word);
-- repetition rate: share of all held-out outputs with a loop (`has_repetition_loop` against the
-  reference: an n-gram repeated 3+ times, or far longer than what was said).
+- repetition rate: share of outputs with a loop (an n-gram repeated 3+ times in a row; for speech
+  also an output far longer than what was said).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ import soundfile
 from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
 from rlhf_asr.data.synth_audio import SAMPLING_RATE
 from rlhf_asr.demo.corpus import Corpus, Utterance, write_jsonl
-from rlhf_asr.evaluation.normalize import normalize_text
-from rlhf_asr.evaluation.repetition import has_repetition_loop
+from rlhf_asr.evaluation.hallucination import score_rows
 
 TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "tone", "chords")
 TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
@@ -84,20 +84,14 @@ def no_speech_rows(rows: list[Utterance], hypotheses: list[str]) -> list[tuple[i
     ]
 
 
-def wrote_words(hypothesis: str) -> bool:
-    return bool(normalize_text(hypothesis, "en").split())
-
-
 def hallucination_rate(hypotheses: list[str]) -> float | None:
-    """Share of non-speech outputs with at least one word; None without non-speech clips."""
-    return sum(map(wrote_words, hypotheses)) / len(hypotheses) if hypotheses else None
+    """Share of non-speech outputs with at least one word (`evaluate`'s definition); None without clips."""
+    return score_rows([""] * len(hypotheses), hypotheses, "en")["hallucination_rate"] if hypotheses else None
 
 
 def repetition_rate(references: list[str], hypotheses: list[str]) -> float | None:
-    """Share of outputs with a repetition loop (against their reference)."""
-    if not hypotheses:
-        return None
-    return sum(has_repetition_loop(h, r) for r, h in zip(references, hypotheses)) / len(hypotheses)
+    """Share of outputs with a repetition loop (`evaluate`'s definition: "" references count real repeats only)."""
+    return score_rows(references, hypotheses, "en")["repetition_rate"] if hypotheses else None
 
 
 def evaluate_nonspeech(corpus: Corpus, before: list[str], after: list[str], pairs: int) -> dict:
