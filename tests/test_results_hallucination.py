@@ -122,6 +122,7 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     report = render_hallucination(_raw(0.05, 0.245))
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
+    assert "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --seeds 0 1 2`" in report
 
 
 def test_targets_not_met_are_named_from_the_raw_numbers():
