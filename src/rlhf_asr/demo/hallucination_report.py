@@ -111,16 +111,34 @@ def render_hallucination(raw: dict) -> str:
     for check in check_targets(summary):
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
         lines.append(f"- {check['target']}: {verdict}" + (f" ({check['detail']})." if check["detail"] else "."))
+    lines += _ratios(summary)
     notes = [
         *_measured_on(raw.get("environment")),
         "- Hallucination rate: share of the held-out non-speech clips where the model wrote at least one word "
         "(after Whisper's English normalisation). Repetition rate: share of all held-out outputs (speech and "
-        "non-speech) with a loop (an n-gram repeated 3+ times in a row, or far longer than the reference).",
+        "non-speech) with a loop (an n-gram repeated 3+ times in a row; for speech also an output far longer than "
+        "the reference). Both as `rlhf-asr evaluate` computes them (`evaluation/hallucination.py`).",
         *_examples(raw),
+        "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
+        "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
+        "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",
     ]
     if raw.get("complete") is False:
         notes.append(f"- Incomplete: {len(raw['runs'])} runs recorded of the {raw.get('planned_runs')} planned.")
     return "\n".join([*lines, "", "### Notes", "", *notes]) + "\n"
+
+
+def _ratios(summary: dict) -> list[str]:
+    """Every row's hallucination rate as a multiple of the base model's (the 0.2x target's scale)."""
+    base = _mean(summary, "base", "hallucination_rate")
+    if not base:
+        return []
+    ratios = [
+        f"{NAMES.get(variant, variant)} {_mean(summary, variant, 'hallucination_rate') / base:.2f}x"
+        for variant in summary
+        if variant != "base" and _mean(summary, variant, "hallucination_rate") is not None
+    ]
+    return ["", f"Hallucination rate as a multiple of the base model's: {'; '.join(ratios)}."]
 
 
 def rerun_command(opts: dict) -> str:
@@ -134,5 +152,12 @@ def _examples(raw: dict) -> list[str]:
     outputs = raw.get("base_nonspeech_outputs") or {}
     if not outputs:
         return []
-    shown = ", ".join(f'"{text}" x{count}' for text, count in list(outputs.items())[:6])
-    return [f"- The base model on the held-out non-speech clips wrote: {shown}."]
+    shown = ", ".join(f'"{_short(text)}" x{count}' for text, count in list(outputs.items())[:8])
+    return [
+        f"- The base model on the held-out non-speech clips wrote: {shown}. A transcript of punctuation only "
+        '(". . .") has no word, so it is neither a hallucination nor a loop by these definitions.'
+    ]
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
