@@ -50,6 +50,10 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
         "en-us-nyc",
         "--speeds",
         "200,220",
+        "--nonspeech_train",
+        "2",
+        "--nonspeech_test",
+        "2",
     ]
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -57,6 +61,7 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     for result in metrics["evaluation"].values():
         assert 0 <= result["before"]["wer"] and 0 <= result["after"]["wer"]
     assert metrics["encoder_cache"]["misses"] == 0 and metrics["encoder_cache"]["hits"] >= metrics["pairs"]
+    assert metrics["nonspeech"]["clips"] == 2 and 0 <= metrics["nonspeech"]["hallucination_rate_after"] <= 1
     report = (out / "report.md").read_text()
     assert "Held-out WER" in report and re.search(r"\| \*\*total\*\* \|", report)
     assert (out / "wer_before_after.png").is_file() and (out / "corpus" / "pairs.jsonl").is_file()

@@ -1,4 +1,4 @@
-"""`rlhf-asr results`: base vs SFT vs ORPO (both rejected scopes) over seeds; raw.json and the report.
+"""`rlhf-asr results`: base vs SFT vs ORPO over seeds (speech WER, or hallucinations on non-speech); raw and report.
 
 Both go to results_output/ by default; `--from_raw` renders the report again from a raw.json.
 """
@@ -16,9 +16,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RenderOptions:
-    from_raw: str | None = field(
+    from_raw: list[str] | None = field(
         default=None,
-        metadata={"help": "only render --report_path from this raw.json (e.g. docs/results/raw.json): no training"},
+        metadata={
+            "help": "only render --report_path from these raw JSON files, one section each (e.g. "
+            "docs/results/raw.json docs/results/hallucination_raw.json): no training"
+        },
     )
 
 
@@ -35,14 +38,21 @@ def build_parser():
     )
 
 
+# --study hallucination writes these file names instead of results.md and raw.json
+STUDY_FILES = {"hallucination": {"report_path": "hallucination.md", "raw_path": "hallucination_raw.json"}}
+
+
 def _beside_output_dir(options):
     """--report_path / --raw_path left at their defaults follow --output_dir (results.md, raw.json in it)."""
     defaults = type(options)()
     changes = {}
     for name in ("report_path", "raw_path"):
         default = getattr(defaults, name)
-        if getattr(options, name) == default and options.output_dir != defaults.output_dir:
-            changes[name] = f"{options.output_dir}/{default.rsplit('/', 1)[-1]}"
+        file_name = STUDY_FILES.get(options.study, {}).get(name, default.rsplit("/", 1)[-1])
+        if getattr(options, name) == default and (
+            options.output_dir != defaults.output_dir or options.study in STUDY_FILES
+        ):
+            changes[name] = f"{options.output_dir}/{file_name}"
     return dataclasses.replace(options, **changes) if changes else options
 
 
@@ -56,6 +66,7 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
+    from rlhf_asr.demo.options import STUDIES
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.recipes.results import VARIANTS, regenerate, run_results
 
@@ -64,11 +75,20 @@ def main(argv: list[str]) -> int:
         regenerate(render.from_raw, options.report_path)
         log.info("wrote %s from %s", options.report_path, render.from_raw)
         return 0
+    if options.study not in STUDIES:
+        raise UserInputError(f"--study {options.study}: choose from {', '.join(STUDIES)}")
     unknown = sorted(set(options.variants) - set(VARIANTS))
     if unknown:
         raise UserInputError(f"--variants {' '.join(unknown)}: choose from {', '.join(VARIANTS)}")
     check_counts(options)
+    if options.study == "hallucination" and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
+        raise UserInputError("--study hallucination needs --nonspeech_train and --nonspeech_test of at least 1")
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    run_results(options)
+    if options.study == "hallucination":
+        from rlhf_asr.recipes.hallucination import run_hallucination
+
+        run_hallucination(options)
+    else:
+        run_results(options)
     return 0

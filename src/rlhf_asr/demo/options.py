@@ -19,6 +19,14 @@ TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out t
 # name -> (alpha, rejected scope); 0.1 is the paper's and TRL's default weight of the odds-ratio term
 ORPO_ALPHA = 0.1
 VARIANTS = {"sft": (0.0, "all"), "orpo": (ORPO_ALPHA, "all"), "orpo_diverging": (ORPO_ALPHA, "diverging")}
+# The hallucination study (`--study hallucination`): name -> (alpha, pairs trained on). "orpo" is the
+# speech-only model above; the others add the no-speech pairs of the generated training clips.
+HALLUCINATION_VARIANTS = {
+    "orpo_nonspeech": (ORPO_ALPHA, "mixed"),
+    "sft_nonspeech": (0.0, "mixed"),
+    "orpo": (ORPO_ALPHA, "speech"),
+}
+STUDIES = ("wer", "hallucination")
 
 
 def default_workers() -> int:
@@ -49,6 +57,16 @@ class DemoOptions:
         default_factory=lambda: list(SPEEDS), metadata={"help": "speaking rates, words per minute"}
     )
     workers: int = field(default_factory=default_workers, metadata={"help": "espeak-ng processes at once"})
+    nonspeech_train: int = field(
+        default=24,
+        metadata={"help": "generated non-speech training clips (silence, white/pink noise, tones, chords; 1-10 s)"},
+    )
+    nonspeech_test: int = field(
+        default=20,
+        metadata={
+            "help": "held-out non-speech clips of other kinds and durations (brown/blue noise, hum, music; 15-30 s)"
+        },
+    )
     # a decoding step costs about the same for 4 clips as for 32 on CPU
     decode_batch_size: int = field(default=32, metadata={"help": "clips decoded together"})
     # 0 = one, plus one encoder worker per core (see `stages.pick_threads`)
@@ -64,6 +82,13 @@ class ResultsOptions(DemoOptions):
     raw_path: str = "results_output/raw.json"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    study: str = field(
+        default="wer",
+        metadata={
+            "help": "wer: base, SFT and ORPO on speech pairs (--variants); hallucination: base, decode-time guard, "
+            "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md)"
+        },
+    )
 
 
 def synthesize_corpus(options: DemoOptions, folder: Path, seed: int):

@@ -75,11 +75,37 @@ def log_summary(metrics: dict, out: Path) -> None:
         logger.info(
             "WER %s: %.1f%% -> %.1f%%", result["label"], 100 * result["before"]["wer"], 100 * result["after"]["wer"]
         )
+    nonspeech = metrics.get("nonspeech")
+    if nonspeech:
+        logger.info(
+            "hallucination rate on %d held-out non-speech clips: %s -> %s",
+            nonspeech["clips"],
+            _pct(nonspeech["hallucination_rate_before"]),
+            _pct(nonspeech["hallucination_rate_after"]),
+        )
     logger.info("report: %s", out / "report.md")
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _nonspeech_lines(nonspeech: dict | None) -> list[str]:
+    """The held-out non-speech row beside the WER table: share of clips the model wrote words for."""
+    if not nonspeech:
+        return []
+    return [
+        "",
+        "| held-out non-speech | clips | hallucination before | hallucination after | loops before | loops after |",
+        "|---|---|---|---|---|---|",
+        f"| {', '.join(nonspeech['kinds'])}; {'/'.join(map(str, nonspeech['durations_s']))} s | {nonspeech['clips']} | "
+        f"{_pct(nonspeech['hallucination_rate_before'])} | {_pct(nonspeech['hallucination_rate_after'])} | "
+        f"{_pct(nonspeech['repetition_rate_before'])} | {_pct(nonspeech['repetition_rate_after'])} |",
+        "",
+        "Hallucination: share of clips where the model wrote at least one word. Training heard other kinds and "
+        f"lengths: {nonspeech['train_clips']} clips of {', '.join(nonspeech['train_kinds']) or 'none'} "
+        f"({nonspeech['pairs']} no-speech pairs: chosen empty, rejected = what the base model wrote).",
+    ]
 
 
 def plot_wer(evaluation: dict, path: Path) -> None:
@@ -128,6 +154,7 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
             f"| {result['label']} | {result['utterances']} | {_pct(b['wer'])} | {_pct(a['wer'])} | "
             f"{_pct(b['cer'])} | {_pct(a['cer'])} |"
         )
+    lines += _nonspeech_lines(metrics.get("nonspeech"))
     lines += ["", "![WER before and after](wer_before_after.png)", "", "Per voice (WER before -> after):", ""]
     for result in evaluation.values():
         per_voice = ", ".join(

@@ -144,17 +144,54 @@ def check_pairs(path: Path, count: int) -> None:
         raise RuntimeError(f"{path}: {report.summary()}; the encoder cache would be misaligned")
 
 
+def pair_rows(rows: list, hypotheses: list[str]) -> list[tuple[int, dict]]:
+    """(index, preference row) of one split: speech clips the model got wrong (`mistake_rows`), and
+    non-speech clips (empty text) the model wrote anything for (chosen "")."""
+    from rlhf_asr.demo.nonspeech import no_speech_rows
+
+    speech = [i for i, u in enumerate(rows) if u.text]
+    silent = [i for i, u in enumerate(rows) if not u.text]
+    found = [
+        (speech[i], row)
+        for i, row in mistake_rows(
+            [rows[i].path for i in speech],
+            [rows[i].duration for i in speech],
+            [rows[i].text for i in speech],
+            [hypotheses[i] for i in speech],
+        )
+    ]
+    found += [(silent[i], row) for i, row in no_speech_rows([rows[i] for i in silent], [hypotheses[i] for i in silent])]
+    return sorted(found, key=lambda item: item[0])
+
+
 def make_pairs(corpus: Corpus, hypotheses: list[str], hidden: torch.Tensor, model) -> tuple[Path, list, EncoderCache]:
     """Writes pairs.jsonl and an EncoderCache holding each pair's encoder output (`model`'s) under its audio file."""
-    train = corpus.splits["train"]
-    pairs = mistake_rows([u.path for u in train], [u.duration for u in train], [u.text for u in train], hypotheses)
+    return make_split_pairs(corpus, ("train",), {"train": hypotheses}, {"train": hidden}, model)
+
+
+def make_split_pairs(
+    corpus: Corpus,
+    splits: tuple[str, ...],
+    before: dict[str, list[str]],
+    hidden: dict[str, torch.Tensor],
+    model,
+    name: str = "pairs.jsonl",
+    cache: EncoderCache | None = None,
+) -> tuple[Path, list, EncoderCache]:
+    """Pairs of `splits` (see `pair_rows`) in `name`, their encoder outputs put in `cache` (a new one by default)."""
+    pairs, outputs = [], []
+    for split in splits:
+        rows = corpus.splits[split]
+        for index, row in pair_rows(rows, before[split]):
+            pairs.append((index, row))  # index within its split
+            outputs.append((corpus.folder / rows[index].path, hidden[split][index]))
     if not pairs:
         raise RuntimeError("the base model transcribed every training clip correctly: nothing to train on")
-    path = corpus.folder / "pairs.jsonl"
+    path = corpus.folder / name
     write_jsonl(path, [row for _, row in pairs])
     check_pairs(path, len(pairs))
-    cache = EncoderCache(max_bytes=8 * 1024**3)
+    cache = cache if cache is not None else EncoderCache(max_bytes=8 * 1024**3)
     fingerprint = encoder_fingerprint(model)
-    for index, _ in pairs:
-        cache.put(fingerprint, audio_key(corpus.folder / train[index].path), hidden[index])
+    for audio, output in outputs:
+        cache.put(fingerprint, audio_key(audio), output)
     return path, pairs, cache

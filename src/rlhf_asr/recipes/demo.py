@@ -3,7 +3,9 @@
 Synthesized speech (espeak-ng) -> bundled Whisper tiny.en transcribes it -> its wrong transcripts
 become ORPO preference pairs (chosen = the text spoken, rejected = the model's own transcript)
 -> the training recipe fine-tunes LoRA on the decoder -> WER before and after on held-out texts
-spoken by the training voices and by voices training never heard.
+spoken by the training voices and by voices training never heard. Generated non-speech clips
+(`demo/nonspeech.py`) add no-speech pairs (chosen "", rejected = what the model wrote on them), and
+the hallucination rate is reported before and after on held-out clips of other kinds and durations.
 
 The encoder runs once per clip and its outputs serve decoding, training and evaluation
 (`demo/stages.py` says why that is valid). The pieces live in `rlhf_asr.demo`; this is their order.
@@ -17,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlhf_asr.demo.corpus import espeak_version, write_jsonl
+from rlhf_asr.demo.nonspeech import add_nonspeech, evaluate_nonspeech
 from rlhf_asr.demo.options import (
     HELD_OUT_VOICES,
     SPEEDS,
@@ -27,7 +30,14 @@ from rlhf_asr.demo.options import (
     training_args,
 )
 from rlhf_asr.demo.report import evaluate_split, log_summary, pick_examples, score, write_report
-from rlhf_asr.demo.stages import Stages, cpu_cores, decode_split, encode_corpus, load_decoding_model, make_pairs
+from rlhf_asr.demo.stages import (
+    Stages,
+    cpu_cores,
+    decode_split,
+    encode_corpus,
+    load_decoding_model,
+    make_split_pairs,
+)
 
 __all__ = ["DemoOptions", "HELD_OUT_VOICES", "SPEEDS", "TRAIN_VOICES", "run_demo"]
 
@@ -42,6 +52,8 @@ def run_demo(options: DemoOptions) -> dict:
     stages = Stages(options.threads)
     with stages("synthesize speech"):
         corpus = synthesize_corpus(options, out / "corpus", seed=options.seed)
+    with stages("generate non-speech clips"):
+        add_nonspeech(corpus, options.nonspeech_train, options.nonspeech_test, seed=options.seed)
     with stages("load model"):
         base = Path(resolve_model_source(options.model))
         model, processor = load_decoding_model(base)
@@ -53,7 +65,10 @@ def run_demo(options: DemoOptions) -> dict:
     with stages("base model transcribes", compute=True):
         before = {split: decode_split(model, processor, hidden, corpus, split, batch) for split in corpus.splits}
     with stages("make preference pairs"):
-        pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden.pop("train"), model)
+        splits = tuple(split for split in ("train", "nonspeech_train") if split in hidden)
+        pairs_path, pairs, cache = make_split_pairs(corpus, splits, before, hidden, model)
+        for split in splits:
+            del hidden[split]
     model_dir = out / "model"
     with stages("ORPO training", compute=True):
         summary = run_training(*training_args(options, base, pairs_path, model_dir), encoder_cache=cache)
@@ -63,13 +78,19 @@ def run_demo(options: DemoOptions) -> dict:
         tuned, _ = load_decoding_model(model_dir)
         after = {
             split: decode_split(tuned, processor, hidden, corpus, split, batch)
-            for split in TEST_SPLITS
+            for split in (*TEST_SPLITS, "nonspeech_test")
             if split in hidden
         }
+    nonspeech_after = after.pop("nonspeech_test", None)
     metrics = {
         "evaluation": {split: evaluate_split(corpus, split, before[split], after[split]) for split in after},
         "train_wer_before": score(corpus.texts("train"), before["train"])["wer"],
         "pairs": len(pairs),
+        "nonspeech": None
+        if nonspeech_after is None
+        else evaluate_nonspeech(
+            corpus, before["nonspeech_test"], nonspeech_after, sum(row["chosen"] == "" for _, row in pairs)
+        ),
         "train_utterances": len(corpus.splits["train"]),
         "clips_encoded": clips,
         "encoder_cache": {"hits": cache.hits, "misses": cache.misses},
@@ -88,8 +109,20 @@ def run_demo(options: DemoOptions) -> dict:
         for split in after
         for u, b, a in zip(corpus.splits[split], before[split], after[split])
     ]
+    if nonspeech_after is not None:  # the sound's kind in "voice", its length in "duration"
+        transcripts += [
+            {
+                "split": "nonspeech_test",
+                "voice": u.voice,
+                "duration": round(u.duration, 1),
+                "reference": "",
+                "before": b,
+                "after": a,
+            }
+            for u, b, a in zip(corpus.splits["nonspeech_test"], before["nonspeech_test"], nonspeech_after)
+        ]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     write_jsonl(out / "transcripts.jsonl", transcripts)
-    write_report(out, metrics, pick_examples(transcripts))
+    write_report(out, metrics, pick_examples([row for row in transcripts if row["reference"]]))
     log_summary(metrics, out)
     return metrics

@@ -1,0 +1,112 @@
+"""Non-speech clips for the demo and the hallucination study: what they are, what they teach, how they score.
+
+The issue's claim is about clips the model never trained on, so training and held-out clips differ
+in kind AND in duration: training hears silence, white and pink noise, tones and chords of 1-10 s;
+the held-out clips are brown and blue noise, mains hum, arpeggios and mixtures (music, tone or hum
+under noise) of 15-30 s. Both are made by the tool (`data/nonspeech.make_nonspeech`, seeded),
+so every machine gets the same clips for a seed.
+
+A clip is a corpus `Utterance` with an empty text (its `voice` holds the sound's kind), so it goes
+through the demo's encoder, decoding and encoder cache like any speech clip. Scores are those of
+`rlhf-asr evaluate` (`evaluation/hallucination.score_rows`):
+- hallucination rate: share of non-speech clips where the model wrote at least one word (after
+  Whisper's English normalisation, so "..." alone is no word);
+- repetition rate: share of outputs with a loop (an n-gram repeated 3+ times in a row; for speech
+  also an output far longer than what was said).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import soundfile
+
+from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
+from rlhf_asr.data.synth_audio import SAMPLING_RATE
+from rlhf_asr.demo.corpus import Corpus, Utterance, write_jsonl
+from rlhf_asr.evaluation.hallucination import score_rows
+
+TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "tone", "chords")
+TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
+HELD_OUT_KINDS = ("brown_noise", "blue_noise", "hum", "arpeggio", "mixture")
+HELD_OUT_DURATIONS = (15.0, 20.0, 30.0)  # seconds
+# split name -> (kinds, durations); the held-out split is what "hallucination rate" is measured on
+NONSPEECH_SPLITS = {
+    "nonspeech_train": (TRAIN_KINDS, TRAIN_DURATIONS),
+    "nonspeech_test": (HELD_OUT_KINDS, HELD_OUT_DURATIONS),
+}
+
+
+def nonspeech_utterances(
+    folder: Path, split: str, count: int, kinds: tuple[str, ...], durations: tuple[float, ...], seed: int
+) -> list[Utterance]:
+    """`count` generated clips of `kinds` (in turn) and `durations` (drawn), written under `folder/split/`."""
+    unknown = set(kinds) - set(NONSPEECH_KINDS)
+    if unknown:
+        raise ValueError(f"unknown non-speech kinds {sorted(unknown)}")
+    names = list(NONSPEECH_KINDS)
+    indices = (index for index in range(10**9) if names[index % len(names)] in kinds)  # make_nonspeech cycles kinds
+    rows = []
+    for number, index in zip(range(count), indices):
+        kind, _, _, samples = make_nonspeech(index, seed, durations)
+        relative = f"{split}/{number:04d}_{kind}.wav"
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        soundfile.write(folder / relative, samples, SAMPLING_RATE, subtype="PCM_16")
+        rows.append(Utterance("", kind, 0, relative, samples.size / SAMPLING_RATE, split))
+    return rows
+
+
+def add_nonspeech(corpus: Corpus, train: int, test: int, seed: int) -> Corpus:
+    """Adds the splits of NONSPEECH_SPLITS (`train` and `test` clips) to `corpus`, manifests included."""
+    for split, count in (("nonspeech_train", train), ("nonspeech_test", test)):
+        if count > 0:
+            kinds, durations = NONSPEECH_SPLITS[split]
+            corpus.splits[split] = nonspeech_utterances(corpus.folder, split, count, kinds, durations, seed)
+            write_jsonl(corpus.manifest(split), [u.asr_row() for u in corpus.splits[split]])
+    return corpus
+
+
+def no_speech_rows(rows: list[Utterance], hypotheses: list[str]) -> list[tuple[int, dict]]:
+    """(index, preference row) for every non-speech clip the model wrote anything for: chosen "", rejected it."""
+    return [
+        (
+            index,
+            {
+                "audio": {"path": u.path},
+                "duration": round(u.duration, 3),
+                "chosen": "",
+                "rejected": hypothesis,
+                "language": "English",
+            },
+        )
+        for index, (u, hypothesis) in enumerate(zip(rows, hypotheses))
+        if hypothesis.strip()
+    ]
+
+
+def hallucination_rate(hypotheses: list[str]) -> float | None:
+    """Share of non-speech outputs with at least one word (`evaluate`'s definition); None without clips."""
+    return score_rows([""] * len(hypotheses), hypotheses, "en")["hallucination_rate"] if hypotheses else None
+
+
+def repetition_rate(references: list[str], hypotheses: list[str]) -> float | None:
+    """Share of outputs with a repetition loop (`evaluate`'s definition: "" references count real repeats only)."""
+    return score_rows(references, hypotheses, "en")["repetition_rate"] if hypotheses else None
+
+
+def evaluate_nonspeech(corpus: Corpus, before: list[str], after: list[str], pairs: int) -> dict:
+    """The demo's non-speech scores: hallucination (and loops) on the held-out clips before and after training."""
+    rows = corpus.splits["nonspeech_test"]
+    references = [""] * len(rows)
+    return {
+        "clips": len(rows),
+        "kinds": sorted({u.voice for u in rows}),
+        "durations_s": sorted({round(u.duration) for u in rows}),
+        "train_clips": len(corpus.splits.get("nonspeech_train", [])),
+        "train_kinds": sorted({u.voice for u in corpus.splits.get("nonspeech_train", [])}),
+        "pairs": pairs,
+        "hallucination_rate_before": hallucination_rate(before),
+        "hallucination_rate_after": hallucination_rate(after),
+        "repetition_rate_before": repetition_rate(references, before),
+        "repetition_rate_after": repetition_rate(references, after),
+    }

@@ -1,0 +1,136 @@
+"""Recipe: `rlhf-asr results --study hallucination`, the evidence behind docs/results.md's hallucination table.
+
+The demo's speech corpus plus generated non-speech clips (`demo/nonspeech.py`: training and
+held-out clips differ in kind and duration). Compared at equal steps over seeds: the base model;
+the base model behind Whisper's decode-time guard (`demo/guard.py`); SFT and ORPO on the speech
+pairs plus the no-speech pairs; ORPO on the speech pairs only (does silence cost speech WER?).
+Scores: speech WER on both held-out splits, hallucination rate on the held-out non-speech clips,
+repetition rate on every held-out output.
+
+As in `recipes/results.py`, the encoder runs once per clip and serves decoding, training (a
+pre-filled cache) and evaluation. Raw numbers go to hallucination_raw.json after every run (an
+interrupted study keeps what ran) and the report is rendered from them alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from rlhf_asr.demo.guard import DecodeGuard, guard_transcripts
+from rlhf_asr.demo.hallucination_report import render_hallucination
+from rlhf_asr.demo.nonspeech import NONSPEECH_SPLITS, add_nonspeech, hallucination_rate, repetition_rate
+from rlhf_asr.demo.options import HALLUCINATION_VARIANTS, ResultsOptions, synthesize_corpus, training_args
+from rlhf_asr.demo.report import score
+from rlhf_asr.demo.results_report import environment, write_text
+from rlhf_asr.demo.stages import (
+    cpu_cores,
+    decode_split,
+    encode_corpus,
+    load_decoding_model,
+    make_split_pairs,
+    pick_threads,
+)
+
+logger = logging.getLogger(__name__)
+HELD_OUT = ("test", "test_voices", "nonspeech_test")
+
+
+def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
+    """Speech WER per split, hallucination rate on non-speech, repetition rate over every held-out output."""
+    speech = [split for split in ("test", "test_voices") if split in transcripts]
+    result = {f"wer_{split}": score(corpus.texts(split), transcripts[split])["wer"] for split in speech}
+    result["hallucination_rate"] = hallucination_rate(transcripts["nonspeech_test"])
+    splits = [*speech, "nonspeech_test"]
+    result["repetition_rate"] = repetition_rate(
+        [t for split in splits for t in corpus.texts(split)], [h for split in splits for h in transcripts[split]]
+    )
+    return result
+
+
+def run_hallucination(options: ResultsOptions) -> dict:
+    from rlhf_asr.model.loading import resolve_model_source
+    from rlhf_asr.trainer.run import run_training
+
+    out = Path(options.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = add_nonspeech(
+        synthesize_corpus(options, out / "corpus", seed=0), options.nonspeech_train, options.nonspeech_test, seed=0
+    )
+    base = Path(resolve_model_source(options.model))
+    model, processor = load_decoding_model(base)
+    hidden = encode_corpus(model, processor, corpus, cpu_cores())
+    pick_threads(1)
+    before = {
+        split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
+        for split in corpus.splits
+    }
+    mixed_path, mixed, cache = make_split_pairs(
+        corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech.jsonl"
+    )
+    speech_path, speech, _ = make_split_pairs(corpus, ("train",), before, hidden, model, "pairs.jsonl", cache)
+    pair_files = {"mixed": mixed_path, "speech": speech_path}
+    max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
+    guard = DecodeGuard()
+    guarded = {
+        split: guard_transcripts(model, processor, [corpus.folder / u.path for u in corpus.splits[split]], guard)
+        for split in HELD_OUT
+    }
+    raw = {
+        "study": "hallucination",
+        "options": asdict(options),
+        "clips": {
+            name: {"count": len(corpus.splits[split]), "kinds": list(kinds), "durations": list(durations)}
+            for name, (split, (kinds, durations)) in zip(("train", "test"), NONSPEECH_SPLITS.items())
+        },
+        "guard": asdict(guard),
+        "speech_pairs": len(speech),
+        "nonspeech_pairs": len(mixed) - len(speech),
+        "max_steps": max_steps,
+        "base_nonspeech_outputs": dict(Counter(before["nonspeech_test"]).most_common()),
+        "planned_runs": 2 + len(options.seeds) * len(HALLUCINATION_VARIANTS),
+        "runs": [
+            {"variant": "base", "seed": None, **held_out_scores(corpus, before)},
+            {"variant": "guard", "seed": None, **held_out_scores(corpus, guarded)},
+        ],
+        "environment": environment(),
+    }
+    _save(raw, options)
+    for seed in options.seeds:
+        for variant, (alpha, pairs) in HALLUCINATION_VARIANTS.items():
+            run_dir = out / f"{variant}_seed{seed}"
+            args = training_args(
+                replace(options, alpha=alpha, seed=seed),
+                base,
+                pair_files[pairs],
+                run_dir,
+                max_steps=max_steps,
+                plot=False,
+            )
+            pick_threads(1)
+            start = time.perf_counter()
+            run_training(*args, encoder_cache=cache)
+            train_s = time.perf_counter() - start
+            tuned, _ = load_decoding_model(run_dir)
+            after = {
+                split: decode_split(tuned, processor, hidden, corpus, split, options.decode_batch_size)
+                for split in HELD_OUT
+            }
+            raw["runs"].append(
+                {"variant": variant, "seed": seed, "train_s": round(train_s, 1), **held_out_scores(corpus, after)}
+            )
+            logger.info("%s", raw["runs"][-1])
+            _save(raw, options)
+    return raw
+
+
+def _save(raw: dict, options: ResultsOptions) -> None:
+    """Raw numbers and the report rendered from them, after every run."""
+    raw["complete"] = len(raw["runs"]) == raw["planned_runs"]
+    write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
+    write_text(options.report_path, render_hallucination(raw))

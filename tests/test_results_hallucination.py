@@ -1,0 +1,172 @@
+"""`rlhf-asr results --study hallucination`: the study end to end on a tiny random model, and its report from raw."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlhf_asr.demo.hallucination_report import check_targets, render_hallucination
+from rlhf_asr.demo.results_report import regenerate, summarize
+from whisper_fixtures import make_tiny_whisper_dir, write_tone
+
+TRAINED = ["orpo_nonspeech", "sft_nonspeech", "orpo"]
+
+
+def _fake_corpus(options, folder, seed):
+    from rlhf_asr.demo.corpus import Corpus, Utterance
+
+    texts = {
+        "train": ["the cat sat on the mat", "hello there world", "open the window please", "a b c d"],
+        "test": ["good morning to you", "the sun is out"],
+        "test_voices": ["good morning to you", "the sun is out"],
+    }
+    splits = {}
+    for split, rows in texts.items():
+        splits[split] = []
+        for i, text in enumerate(rows):
+            path = f"{split}/{i}.wav"
+            write_tone(folder / path, 1.0, 200 + 40 * i + 7 * len(split), seed=i)
+            splits[split].append(Utterance(text, "en-us", 160, path, 1.0, split))
+    return Corpus(folder, splits)
+
+
+@pytest.mark.slow
+def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(tmp_path, monkeypatch):
+    import rlhf_asr.model.loading as loading
+    import rlhf_asr.recipes.hallucination as recipe
+    from rlhf_asr.demo.options import ResultsOptions
+
+    model_dir = make_tiny_whisper_dir(tmp_path)
+    monkeypatch.setattr(recipe, "synthesize_corpus", _fake_corpus)
+    monkeypatch.setattr(loading, "resolve_model_source", lambda name: str(model_dir))
+    out = tmp_path / "study"
+    options = ResultsOptions(
+        output_dir=str(out),
+        report_path=str(out / "hallucination.md"),
+        raw_path=str(out / "hallucination_raw.json"),
+        num_train=4,
+        num_test=2,
+        nonspeech_train=2,
+        nonspeech_test=2,
+        epochs=1,
+        batch_size=4,
+        lora_r=2,
+        seeds=[0],
+        study="hallucination",
+    )
+    recipe.run_hallucination(options)
+
+    raw = json.loads((out / "hallucination_raw.json").read_text())
+    assert [run["variant"] for run in raw["runs"]] == ["base", "guard", *TRAINED]
+    assert raw["complete"] and raw["max_steps"] >= 1
+    for run in raw["runs"]:
+        for column in ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate"):
+            assert 0 <= run[column] <= 10, (run["variant"], column)
+    # the no-speech pairs are the training clips the base model wrote anything for
+    pairs = [json.loads(line) for line in (out / "corpus" / "pairs_nonspeech.jsonl").read_text().splitlines()]
+    assert sum(pair["chosen"] == "" for pair in pairs) == raw["nonspeech_pairs"]
+    assert raw["clips"]["test"]["kinds"] and not set(raw["clips"]["test"]["kinds"]) & set(
+        raw["clips"]["train"]["kinds"]
+    )
+    report = (out / "hallucination.md").read_text()
+    assert report == render_hallucination(raw)
+    assert regenerate([out / "hallucination_raw.json"], tmp_path / "again.md") == report
+    for name in ("| base tiny.en |", "| base + decode-time guard |", "speech pairs only |", "hallucination rate (%)"):
+        assert name in report
+    assert "### Targets (issue 11)" in report
+
+
+def _run(variant, seed, wer, hallucination, repetition=0.0):
+    return {
+        "variant": variant,
+        "seed": seed,
+        "wer_test": wer,
+        "wer_test_voices": wer,
+        "hallucination_rate": hallucination,
+        "repetition_rate": repetition,
+    }
+
+
+def _raw(ours_hallucination: float, ours_wer: float) -> dict:
+    runs = [_run("base", None, 0.30, 1.0), _run("guard", None, 0.31, 0.6)]
+    for seed in (0, 1, 2):
+        runs += [
+            _run("orpo_nonspeech", seed, ours_wer + 0.01 * seed, ours_hallucination),
+            _run("sft_nonspeech", seed, 0.25, 0.10),
+            _run("orpo", seed, 0.24 + 0.01 * seed, 0.9),
+        ]
+    clips = {"count": 5, "kinds": ["silence"], "durations": [1.0]}
+    return {
+        "study": "hallucination",
+        "options": {
+            "num_train": 8,
+            "num_test": 4,
+            "lora_r": 2,
+            "learning_rate": 1e-3,
+            "batch_size": 4,
+            "seeds": [0, 1, 2],
+        },
+        "clips": {"train": clips, "test": {**clips, "kinds": ["hum"], "durations": [20.0]}},
+        "guard": {"no_speech_threshold": 0.6, "logprob_threshold": -1.0},
+        "speech_pairs": 6,
+        "nonspeech_pairs": 5,
+        "max_steps": 9,
+        "runs": runs,
+    }
+
+
+def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
+    checks = check_targets(summarize(_raw(0.05, 0.245)["runs"], ("wer_test", "wer_test_voices", "hallucination_rate")))
+    assert [check["met"] for check in checks] == [True, True, True, True]
+    report = render_hallucination(_raw(0.05, 0.245))
+    assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
+    assert "NOT MET" not in report
+    assert "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --seeds 0 1 2`" in report
+
+
+def test_targets_not_met_are_named_from_the_raw_numbers():
+    report = render_hallucination(_raw(0.3, 0.40))
+    assert "hallucination rate at most 0.2x base: NOT MET (30.0% against base 100.0% (0.30x))" in report
+    assert "speech WER (held-out texts) no worse than speech-only ORPO: NOT MET" in report
+    assert "ORPO's hallucination rate no worse than SFT's: NOT MET (30.0% against SFT 10.0%)" in report
+    assert "| base + decode-time guard | 31.0 ± 0.0 | 31.0 ± 0.0 | 60.0 ± 0.0 |" in report
+
+
+def test_from_raw_renders_both_studies_as_sections(tmp_path):
+    from test_results_report import _raw as wer_raw
+
+    (tmp_path / "raw.json").write_text(json.dumps(wer_raw()))
+    (tmp_path / "h.json").write_text(json.dumps(_raw(0.05, 0.245)))
+    report = regenerate([tmp_path / "raw.json", tmp_path / "h.json"], tmp_path / "results.md")
+    assert report.startswith("# Results: does ORPO make transcripts better?")
+    assert "\n## Hallucinations: does ORPO teach Whisper to stay silent?" in report
+
+
+def test_study_writes_its_own_files_beside_the_output_dir():
+    from rlhf_asr.commands.results import parse_args
+
+    options, _ = parse_args(["--study", "hallucination"])
+    assert (options.raw_path, options.report_path) == (
+        "results_output/hallucination_raw.json",
+        "results_output/hallucination.md",
+    )
+    options, _ = parse_args(["--study", "hallucination", "--output_dir", "x"])
+    assert options.raw_path == "x/hallucination_raw.json"
+    assert parse_args([])[0].raw_path == "results_output/raw.json"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--study", "silence"], "--study silence: choose from wer, hallucination"),
+        (["--study", "hallucination", "--nonspeech_test", "0"], "--nonspeech_train and --nonspeech_test"),
+    ],
+)
+def test_bad_study_options_are_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    import rlhf_asr.demo.corpus as corpus
+    from rlhf_asr.commands import cli
+
+    monkeypatch.setattr(corpus, "espeak_available", lambda: (_ for _ in ()).throw(AssertionError("checked espeak")))
+    assert cli.main(["results", "--output_dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
