@@ -96,6 +96,9 @@ def format_table(metrics: dict) -> str:
 def main(argv: list[str]) -> int:
     args, dataset_options, _ = parse_options(build_parser(), argv)
     from rlhf_asr.api import evaluate
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line naming the option
 
     metrics = evaluate(
         args.model,

@@ -78,6 +78,11 @@ def parse_args(argv: list[str]) -> MakePairsOptions:
 def main(argv: list[str]) -> int:
     args, dataset_options, _ = parse_options(build_parser(), argv)
     from rlhf_asr.api import make_pairs
+    from rlhf_asr.model.ct2_export import is_ct2_folder
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    if not is_ct2_folder(args.model):
+        check_model_folder(args.model, "--model")  # a truncated weights file: one line naming the option
 
     summary = make_pairs(
         args.model,

@@ -112,6 +112,9 @@ def main(argv: list[str]) -> int:
     args, long_form = parse_all(argv)
     check_audio_paths(args.audio)
     from rlhf_asr.api import transcribe
+    from rlhf_asr.trainer.validate import check_model_folder
+
+    check_model_folder(args.model, "--model")  # a truncated weights file: one line naming the option
 
     found = transcribe(
         args.model,
