@@ -195,3 +195,14 @@ def make_split_pairs(
     for audio, output in outputs:
         cache.put(fingerprint, audio_key(audio), output)
     return path, pairs, cache
+
+
+def timed_training(args: tuple, cache) -> float:
+    """Trains one results run (ModelArguments, DataArguments, ORPOConfig) on one thread, as every
+    compared run is (see `pick_threads`), with the shared encoder cache; returns its seconds."""
+    from rlhf_asr.trainer.run import run_training
+
+    pick_threads(1)
+    start = time.perf_counter()
+    run_training(*args, encoder_cache=cache)
+    return time.perf_counter() - start

@@ -21,9 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.sources import data_kind, read_data
-from rlhf_asr.data.tokens import transcript_encoder
-from rlhf_asr.evaluation.evaluate import manifest_kind
+from rlhf_asr.evaluation.evaluate import read_for_evaluation
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.inference.ct2_decode import CT2Whisper, decode_ct2, encode_ct2
@@ -56,16 +54,9 @@ def compare_backends(
     """Metrics of both backends on every row of `manifest_path` (see the module doc); writes
     metrics.json and utterances.csv (both hypotheses per row) with `output_dir`."""
     num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
-    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
     language = check_language(processor, language)
-    report = read_data(
-        manifest_path,
-        kind,
-        min_duration=0.0,
-        skip_invalid=skip_invalid,
-        known_languages=transcript_encoder(processor).known_languages(),
-    )
-    examples = report.examples[:max_rows] if max_rows else report.examples
+    # Rows over 30 s are invalid here: the CTranslate2 path decodes one window per clip.
+    kind, report, examples = read_for_evaluation(manifest_path, processor, skip_invalid, max_rows, long_audio=False)
     rows: list[dict] = []
     seconds = {"hf": 0.0, "ct2": 0.0}
     for start in tqdm(range(0, len(examples), batch_size), desc="evaluate (hf + ct2)", unit="batch"):

@@ -110,19 +110,9 @@ def evaluate_manifest(
     """
     # None: the model's generation config, as Whisper's generate and deployed decoding use it.
     num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
-    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
     language = check_language(processor, language)
     default_language = check_language(processor, default_language)
-    report = read_data(
-        manifest_path,
-        kind,
-        min_duration=0.0,
-        skip_invalid=skip_invalid,
-        known_languages=transcript_encoder(processor).known_languages(),
-        long_audio=True,
-        max_duration=math.inf,
-    )
-    examples = report.examples[:max_rows] if max_rows else report.examples
+    kind, report, examples = read_for_evaluation(manifest_path, processor, skip_invalid, max_rows, long_audio=True)
     rows: list[dict] = []
     decode_seconds = 0.0
     with tqdm(total=len(examples), desc="evaluate", unit="utt") as progress:
@@ -144,6 +134,23 @@ def evaluate_manifest(
     if output_dir is not None:
         write_outputs(Path(output_dir), metrics, rows, metrics_name)
     return metrics
+
+
+def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: int | None, long_audio: bool):
+    """(kind, report, the examples to score) of a manifest or dataset, every row checked.
+
+    `long_audio`: rows over 30 s are valid (decoded long-form), else invalid rows.
+    """
+    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
+    report = read_data(
+        manifest_path,
+        kind,
+        min_duration=0.0,
+        skip_invalid=skip_invalid,
+        known_languages=transcript_encoder(processor).known_languages(),
+        **({"long_audio": True, "max_duration": math.inf} if long_audio else {}),
+    )
+    return kind, report, report.examples[:max_rows] if max_rows else report.examples
 
 
 def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[list[dict], float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from rlhf_asr.demo.stages import (
     load_decoding_model,
     make_split_pairs,
     pick_threads,
+    timed_training,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
 
 def run_hallucination(options: ResultsOptions) -> dict:
     from rlhf_asr.model.loading import resolve_model_source
-    from rlhf_asr.trainer.run import run_training
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,10 +111,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
                 max_steps=max_steps,
                 plot=False,
             )
-            pick_threads(1)
-            start = time.perf_counter()
-            run_training(*args, encoder_cache=cache)
-            train_s = time.perf_counter() - start
+            train_s = timed_training(args, cache)
             tuned, _ = load_decoding_model(run_dir)
             after = {
                 split: decode_split(tuned, processor, hidden, corpus, split, options.decode_batch_size)

@@ -18,14 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from rlhf_asr.demo.options import TEST_SPLITS, VARIANTS, ResultsOptions, synthesize_corpus, training_args
 from rlhf_asr.demo.report import score
 from rlhf_asr.demo.results_report import environment, regenerate, render_from_raw, write_text
-from rlhf_asr.demo.stages import cpu_cores, decode_split, encode_corpus, load_decoding_model, make_pairs, pick_threads
+from rlhf_asr.demo.stages import (
+    cpu_cores,
+    decode_split,
+    encode_corpus,
+    load_decoding_model,
+    make_pairs,
+    pick_threads,
+    timed_training,
+)
 
 __all__ = ["VARIANTS", "ResultsOptions", "regenerate", "run_results"]
 logger = logging.getLogger(__name__)
@@ -56,7 +63,6 @@ def evaluate_model(model, processor, corpus, hidden, held_out, options: ResultsO
 def run_results(options: ResultsOptions) -> dict:
     from rlhf_asr.model.loading import resolve_model_source
     from rlhf_asr.pairs import mistake_rows
-    from rlhf_asr.trainer.run import run_training
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,10 +102,7 @@ def run_results(options: ResultsOptions) -> dict:
                 rejected_scope=scope,
                 plot=False,
             )
-            pick_threads(1)
-            start = time.perf_counter()
-            run_training(*args, encoder_cache=cache)
-            train_s = time.perf_counter() - start
+            train_s = timed_training(args, cache)
             tuned, _ = load_decoding_model(run_dir)
             runs.append(
                 {
