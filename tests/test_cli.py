@@ -90,15 +90,13 @@ def _bad_manifest_cases(folder: Path) -> dict[str, tuple[str, str]]:
     }
 
 
+# One case per stage of the check (parsing, the audio file, the texts), each in its own process: the
+# path from a bad row to one printed line is the same for every kind, and tests/test_manifest.py
+# checks the message of every kind in-process (a process costs ~20 s of CI time here).
 BAD_CASES = [
     "invalid JSON",
-    "missing field",
     "audio missing",
-    "unreadable audio",
-    "empty transcript",
     "chosen equals rejected",
-    "duration far off",
-    "unknown language",
 ]
 
 
