@@ -206,3 +206,19 @@ def timed_training(args: tuple, cache) -> float:
     start = time.perf_counter()
     run_training(*args, encoder_cache=cache)
     return time.perf_counter() - start
+
+
+def base_transcripts(options, corpus: Corpus):
+    """(base folder, model, processor, encoder outputs per split, base transcripts per split): what
+    every compared run of the results recipes starts from, made once."""
+    from rlhf_asr.model.loading import resolve_model_source
+
+    base = Path(resolve_model_source(options.model))
+    model, processor = load_decoding_model(base)
+    hidden = encode_corpus(model, processor, corpus, cpu_cores())
+    pick_threads(1)
+    before = {
+        split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
+        for split in corpus.splits
+    }
+    return base, model, processor, hidden, before

@@ -13,15 +13,13 @@ teacher-forced score of the HF model, not of a decoding backend, so it is left t
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.evaluation.evaluate import read_for_evaluation
+from rlhf_asr.evaluation.evaluate import read_for_evaluation, write_outputs
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.inference.ct2_decode import CT2Whisper, decode_ct2, encode_ct2
@@ -88,7 +86,7 @@ def compare_backends(
         "language": language or (rows[0]["language"] if len({r["language"] for r in rows}) == 1 else "mixed"),
     }
     if output_dir is not None:
-        _write(Path(output_dir), metrics_name, metrics, rows)
+        write_outputs(Path(output_dir), metrics, rows, metrics_name, CSV_FIELDS)
     return metrics
 
 
@@ -125,12 +123,3 @@ def _summary(rows: list[dict], examples, report, processor, seconds: dict) -> di
         **{f"hf_{key}": hf[key] for key in ("word_errors", "reference_words")},
         **{key: ct2[key] for key in ("word_errors", "reference_words", "char_errors", "reference_chars")},
     }
-
-
-def _write(output_dir: Path, metrics_name: str, metrics: dict, rows: list[dict]) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / metrics_name).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with open(output_dir / "utterances.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)

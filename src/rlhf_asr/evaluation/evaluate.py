@@ -247,12 +247,18 @@ def _summary(rows, examples, report, kind, processor, language, num_beams, decod
     }
 
 
-def write_outputs(output_dir: Path, metrics: dict, rows: list[dict], metrics_name: str = "metrics.json") -> None:
-    """metrics.json (or `metrics_name`) and utterances.csv in `output_dir`."""
+def write_outputs(
+    output_dir: Path,
+    metrics: dict,
+    rows: list[dict],
+    metrics_name: str = "metrics.json",
+    fields: list[str] = CSV_FIELDS,
+) -> None:
+    """metrics.json (or `metrics_name`) and utterances.csv (columns `fields`) in `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / metrics_name).write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     with open(output_dir / "utterances.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -28,12 +28,10 @@ from rlhf_asr.demo.options import HALLUCINATION_VARIANTS, ResultsOptions, synthe
 from rlhf_asr.demo.report import score
 from rlhf_asr.demo.results_report import environment, write_text
 from rlhf_asr.demo.stages import (
-    cpu_cores,
+    base_transcripts,
     decode_split,
-    encode_corpus,
     load_decoding_model,
     make_split_pairs,
-    pick_threads,
     timed_training,
 )
 
@@ -54,21 +52,13 @@ def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
 
 
 def run_hallucination(options: ResultsOptions) -> dict:
-    from rlhf_asr.model.loading import resolve_model_source
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = add_nonspeech(
         synthesize_corpus(options, out / "corpus", seed=0), options.nonspeech_train, options.nonspeech_test, seed=0
     )
-    base = Path(resolve_model_source(options.model))
-    model, processor = load_decoding_model(base)
-    hidden = encode_corpus(model, processor, corpus, cpu_cores())
-    pick_threads(1)
-    before = {
-        split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
-        for split in corpus.splits
-    }
+    base, model, processor, hidden, before = base_transcripts(options, corpus)
     mixed_path, mixed, cache = make_split_pairs(
         corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech.jsonl"
     )

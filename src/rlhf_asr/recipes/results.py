@@ -25,9 +25,8 @@ from rlhf_asr.demo.options import TEST_SPLITS, VARIANTS, ResultsOptions, synthes
 from rlhf_asr.demo.report import score
 from rlhf_asr.demo.results_report import environment, regenerate, render_from_raw, write_text
 from rlhf_asr.demo.stages import (
-    cpu_cores,
+    base_transcripts,
     decode_split,
-    encode_corpus,
     load_decoding_model,
     make_pairs,
     pick_threads,
@@ -61,20 +60,12 @@ def evaluate_model(model, processor, corpus, hidden, held_out, options: ResultsO
 
 
 def run_results(options: ResultsOptions) -> dict:
-    from rlhf_asr.model.loading import resolve_model_source
     from rlhf_asr.pairs import mistake_rows
 
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = synthesize_corpus(options, out / "corpus", seed=0)
-    base = Path(resolve_model_source(options.model))
-    model, processor = load_decoding_model(base)
-    hidden = encode_corpus(model, processor, corpus, cpu_cores())
-    pick_threads(1)
-    before = {
-        split: decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
-        for split in corpus.splits
-    }
+    base, model, processor, hidden, before = base_transcripts(options, corpus)
     pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"], model)
     test = corpus.splits["test"]
     held_out = mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), before["test"])

@@ -107,12 +107,7 @@ def build_dataset(
     report = read_data(
         data_source(path, data_args, split or data_args.train_split, max_rows),
         "preference",
-        min_duration=data_args.min_audio_len,
-        max_duration=data_args.max_audio_len,
-        timestamps=data_args.timestamps,
-        skip_invalid=data_args.skip_invalid_rows,
-        known_languages=encoder.known_languages(),
-        duration_tolerance=(data_args.duration_tolerance, 0.10),
+        **row_checks(data_args, encoder),
     )
     logger.info(report.summary())
     examples = report.examples[:max_rows] if max_rows else report.examples
@@ -146,18 +141,25 @@ def build_stream(data_args: DataArguments, config: ORPOConfig, processor, encode
     stream = ExampleStream(
         data_source(data_args.train_data, data_args, data_args.train_split, data_args.max_train_rows),
         "preference",
-        skip_invalid=data_args.skip_invalid_rows,
-        min_duration=data_args.min_audio_len,
-        max_duration=data_args.max_audio_len,
-        timestamps=data_args.timestamps,
-        known_languages=encoder.known_languages(),
-        duration_tolerance=(data_args.duration_tolerance, 0.10),
+        **row_checks(data_args, encoder),
     )
     logger.info(f"{stream.label}: streamed, rows checked as they are reached ({config.max_steps} steps)")
     dataset = StreamingPreferenceDataset(
         stream, processor.feature_extractor, encoder, language, augmenter, data_args.skip_invalid_rows
     )
     return dataset, stream
+
+
+def row_checks(data_args: DataArguments, encoder: TranscriptEncoder) -> dict:
+    """The manifest readers' options for training rows, read all at once or streamed."""
+    return dict(
+        min_duration=data_args.min_audio_len,
+        max_duration=data_args.max_audio_len,
+        timestamps=data_args.timestamps,
+        skip_invalid=data_args.skip_invalid_rows,
+        known_languages=encoder.known_languages(),
+        duration_tolerance=(data_args.duration_tolerance, 0.10),
+    )
 
 
 def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
