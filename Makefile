@@ -26,7 +26,8 @@ demo: setup
 test: setup
 	$(VENV)/bin/ruff check src tests finetune.py
 	$(VENV)/bin/ruff format --check src tests finetune.py
-	$(PY) -m pytest
+	@# one worker per core, at most 4 (the bench tests peak at a few GB each); files stay whole on one worker
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 # Both write into ignored folders; copy into docs/ deliberately (docs/results.md says how).
 bench: setup

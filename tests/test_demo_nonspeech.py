@@ -73,17 +73,22 @@ def test_decode_time_guard_is_generate_with_whispers_thresholds(tmp_path):
 
 @pytest.mark.slow
 def test_demo_reports_hallucination_before_and_after_next_to_wer(tmp_path, monkeypatch, caplog):
-    import rlhf_asr.model.loading as loading
     import rlhf_asr.recipes.demo as recipe
     from rlhf_asr.demo.options import DemoOptions
     from test_results_hallucination import _fake_corpus
 
     model_dir = make_tiny_whisper_dir(tmp_path)
     monkeypatch.setattr(recipe, "synthesize_corpus", _fake_corpus)
-    monkeypatch.setattr(loading, "resolve_model_source", lambda name: str(model_dir))
     out = tmp_path / "demo"
     options = DemoOptions(
-        output_dir=str(out), num_train=4, num_test=2, nonspeech_train=2, nonspeech_test=3, epochs=1, batch_size=4
+        output_dir=str(out),
+        model=str(model_dir),
+        num_train=4,
+        num_test=2,
+        nonspeech_train=2,
+        nonspeech_test=3,
+        epochs=1,
+        batch_size=4,
     )
     with caplog.at_level(logging.INFO, logger="rlhf_asr"):
         metrics = recipe.run_demo(options)

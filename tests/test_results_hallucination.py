@@ -33,16 +33,15 @@ def _fake_corpus(options, folder, seed):
 
 @pytest.mark.slow
 def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(tmp_path, monkeypatch):
-    import rlhf_asr.model.loading as loading
     import rlhf_asr.recipes.hallucination as recipe
     from rlhf_asr.demo.options import ResultsOptions
 
     model_dir = make_tiny_whisper_dir(tmp_path)
     monkeypatch.setattr(recipe, "synthesize_corpus", _fake_corpus)
-    monkeypatch.setattr(loading, "resolve_model_source", lambda name: str(model_dir))
     out = tmp_path / "study"
     options = ResultsOptions(
         output_dir=str(out),
+        model=str(model_dir),
         report_path=str(out / "hallucination.md"),
         raw_path=str(out / "hallucination_raw.json"),
         num_train=4,
