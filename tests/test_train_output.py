@@ -7,6 +7,7 @@ cache) with --merge_at_end and --push_to_hub against a fake hub; the checks read
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
@@ -63,19 +64,21 @@ def run(tmp_path_factory):
         workspace = {"model": "tiny.en", "train": write_manifest(root, "train", PAIRS)}
         workspace["test"] = write_manifest(root, "test", PAIRS[:2], tone=10)
         out = root / "out"
-        summary = train(
-            workspace,
-            out,
-            "--num_train_epochs",
-            "1",
-            "--test_data",
-            str(workspace["test"]),
-            "--eval_wer",
-            "--eval_on_start",
-            "--merge_at_end",
-            "--push_to_hub",
-        )
-    return SimpleNamespace(out=out, cache=cache, summary=summary, hub=hub)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = train(
+                workspace,
+                out,
+                "--num_train_epochs",
+                "1",
+                "--test_data",
+                str(workspace["test"]),
+                "--eval_wer",
+                "--eval_on_start",
+                "--merge_at_end",
+                "--push_to_hub",
+            )
+    return SimpleNamespace(out=out, cache=cache, summary=summary, hub=hub, warnings=[str(w.message) for w in caught])
 
 
 def _files(folder: Path) -> list[Path]:
@@ -91,6 +94,11 @@ def test_no_file_names_this_machines_cache(run):
     adapter_config = (run.out / "adapter_config.json").read_text()
     assert '"base_model_name_or_path": "tiny.en"' in adapter_config
     assert run.summary["base_model"] == "tiny.en" and run.summary["merged_dir"] == "merged"
+
+
+def test_saving_asks_no_hub_about_the_base_model(run):
+    """PEFT's embedding check looked `tiny.en` up on the hub at every save: offline, two warnings each time."""
+    assert not [text for text in run.warnings if "tiny.en" in text], run.warnings
 
 
 def test_preprocessor_config_is_saved_with_adapter_and_merged_model(run):

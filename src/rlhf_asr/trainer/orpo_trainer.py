@@ -147,7 +147,9 @@ class ORPOTrainer(Trainer):
                 if len(pruned) != self._pruned_reported:
                     logger.info(f"AdaLoRA has pruned {len(pruned)} of {len(rank_pattern)} adapted modules to rank 0")
                     self._pruned_reported = len(pruned)
-            self.whisper.save_pretrained(output_dir, safe_serialization=True)
+            self.whisper.save_pretrained(
+                output_dir, safe_serialization=True, save_embedding_layers=_embedding_layers_to_save(self.whisper)
+            )
         if adalora_config_of(self.whisper) is not None:
             save_adalora_state(self.whisper, output_dir)  # the adapter is saved pruned: full rank, masks, importance
         if self.processing_class is not None:
@@ -187,3 +189,12 @@ def load_whisper_weights(whisper: torch.nn.Module, checkpoint_dir: str) -> None:
     missing = [key for key in missing if key != "proj_out.weight"]
     if missing or unexpected:
         raise ValueError(f"checkpoint {checkpoint_dir} does not match the model: {(missing + unexpected)[:3]}")
+
+
+def _embedding_layers_to_save(peft_model) -> bool | str:
+    """PEFT's "auto" asks the hub whether the base model's vocabulary differs, which prints a warning
+    offline or for a bundled name; this tool never resizes it, so only an adapted embedding needs saving."""
+    from peft.utils.other import EMBEDDING_LAYER_NAMES
+
+    adapted = {name.rsplit(".", 1)[-1] for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
+    return "auto" if adapted & set(EMBEDDING_LAYER_NAMES) else False
