@@ -137,6 +137,20 @@ def test_a_cap_on_new_tokens_marks_cut_rows_unfinished():
     assert [c.finished for c in full] == [False, False]  # a random model runs to max_length
 
 
+def test_a_batch_decodes_without_the_attention_mask_warning(caplog):
+    """Prompts of a batch share one length, so `generate`'s warning about a missing mask does not apply."""
+    import logging
+
+    from rlhf_asr.inference.decode import decode_encoded, decoder_prefixes, encode_audio
+
+    logging.Logger.warning_once.cache_clear()  # transformers says it once per process; say it here if at all
+    model, processor = make_tiny_model("tiny.en", max_length=6)
+    hidden = encode_audio(model, processor, _clips(2))
+    with caplog.at_level(logging.WARNING, logger="transformers"):
+        decode_encoded(model, processor, hidden, decoder_prefixes(processor, ["en"] * 2))
+    assert "attention mask" not in caplog.text
+
+
 def _bundled_tiny_available() -> bool:
     import importlib.util
 

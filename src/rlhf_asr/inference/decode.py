@@ -26,6 +26,7 @@ ranking by score is the ranking the ORPO loss sees.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,18 @@ from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens, transcript_
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.loss.logps import chunked_token_logps, sequence_logps
 from rlhf_asr.model.core import whisper_core
+
+
+class _NoPaddingToMask(logging.Filter):
+    """`generate` warns that a batch has no attention mask because Whisper's pad token is its end token.
+    Here nothing is padded: every prompt of a batch has one length (one tensor) and the encoder outputs
+    are whole windows, so the warning would only alarm the user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "attention mask is not set with a batched input" not in record.getMessage()
+
+
+logging.getLogger("transformers.generation.utils").addFilter(_NoPaddingToMask())
 
 Languages = str | None | Sequence[str | None]
 
