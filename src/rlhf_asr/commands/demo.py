@@ -33,11 +33,12 @@ def check_counts(options) -> None:
 def main(argv: list[str]) -> int:
     from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
-    from rlhf_asr.recipes.demo import run_demo
 
-    options = parse_args(argv)
+    options = parse_args(argv)  # first: `--help` must not wait for torch
     check_counts(options)
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
+    from rlhf_asr.recipes.demo import run_demo
+
     run_demo(options)
     return 0

@@ -66,12 +66,13 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
-    from rlhf_asr.demo.options import STUDIES
+    from rlhf_asr.demo.options import STUDIES, VARIANTS
     from rlhf_asr.errors import UserInputError
-    from rlhf_asr.recipes.results import VARIANTS, regenerate, run_results
 
-    options, render = parse_args(argv)
+    options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
+        from rlhf_asr.demo.results_report import regenerate
+
         regenerate(render.from_raw, options.report_path)
         log.info("wrote %s from %s", options.report_path, render.from_raw)
         return 0
@@ -90,5 +91,7 @@ def main(argv: list[str]) -> int:
 
         run_hallucination(options)
     else:
+        from rlhf_asr.recipes.results import run_results
+
         run_results(options)
     return 0
