@@ -21,7 +21,7 @@ from train_fixtures import METRICS, PAIRS, train, train_argv, write_manifest
 from whisper_fixtures import make_tiny_whisper_dir
 
 
-def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
+def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path, capsys, rlhf_log):
     out = tmp_path / "lora"
     summary = train(
         workspace,
@@ -36,6 +36,8 @@ def test_lora_run_writes_adapter_metrics_curves_and_eval(workspace, tmp_path):
         "True",
     )
     assert summary["global_step"] == 6 and summary["train_rows"] == 6
+    assert "loss" not in capsys.readouterr().out  # stdout is for a command's products; metrics go to the log
+    assert "step 6: eval_loss=" in rlhf_log.text and "nll_loss=" in rlhf_log.text
     for name in (
         "adapter_model.safetensors",
         "adapter_config.json",

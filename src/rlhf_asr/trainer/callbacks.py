@@ -1,10 +1,42 @@
-"""Trainer callbacks: AdaLoRA's rank reallocation and the training-curve plot."""
+"""Trainer callbacks: AdaLoRA's rank reallocation, the training-curve plot, and metrics in the log."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+
+class LogMetricsCallback(TrainerCallback):
+    """Each of the Trainer's logs (loss, rewards/*, log_odds_ratio, eval_wer, ...) as one log line on stderr.
+
+    Trainer's own Progress/PrinterCallback print these dicts on stdout, which is for a command's products."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            shown = (
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items() if k != "total_flos"
+            )
+            logger.info("step %d: %s", state.global_step, " ".join(shown))
+
+
+class _BarOnlyProgressCallback(ProgressCallback):
+    """Trainer's progress bar without its copy of each log (LogMetricsCallback has it)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+def log_metrics_instead_of_printing(trainer) -> None:
+    """Swaps the Trainer's printing callbacks for LogMetricsCallback, keeping the progress bar."""
+    trainer.remove_callback(PrinterCallback)
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_BarOnlyProgressCallback)
+    trainer.add_callback(LogMetricsCallback)
 
 
 class AdaLoraCallback(TrainerCallback):

@@ -27,7 +27,7 @@ from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
-from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback
+from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback, log_metrics_instead_of_printing
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.model_out import card_facts, check_model_out, finish_model_out, name_portably
@@ -281,6 +281,7 @@ def run_training(
         callbacks=callbacks,
         wer_evaluator=wer_evaluator(processor, data_args, config, language),
     )
+    log_metrics_instead_of_printing(trainer)
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
