@@ -132,6 +132,15 @@ def test_targets_not_met_are_named_from_the_raw_numbers():
     assert "| base + decode-time guard | 31.0 ± 0.0 | 31.0 ± 0.0 | 60.0 ± 0.0 |" in report
 
 
+def test_runs_with_loops_are_named_with_their_wer():
+    raw = _raw(0.05, 0.245)
+    assert "repetition loop" not in render_hallucination(raw)
+    raw["runs"][2] = _run("orpo_nonspeech", 0, 1.77, 0.05, repetition=0.024)
+    report = render_hallucination(raw)
+    assert "loop in their held-out outputs: ORPO (`--alpha 0.1`), speech + non-speech pairs seed 0: 2.4% of " in report
+    assert "WER held-out texts 177.0%, held-out voices 177.0%." in report
+
+
 def test_from_raw_renders_both_studies_as_sections(tmp_path):
     from test_results_report import _raw as wer_raw
 

@@ -119,6 +119,7 @@ def render_hallucination(raw: dict) -> str:
         "non-speech) with a loop (an n-gram repeated 3+ times in a row; for speech also an output far longer than "
         "the reference). Both as `rlhf-asr evaluate` computes them (`evaluation/hallucination.py`).",
         *_examples(raw),
+        *_loops(raw),
         "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
         "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
         "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",
@@ -161,3 +162,17 @@ def _examples(raw: dict) -> list[str]:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _loops(raw: dict) -> list[str]:
+    """Trained runs with a repetition loop in their held-out outputs, named with their speech WER: one
+    looping transcript adds hundreds of words to its split's WER, so it moves a mean far more than a seed's spread."""
+    runs = [run for run in raw["runs"] if run.get("seed") is not None and run.get("repetition_rate")]
+    if not runs:
+        return []
+    shown = "; ".join(
+        f"{NAMES.get(run['variant'], run['variant'])} seed {run['seed']}: {100 * run['repetition_rate']:.1f}% of "
+        f"outputs, WER held-out texts {100 * run['wer_test']:.1f}%, held-out voices {100 * run['wer_test_voices']:.1f}%"
+        for run in runs
+    )
+    return [f"- Runs with a repetition loop in their held-out outputs: {shown}."]
