@@ -58,7 +58,7 @@ class DemoOptions:
     )
     workers: int = field(default_factory=default_workers, metadata={"help": "espeak-ng processes at once"})
     # 0.9 per speech text, the hallucination study's proportion (72 per 80 texts): it cut hallucinations
-    # on held-out kinds to about 0.2x the base model's, where 24 per 80 only reached 0.78x (docs/results.md)
+    # on held-out kinds to 0.24x the base model's (3 seeds), where 24 per 80 reached 0.78x (docs/results.md)
     nonspeech_train: int = field(
         default=216,
         metadata={"help": "generated non-speech training clips (silence, white/pink noise, tones, chords; 1-10 s)"},

@@ -63,13 +63,23 @@ def evaluate_split(corpus: Corpus, split: str, before: list[str], after: list[st
     }
 
 
+def _pair_counts(metrics: dict) -> tuple[int, int]:
+    """(speech pairs, no-speech pairs) of the demo's training set."""
+    silent = (metrics.get("nonspeech") or {}).get("pairs", 0)
+    return metrics["pairs"] - silent, silent
+
+
 def log_summary(metrics: dict, out: Path) -> None:
     logger.info("stage times: %s", ", ".join(f"{k} {v:.0f} s" for k, v in metrics["stages_s"].items()))
+    speech, silent = _pair_counts(metrics)
     logger.info(
-        "total %.0f s; %d pairs from %d training clips",
+        "total %.0f s; %d pairs (%d speech, %d no-speech) from %d speech and %d non-speech training clips",
         metrics["total_s"],
         metrics["pairs"],
+        speech,
+        silent,
         metrics["train_utterances"],
+        (metrics.get("nonspeech") or {}).get("train_clips", 0),
     )
     for result in metrics["evaluation"].values():
         logger.info(
@@ -165,7 +175,8 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
     lines += ["", "## Data and training", ""]
     lines += [
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
-        f"{metrics['pairs']} preference pairs (clips the base model got wrong; the rest give no pair)",
+        f"{metrics['pairs']} preference pairs: {_pair_counts(metrics)[0]} from speech clips the base model got "
+        f"wrong (the rest give no pair), {_pair_counts(metrics)[1]} from non-speech clips it wrote words for",
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: "
         f"{', '.join(options['test_voices']) or 'none'}; "
         f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
