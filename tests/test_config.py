@@ -39,6 +39,12 @@ def test_defaults_are_lora_alpha_0_1_and_fp32_weights(tmp_path):
     assert model_args.model_dtype == "float32"
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="the CPU default")
+def test_no_pinned_memory_without_a_gpu(tmp_path):
+    """Pinned memory only speeds copies to a GPU; on CPU the DataLoader would warn at every epoch."""
+    assert parse_args(["--output_dir", str(tmp_path)])[2].dataloader_pin_memory is False
+
+
 REFUSED_ATTENTION = ["flex_attention", "flash_attention_2", "flash_attention_3", "bogus"]
 
 

@@ -245,6 +245,8 @@ class ORPOConfig(TrainingArguments):
         if self.bf16 and not cuda:
             self.setup_notes.append("no CUDA device: bf16 autocast on CPU")
             self.use_cpu = True  # TrainingArguments accepts bf16 without a GPU only when told it runs on CPU
+        if not cuda:  # pinned memory only speeds copies to a GPU; without one the DataLoader warns at every epoch
+            self.dataloader_pin_memory = False
         # Accelerate forms a CPU (gloo) process group under torchrun only when told it runs on CPU.
         if not cuda and int(os.environ.get("LOCAL_RANK", -1)) != -1:
             self.use_cpu = True
