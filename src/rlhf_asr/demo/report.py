@@ -173,10 +173,11 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
         )
         lines.append(f"- {result['label']}: {per_voice}")
     lines += ["", "## Data and training", ""]
+    speech, silent = _pair_counts(metrics)
     lines += [
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
-        f"{metrics['pairs']} preference pairs: {_pair_counts(metrics)[0]} from speech clips the base model got "
-        f"wrong (the rest give no pair), {_pair_counts(metrics)[1]} from non-speech clips it wrote words for",
+        f"{metrics['pairs']} preference pairs: {speech} from speech clips the base model got wrong (the rest "
+        f"give no pair), {silent} from non-speech clips it wrote words for",
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: "
         f"{', '.join(options['test_voices']) or 'none'}; "
         f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
