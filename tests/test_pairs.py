@@ -12,10 +12,11 @@ from rlhf_asr import pairs
 from rlhf_asr.commands import cli
 from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
 from rlhf_asr.evaluation.normalize import normalize_text
+from rlhf_asr.evaluation.repetition import has_repetition_loop
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference
 from rlhf_asr.pairs import mine_pairs
-from rlhf_asr.text_corruption import corrupt_text
+from rlhf_asr.text_corruption import corrupt_text, loop_text
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 TEXTS = ["the cat sat on the mat", "hello world", "good morning everyone", "see you tomorrow"]
@@ -63,6 +64,23 @@ def test_mined_rows_are_valid_training_rows(setup, tmp_path):
     elsewhere = tmp_path / "out" / "pairs.jsonl"
     mine_pairs(model, processor, root / "asr.jsonl", elsewhere, num_candidates=2)
     assert all(Path(r["audio"]["path"]).is_absolute() for r in _rows(elsewhere))
+
+
+def test_loop_pairs_add_one_loop_row_per_speech_clip(setup, tmp_path):
+    root, model_dir, model, processor = setup
+    output = tmp_path / "loops.jsonl"
+    summary = mine_pairs(model, processor, root / "asr.jsonl", output, num_candidates=2, loop_pairs=True)
+    rows = _rows(output)
+    loops = [r for r in rows if r["kind"] == "loop"]
+    assert summary["loop"] == len(loops) == len(TEXTS) and summary["written"] == len(rows) == summary["mined"] + 4
+    assert summary["loops"] == sum(bool(r.get("rejected_loop")) for r in rows if r["kind"] != "loop")
+    for row in loops:
+        assert has_repetition_loop(row["rejected"], row["chosen"]) and row["rejected_by"] == "loop"
+        assert row["rejected_wer"] > 0 and row["chosen"] in TEXTS
+    assert len(read_preference_manifest(output).examples) == len(rows)
+    assert cli.main(["make-pairs", "--model", str(model_dir), "--data", str(root / "asr.jsonl"), "--output",
+                     str(tmp_path / "cli.jsonl"), "--num_candidates", "2", "--loop_pairs"]) == 0  # fmt: skip
+    assert sum(r["kind"] == "loop" for r in _rows(tmp_path / "cli.jsonl")) == len(TEXTS)
 
 
 def test_resume_skips_done_rows_and_repairs_a_torn_line(setup, tmp_path):
@@ -155,6 +173,27 @@ def test_corrupt_text_words_and_characters():
     assert seeded[0] == seeded[1]
     # nothing else to draw from: falls back to repeating a word
     assert corrupt_text("hello", "en", random.Random(0), {"words": ["hello"], "chars": []}) == "hello hello"
+
+
+def test_loop_text_is_a_loop_that_starts_inside_the_reference():
+    rng = random.Random(0)
+    seen = set()
+    for text, language in [
+        ("An exotic journey in downtown Newark.", "en"),
+        ("I am here", "en"),
+        ("今天，天气很好。", "zh"),
+    ]:
+        for _ in range(30):
+            looped = loop_text(text, language, rng)
+            assert has_repetition_loop(looped, text), looped
+            seen.add(looped)
+    assert "An an an an an an" in seen  # a sentence's first word repeats mid-sentence, lower-cased
+    assert any(s.startswith("An exotic journey in downtown Newark Newark Newark") for s in seen)  # names keep case
+    assert "I I I I I I" in seen
+    assert "今天，天气气气气气气" in seen  # the text before the loop is kept as written; punctuation never loops
+    assert loop_text("one small step", "en", random.Random(3)) == loop_text("one small step", "en", random.Random(3))
+    with pytest.raises(ValueError):
+        loop_text("...", "en", rng)
 
 
 def test_sampling_strategy_and_command(setup, tmp_path, capsys):

@@ -57,7 +57,7 @@ def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(t
     recipe.run_hallucination(options)
 
     raw = json.loads((out / "hallucination_raw.json").read_text())
-    assert [run["variant"] for run in raw["runs"]] == ["base", "guard", *TRAINED]
+    assert [run["variant"] for run in raw["runs"]] == ["base", "guard", *TRAINED, "orpo_nonspeech_no_loops"]
     assert raw["complete"] and raw["max_steps"] >= 1
     for run in raw["runs"]:
         for column in ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate"):

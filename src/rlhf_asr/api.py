@@ -200,6 +200,7 @@ def make_pairs(
     generate_nonspeech: int = 0,
     nonspeech_dir: str | Path | None = None,
     pad_silence: float = 0.0,
+    loop_pairs: bool = False,
     language: str | None = None,
     seed: int = 0,
     batch_size: int = 8,
@@ -222,9 +223,10 @@ def make_pairs(
             whose every non-empty transcript is rejected in favour of "".
         nonspeech_dir: the user's own non-speech files, cut into windows of at most 30 s.
         pad_silence: seconds of silence or noise added around copies of the speech clips.
+        loop_pairs: also pair every speech clip's reference against a repetition loop of it.
         backend: `hf`, or `ct2`: N-best through CTranslate2 (`model` a CT2 folder, or exported to
             one first at `ct2_quantization`), several times faster on CPU (docs/benchmarks.md).
-    Returns counts: written, per kind (speech, no_speech, padded), skipped, unreadable.
+    Returns counts: written, per kind (speech, no_speech, padded, loop), skipped, unreadable.
     """
     from rlhf_asr.data.nonspeech import check_nonspeech_options
     from rlhf_asr.data.sources import data_kind
@@ -260,6 +262,7 @@ def make_pairs(
         generate_nonspeech=generate_nonspeech,
         nonspeech_dir=nonspeech_dir,
         pad_silence=pad_silence,
+        loop_pairs=loop_pairs,
         candidates_from=candidates_from,
     )
 

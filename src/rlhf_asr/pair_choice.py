@@ -11,6 +11,9 @@ Three kinds of rows, each tagged in the row's `kind`:
   silent gives no pair. WER means nothing here, so the row counts `rejected_words` instead.
 - `padded`: a speech clip with silence or noise around it; mined as speech, so that the words the
   model adds on the padding are rejected with the rest of its mistakes.
+- `loop` (`loop_pairs`): a speech clip's reference against itself running into a repetition loop
+  (`loop_text`), whether or not the model erred. Greedy loops are rare and knife-edge, so a model's
+  own n-best seldom holds one to mine; this pair teaches to stop where it would start one.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.evaluation.repetition import has_repetition_loop, text_units
 from rlhf_asr.inference.decode import Candidate
-from rlhf_asr.text_corruption import corrupt_text
+from rlhf_asr.text_corruption import corrupt_text, loop_text
 
 logger = logging.getLogger(__name__)
 
 CORRUPTION_NAME = "corruption"
-KINDS = ("speech", "no_speech", "padded")
+LOOP_NAME = "loop"
+KINDS = ("speech", "no_speech", "padded", "loop")
 
 
 def row_kind(text: str) -> str:
@@ -101,6 +105,20 @@ class Miner:
         rejected = corrupt_text(example.text, language, self.rng, self.vocabulary)
         score = score_utterance(example.text, rejected, language, english_spelling=self.spelling)
         return self._row(example, language, rejected, score.rate, CORRUPTION_NAME, None, kind), "corrupted"
+
+    def loop_pair(self, example, language: str) -> dict | None:
+        """The `loop` row of a speech clip: chosen = the reference, rejected = `loop_text` of it.
+        None for a reference that has no word to loop or itself repeats ("no no no")."""
+        if not example.text.strip() or has_repetition_loop(example.text):
+            return None
+        try:
+            rejected = loop_text(example.text, language, self.rng)
+        except ValueError:
+            return None
+        score = score_utterance(example.text, rejected, language, english_spelling=self.spelling)
+        row = self._row(example, language, rejected, score.rate, LOOP_NAME, None, "loop")
+        row["rejected_loop"] = True
+        return row
 
     def _no_speech(self, example, language: str, candidates: list[Candidate]) -> tuple[dict | None, str]:
         """Any non-empty output over non-speech is rejected; a silent model gives no pair."""

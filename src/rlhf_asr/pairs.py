@@ -45,6 +45,7 @@ from rlhf_asr.data.sources import DataSource, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.evaluation.repetition import has_repetition_loop
 from rlhf_asr.inference.decode import (
     check_language,
     decode_encoded,
@@ -56,7 +57,7 @@ from rlhf_asr.model.core import whisper_core
 from rlhf_asr.pair_choice import CORRUPTION_NAME, KINDS, fit_text, row_kind  # noqa: F401 (re-exported)
 from rlhf_asr.pair_choice import Miner as _Miner
 from rlhf_asr.pair_sources import mining_items
-from rlhf_asr.text_corruption import reference_vocabulary
+from rlhf_asr.text_corruption import loop_text, reference_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def mine_pairs(
     generate_nonspeech: int = 0,
     nonspeech_dir: str | Path | None = None,
     pad_silence: float = 0.0,
+    loop_pairs: bool = False,
     candidates_from=None,
 ) -> dict:
     """Write preference rows for `asr_manifest` to `output_path` (JSON lines); returns counts.
@@ -91,6 +93,8 @@ def mine_pairs(
     `generate_nonspeech` clips made here, the windows of the files under `nonspeech_dir`, and
     copies of the speech rows with `pad_silence` seconds of silence or noise around them are mined
     too (see `pair_sources`); the counts say how many pairs of each kind were written.
+    `loop_pairs` adds, for every speech row, its reference against a repetition loop of it
+    (`Miner.loop_pair`, kind "loop").
 
     `candidates_from(**decode_options)` returns the function that decodes a batch, (audios, wanted
     languages) -> (languages, candidates); None: `model` through `decode.py` (`hf_candidates`). The
@@ -166,15 +170,18 @@ def mine_pairs(
                 row, status = miner.pair(example, lang, found, kind)
                 counts[status] += 1
                 statuses.append(json.dumps({"source": example.source, "status": status}) + "\n")
-                if row is not None:
+                rows = [row] if row is not None else []
+                if loop_pairs and kind == "speech" and status != "skipped_reference":
+                    rows += [loop for loop in [miner.loop_pair(example, lang)] if loop is not None]
+                for row in rows:
                     pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                     counts["truncated"] += bool(row.get("rejected_truncated"))
-                    counts["loops"] += bool(row.get("rejected_loop"))
+                    counts["loops"] += bool(row.get("rejected_loop")) and row["kind"] != "loop"  # mined loops
                     counts[row["kind"]] += 1
             pair_file.flush()  # pairs first: a row marked done always has its pair on disk
             progress.writelines(statuses)
             progress.flush()
-    written = counts["mined"] + counts["corrupted"]
+    written = counts["mined"] + counts["corrupted"] + counts["loop"]
     if counts["truncated"]:
         logger.warning(f"make-pairs: {counts['truncated']} rejected transcript(s) cut to Whisper's length limit")
     if counts["skipped_reference"]:
@@ -219,24 +226,31 @@ def mistake_rows(
 ) -> list[tuple[int, dict]]:
     """(index, preference row) for every English clip whose transcript `is_mistake`: chosen = reference,
     rejected = the transcript."""
-    rows = []
-    for index, (path, duration, reference, hypothesis) in enumerate(
-        zip(audio_paths, durations, references, hypotheses)
-    ):
-        if is_mistake(reference, hypothesis):
-            rows.append(
-                (
-                    index,
-                    {
-                        "audio": {"path": path},
-                        "duration": round(duration, 3),
-                        "chosen": reference,
-                        "rejected": hypothesis,
-                        "language": "English",
-                    },
-                )
-            )
-    return rows
+    return [
+        (index, _english_row(path, duration, reference, hypothesis))
+        for index, (path, duration, reference, hypothesis) in enumerate(
+            zip(audio_paths, durations, references, hypotheses)
+        )
+        if is_mistake(reference, hypothesis)
+    ]
+
+
+def loop_rows(
+    audio_paths: list[str], durations: list[float], references: list[str], seed: int = 0
+) -> list[tuple[int, dict]]:
+    """(index, preference row) for every English clip: chosen = reference, rejected = a repetition loop
+    of it (`loop_text`, seeded), as `make-pairs --loop_pairs` writes them (`Miner.loop_pair`)."""
+    rng = random.Random(seed)
+    return [
+        (index, {**_english_row(path, duration, reference, loop_text(reference, "en", rng)), "kind": "loop"})
+        for index, (path, duration, reference) in enumerate(zip(audio_paths, durations, references))
+        if reference.strip() and not has_repetition_loop(reference)
+    ]
+
+
+def _english_row(path: str, duration: float, chosen: str, rejected: str) -> dict:
+    row = {"audio": {"path": path}, "duration": round(duration, 3), "chosen": chosen, "rejected": rejected}
+    return {**row, "language": "English"}
 
 
 def _prepare_outputs(output: Path, progress_path: Path, resume: bool) -> set[str]:

@@ -65,3 +65,31 @@ def _edit(units: list[str], rng: random.Random, pool: list[str], by_char: bool) 
         del units[i]
     else:
         units.insert(i + rng.randint(0, 1), new)
+
+
+LOOP_REPEATS = 6  # copies of the looped n-gram: twice `has_repetition_loop`'s threshold
+LOOP_MAX_NGRAM = 3  # units; Whisper's loops are mostly a word or a short phrase
+
+
+def loop_text(text: str, language: str | None, rng: random.Random) -> str:
+    """`text` cut after a random unit, then its last 1-3 units repeated: a synthetic repetition loop.
+
+    Whisper's loops start anywhere ("An an an ...", "in your future in your future ..."), so the
+    cut point and the n-gram are drawn at random; repeats after the first are written mid-sentence
+    (first letter lower-cased, end punctuation dropped) as the decoder writes them. Units are words,
+    or characters for languages scored by CER. The result always `has_repetition_loop`.
+    """
+    by_char = uses_cer(language)
+    joiner = "" if by_char else " "
+    units = list(text) if by_char else text.split()
+    positions = [i for i, unit in enumerate(units) if _editable(unit, by_char)]
+    if not positions:
+        raise ValueError(f"no words to loop in {text!r}")
+    cut = rng.randint(1, len(positions))  # units kept, counting words (characters) only
+    size = rng.randint(1, min(LOOP_MAX_NGRAM, cut))
+    head = units[: positions[cut - size]]  # the reference up to the looped n-gram, as written
+    gram = [units[i].strip(_PUNCTUATION) or units[i] for i in positions[cut - size : cut]]
+    repeat = list(gram)
+    if not by_char and not head and repeat[0] != "I" and not repeat[0].isupper():
+        repeat[0] = repeat[0][:1].lower() + repeat[0][1:]  # a sentence's first word, written mid-sentence
+    return joiner.join(head + gram + repeat * (LOOP_REPEATS - 1))

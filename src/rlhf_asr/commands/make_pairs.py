@@ -51,6 +51,13 @@ class MakePairsOptions:
         default=0.0,
         metadata={"help": "also mine each speech clip with this many seconds of silence or noise around it (0: off)"},
     )
+    loop_pairs: bool = field(
+        default=False,
+        metadata={
+            "help": "also pair each speech clip's reference against itself running into a repetition loop "
+            "(teaches to stop; docs/results.md)"
+        },
+    )
     backend: Literal["hf", "ct2"] = field(
         default="hf",
         metadata={"help": "hf: transformers; ct2: CTranslate2 (--model a CT2 folder, or exported to one first)"},
@@ -96,6 +103,7 @@ def main(argv: list[str]) -> int:
         generate_nonspeech=args.generate_nonspeech,
         nonspeech_dir=args.nonspeech_dir,
         pad_silence=args.pad_silence,
+        loop_pairs=args.loop_pairs,
         language=args.language,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -107,13 +115,15 @@ def main(argv: list[str]) -> int:
         dtype=args.dtype,
     )
     log.info(
-        "%d pairs written to %s (%d speech, %d no_speech, %d padded; %d by corruption, %d with a repetition loop); "
+        "%d pairs written to %s (%d speech, %d no_speech, %d padded, %d loop; %d by corruption, "
+        "%d with a repetition loop); "
         "%d already correct, %d without a usable candidate, %d unreadable, %d done in an earlier run",
         summary["written"],
         summary["output"],
         summary["speech"],
         summary["no_speech"],
         summary["padded"],
+        summary["loop"],
         summary["corrupted"],
         summary["loops"],
         summary["skipped_correct"],

@@ -23,6 +23,7 @@ NAMES = {
     "sft_nonspeech": "SFT (`--alpha 0`), speech + non-speech pairs",
     "orpo_nonspeech": f"ORPO (`--alpha {ORPO_ALPHA}`), speech + non-speech pairs",
     "orpo": f"ORPO (`--alpha {ORPO_ALPHA}`), speech pairs only",
+    "orpo_nonspeech_no_loops": f"ORPO (`--alpha {ORPO_ALPHA}`), speech + non-speech pairs, no loop pairs",
 }
 
 
@@ -85,8 +86,9 @@ def render_hallucination(raw: dict) -> str:
         f"`{rerun_command(opts)}` (writes results_output/hallucination_raw.json and hallucination.md).",
         "",
         f"Training pairs: {raw['speech_pairs']} speech pairs (the base model's mistakes on {opts['num_train']} "
-        f'espeak-ng clips) and {raw["nonspeech_pairs"]} no-speech pairs (chosen "", rejected = what the base model '
-        f"wrote) from {clips['train']['count']} generated clips of {', '.join(clips['train']['kinds'])}, "
+        f'espeak-ng clips), {_loop_pairs(raw)}{raw["nonspeech_pairs"]} no-speech pairs (chosen "", rejected = what '
+        f"the base model wrote) from {clips['train']['count']} generated clips of "
+        f"{', '.join(clips['train']['kinds'])}, "
         f"{'/'.join(f'{d:g}' for d in clips['train']['durations'])} s. Held-out non-speech: "
         f"{clips['test']['count']} clips of kinds and durations training never had: "
         f"{', '.join(clips['test']['kinds'])}, {'/'.join(f'{d:g}' for d in clips['test']['durations'])} s. "
@@ -146,7 +148,8 @@ def _ratios(summary: dict) -> list[str]:
 def rerun_command(opts: dict) -> str:
     """The command line that made these numbers, from the options recorded in the raw file."""
     sizes = " ".join(f"--{name} {opts[name]}" for name in SIZES if name in opts)
-    return f"rlhf-asr results --study hallucination {sizes} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
+    loops = "" if opts.get("loop_pairs", False) else " --no_loop_pairs"  # runs before loop pairs had none
+    return f"rlhf-asr results --study hallucination {sizes}{loops} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
 
 
 def _examples(raw: dict) -> list[str]:
@@ -163,6 +166,17 @@ def _examples(raw: dict) -> list[str]:
 
 def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _loop_pairs(raw: dict) -> str:
+    """The loop pairs' part of the training-pairs sentence (runs before they existed had none)."""
+    count = raw.get("loop_pairs", 0)
+    if not count:
+        return "and "
+    return (
+        f"{count} loop pairs (every training reference against itself running into a repetition loop, "
+        "`--loop_pairs`; added to the speech + non-speech sets only) and "
+    )
 
 
 def _loops(raw: dict) -> list[str]:

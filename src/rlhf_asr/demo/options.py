@@ -20,11 +20,13 @@ TEST_SPLITS = {"test": "held-out texts, seen voices", "test_voices": "held-out t
 ORPO_ALPHA = 0.1
 VARIANTS = {"sft": (0.0, "all"), "orpo": (ORPO_ALPHA, "all"), "orpo_diverging": (ORPO_ALPHA, "diverging")}
 # The hallucination study (`--study hallucination`): name -> (alpha, pairs trained on). "orpo" is the
-# speech-only model above; the others add the no-speech pairs of the generated training clips.
+# speech-only model above; the others add the no-speech pairs of the generated training clips (and,
+# with `loop_pairs`, the loop pairs of the speech texts: "mixed_no_loops" leaves those out).
 HALLUCINATION_VARIANTS = {
     "orpo_nonspeech": (ORPO_ALPHA, "mixed"),
     "sft_nonspeech": (0.0, "mixed"),
     "orpo": (ORPO_ALPHA, "speech"),
+    "orpo_nonspeech_no_loops": (ORPO_ALPHA, "mixed_no_loops"),  # run only with --loop_pairs: their ablation
 }
 STUDIES = ("wer", "hallucination")
 
@@ -68,6 +70,12 @@ class DemoOptions:
         metadata={
             "help": "held-out non-speech clips of other kinds and durations (brown/blue noise, hum, music; 15-30 s)"
         },
+    )
+    # the hallucination study: without them one seed in three ran "An an an ..." to the token limit
+    # on a held-out sentence (docs/results.md)
+    loop_pairs: bool = field(
+        default=True,
+        metadata={"help": "also pair each training reference against itself running into a repetition loop"},
     )
     # a decoding step costs about the same for 4 clips as for 32 on CPU
     decode_batch_size: int = field(default=32, metadata={"help": "clips decoded together"})

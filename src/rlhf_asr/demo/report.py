@@ -63,21 +63,23 @@ def evaluate_split(corpus: Corpus, split: str, before: list[str], after: list[st
     }
 
 
-def _pair_counts(metrics: dict) -> tuple[int, int]:
-    """(speech pairs, no-speech pairs) of the demo's training set."""
+def _pair_counts(metrics: dict) -> tuple[int, int, int]:
+    """(speech pairs, no-speech pairs, loop pairs) of the demo's training set."""
     silent = (metrics.get("nonspeech") or {}).get("pairs", 0)
-    return metrics["pairs"] - silent, silent
+    loops = metrics.get("loop_pairs", 0)
+    return metrics["pairs"] - silent - loops, silent, loops
 
 
 def log_summary(metrics: dict, out: Path) -> None:
     logger.info("stage times: %s", ", ".join(f"{k} {v:.0f} s" for k, v in metrics["stages_s"].items()))
-    speech, silent = _pair_counts(metrics)
+    speech, silent, loops = _pair_counts(metrics)
     logger.info(
-        "total %.0f s; %d pairs (%d speech, %d no-speech) from %d speech and %d non-speech training clips",
+        "total %.0f s; %d pairs (%d speech, %d no-speech, %d loop) from %d speech and %d non-speech training clips",
         metrics["total_s"],
         metrics["pairs"],
         speech,
         silent,
+        loops,
         metrics["train_utterances"],
         (metrics.get("nonspeech") or {}).get("train_clips", 0),
     )
@@ -173,11 +175,12 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
         )
         lines.append(f"- {result['label']}: {per_voice}")
     lines += ["", "## Data and training", ""]
-    speech, silent = _pair_counts(metrics)
+    speech, silent, loops = _pair_counts(metrics)
     lines += [
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
         f"{metrics['pairs']} preference pairs: {speech} from speech clips the base model got wrong (the rest "
-        f"give no pair), {silent} from non-speech clips it wrote words for",
+        f"give no pair), {silent} from non-speech clips it wrote words for, {loops} of a training reference "
+        "against itself running into a repetition loop",
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: "
         f"{', '.join(options['test_voices']) or 'none'}; "
         f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "

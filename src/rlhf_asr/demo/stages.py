@@ -22,7 +22,7 @@ from rlhf_asr.data.audio import load_audio
 from rlhf_asr.demo.corpus import Corpus, write_jsonl
 from rlhf_asr.inference.decode import decode_encoded, decoder_prefixes, encode_audio
 from rlhf_asr.model.encoder_cache import EncoderCache, audio_key, encoder_fingerprint
-from rlhf_asr.pairs import mistake_rows
+from rlhf_asr.pairs import loop_rows, mistake_rows
 
 logger = logging.getLogger(__name__)
 
@@ -144,22 +144,18 @@ def check_pairs(path: Path, count: int) -> None:
         raise RuntimeError(f"{path}: {report.summary()}; the encoder cache would be misaligned")
 
 
-def pair_rows(rows: list, hypotheses: list[str]) -> list[tuple[int, dict]]:
-    """(index, preference row) of one split: speech clips the model got wrong (`mistake_rows`), and
-    non-speech clips (empty text) the model wrote anything for (chosen "")."""
+def pair_rows(rows: list, hypotheses: list[str], loops: bool = False) -> list[tuple[int, dict]]:
+    """(index, preference row) of one split: speech clips the model got wrong (`mistake_rows`),
+    non-speech clips (empty text) the model wrote anything for (chosen ""), and with `loops` every
+    speech clip's reference against a repetition loop of it (`loop_rows`)."""
     from rlhf_asr.demo.nonspeech import no_speech_rows
 
     speech = [i for i, u in enumerate(rows) if u.text]
     silent = [i for i, u in enumerate(rows) if not u.text]
-    found = [
-        (speech[i], row)
-        for i, row in mistake_rows(
-            [rows[i].path for i in speech],
-            [rows[i].duration for i in speech],
-            [rows[i].text for i in speech],
-            [hypotheses[i] for i in speech],
-        )
-    ]
+    clips = ([rows[i].path for i in speech], [rows[i].duration for i in speech], [rows[i].text for i in speech])
+    found = [(speech[i], row) for i, row in mistake_rows(*clips, [hypotheses[i] for i in speech])]
+    if loops:
+        found += [(speech[i], row) for i, row in loop_rows(*clips)]
     found += [(silent[i], row) for i, row in no_speech_rows([rows[i] for i in silent], [hypotheses[i] for i in silent])]
     return sorted(found, key=lambda item: item[0])
 
@@ -177,12 +173,14 @@ def make_split_pairs(
     model,
     name: str = "pairs.jsonl",
     cache: EncoderCache | None = None,
+    loops: bool = False,
 ) -> tuple[Path, list, EncoderCache]:
-    """Pairs of `splits` (see `pair_rows`) in `name`, their encoder outputs put in `cache` (a new one by default)."""
+    """Pairs of `splits` (see `pair_rows`, `loops` too) in `name`, their encoder outputs put in `cache`
+    (a new one by default)."""
     pairs, outputs = [], []
     for split in splits:
         rows = corpus.splits[split]
-        for index, row in pair_rows(rows, before[split]):
+        for index, row in pair_rows(rows, before[split], loops):
             pairs.append((index, row))  # index within its split
             outputs.append((corpus.folder / rows[index].path, hidden[split][index]))
     if not pairs:

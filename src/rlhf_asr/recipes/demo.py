@@ -66,7 +66,7 @@ def run_demo(options: DemoOptions) -> dict:
         before = {split: decode_split(model, processor, hidden, corpus, split, batch) for split in corpus.splits}
     with stages("make preference pairs"):
         splits = tuple(split for split in ("train", "nonspeech_train") if split in hidden)
-        pairs_path, pairs, cache = make_split_pairs(corpus, splits, before, hidden, model)
+        pairs_path, pairs, cache = make_split_pairs(corpus, splits, before, hidden, model, loops=options.loop_pairs)
         for split in splits:
             del hidden[split]
     model_dir = out / "model"
@@ -86,6 +86,7 @@ def run_demo(options: DemoOptions) -> dict:
         "evaluation": {split: evaluate_split(corpus, split, before[split], after[split]) for split in after},
         "train_wer_before": score(corpus.texts("train"), before["train"])["wer"],
         "pairs": len(pairs),
+        "loop_pairs": sum(row.get("kind") == "loop" for _, row in pairs),
         "nonspeech": None
         if nonspeech_after is None
         else evaluate_nonspeech(

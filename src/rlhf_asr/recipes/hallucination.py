@@ -3,7 +3,8 @@
 The demo's speech corpus plus generated non-speech clips (`demo/nonspeech.py`: training and
 held-out clips differ in kind and duration). Compared at equal steps over seeds: the base model;
 the base model behind Whisper's decode-time guard (`demo/guard.py`); SFT and ORPO on the speech
-pairs plus the no-speech pairs; ORPO on the speech pairs only (does silence cost speech WER?).
+pairs plus the no-speech pairs (plus the loop pairs, `--loop_pairs`); ORPO on the speech pairs only
+(does silence cost speech WER?); with loop pairs, ORPO on the same set without them (their ablation).
 Scores: speech WER on both held-out splits, hallucination rate on the held-out non-speech clips,
 repetition rate on every held-out output.
 
@@ -60,10 +61,15 @@ def run_hallucination(options: ResultsOptions) -> dict:
     )
     base, model, processor, hidden, before = base_transcripts(options, corpus)
     mixed_path, mixed, cache = make_split_pairs(
-        corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech.jsonl"
+        corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech.jsonl", loops=options.loop_pairs
     )
     speech_path, speech, _ = make_split_pairs(corpus, ("train",), before, hidden, model, "pairs.jsonl", cache)
     pair_files = {"mixed": mixed_path, "speech": speech_path}
+    if options.loop_pairs:
+        pair_files["mixed_no_loops"] = make_split_pairs(
+            corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech_no_loops.jsonl", cache
+        )[0]
+    variants = {name: spec for name, spec in HALLUCINATION_VARIANTS.items() if spec[1] in pair_files}
     max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
     guard = DecodeGuard()
     guarded = {
@@ -79,10 +85,11 @@ def run_hallucination(options: ResultsOptions) -> dict:
         },
         "guard": asdict(guard),
         "speech_pairs": len(speech),
-        "nonspeech_pairs": len(mixed) - len(speech),
+        "loop_pairs": sum(row.get("kind") == "loop" for _, row in mixed),
+        "nonspeech_pairs": sum(row["chosen"] == "" for _, row in mixed),
         "max_steps": max_steps,
         "base_nonspeech_outputs": dict(Counter(before["nonspeech_test"]).most_common()),
-        "planned_runs": 2 + len(options.seeds) * len(HALLUCINATION_VARIANTS),
+        "planned_runs": 2 + len(options.seeds) * len(variants),
         "runs": [
             {"variant": "base", "seed": None, **held_out_scores(corpus, before)},
             {"variant": "guard", "seed": None, **held_out_scores(corpus, guarded)},
@@ -91,7 +98,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
     }
     _save(raw, options)
     for seed in options.seeds:
-        for variant, (alpha, pairs) in HALLUCINATION_VARIANTS.items():
+        for variant, (alpha, pairs) in variants.items():
             run_dir = out / f"{variant}_seed{seed}"
             args = training_args(
                 replace(options, alpha=alpha, seed=seed),
