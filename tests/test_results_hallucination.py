@@ -105,6 +105,7 @@ def _raw(ours_hallucination: float, ours_wer: float) -> dict:
             "learning_rate": 1e-3,
             "batch_size": 4,
             "seeds": [0, 1, 2],
+            "loop_pairs": True,
         },
         "clips": {"train": clips, "test": {**clips, "kinds": ["hum"], "durations": [20.0]}},
         "guard": {"no_speech_threshold": 0.6, "logprob_threshold": -1.0},
@@ -122,6 +123,10 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
     assert "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --seeds 0 1 2`" in report
+    before_loop_pairs = _raw(0.05, 0.245)
+    del before_loop_pairs["options"]["loop_pairs"]  # raw files written before loop pairs existed
+    rerun = "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --no_loop_pairs --seeds 0 1 2`"
+    assert rerun in render_hallucination(before_loop_pairs)
 
 
 def test_targets_not_met_are_named_from_the_raw_numbers():
