@@ -53,12 +53,14 @@ def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(t
         lora_r=2,
         seeds=[0],
         study="hallucination",
+        loop_pairs=True,  # with their ablation
     )
     recipe.run_hallucination(options)
 
     raw = json.loads((out / "hallucination_raw.json").read_text())
     assert [run["variant"] for run in raw["runs"]] == ["base", "guard", *TRAINED, "orpo_nonspeech_no_loops"]
     assert raw["complete"] and raw["max_steps"] >= 1
+    assert raw["loop_pairs"] == 4  # one per training text
     for run in raw["runs"]:
         for column in ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate"):
             assert 0 <= run[column] <= 10, (run["variant"], column)
@@ -105,7 +107,6 @@ def _raw(ours_hallucination: float, ours_wer: float) -> dict:
             "learning_rate": 1e-3,
             "batch_size": 4,
             "seeds": [0, 1, 2],
-            "loop_pairs": True,
         },
         "clips": {"train": clips, "test": {**clips, "kinds": ["hum"], "durations": [20.0]}},
         "guard": {"no_speech_threshold": 0.6, "logprob_threshold": -1.0},
@@ -123,10 +124,10 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
     assert "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --seeds 0 1 2`" in report
-    before_loop_pairs = _raw(0.05, 0.245)
-    del before_loop_pairs["options"]["loop_pairs"]  # raw files written before loop pairs existed
-    rerun = "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --no_loop_pairs --seeds 0 1 2`"
-    assert rerun in render_hallucination(before_loop_pairs)
+    with_loops = _raw(0.05, 0.245)
+    with_loops["options"]["loop_pairs"] = True
+    rerun = "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --loop_pairs --seeds 0 1 2`"
+    assert rerun in render_hallucination(with_loops)
 
 
 def test_targets_not_met_are_named_from_the_raw_numbers():

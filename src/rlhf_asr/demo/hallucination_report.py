@@ -148,7 +148,7 @@ def _ratios(summary: dict) -> list[str]:
 def rerun_command(opts: dict) -> str:
     """The command line that made these numbers, from the options recorded in the raw file."""
     sizes = " ".join(f"--{name} {opts[name]}" for name in SIZES if name in opts)
-    loops = "" if opts.get("loop_pairs", False) else " --no_loop_pairs"  # runs before loop pairs had none
+    loops = " --loop_pairs" if opts.get("loop_pairs", False) else ""  # runs before loop pairs had none
     return f"rlhf-asr results --study hallucination {sizes}{loops} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
 
 

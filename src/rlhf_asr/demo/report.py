@@ -179,8 +179,8 @@ def write_report(out: Path, metrics: dict, examples: list[dict]) -> None:
     lines += [
         f"- {metrics['train_utterances']} training clips (base WER {_pct(metrics['train_wer_before'])}); "
         f"{metrics['pairs']} preference pairs: {speech} from speech clips the base model got wrong (the rest "
-        f"give no pair), {silent} from non-speech clips it wrote words for, {loops} of a training reference "
-        "against itself running into a repetition loop",
+        f"give no pair), {silent} from non-speech clips it wrote words for"
+        + (f", {loops} of a training reference against itself running into a repetition loop" if loops else ""),
         f"- training voices: {', '.join(options['train_voices'])}; held-out voices: "
         f"{', '.join(options['test_voices']) or 'none'}; "
         f"speeds (words/min): {', '.join(map(str, options['speeds']))}; {metrics.get('espeak_ng') or 'espeak-ng'}; "
