@@ -139,7 +139,7 @@ def test_the_command_counts_each_kind(setup, hallucinating, tmp_path, rlhf_log):
     argv = ["make-pairs", "--model", str(model_dir), "--data", str(root / "asr.jsonl"), "--output", str(output)]
     assert cli.main([*argv, "--generate_nonspeech", "2", "--pad_silence", "1", "--device", "cpu"]) == 0
     line = next(r.getMessage() for r in rlhf_log.records if "pairs written" in r.getMessage())
-    assert "7 pairs written" in line and "(2 speech, 3 no_speech, 2 padded;" in line
+    assert "7 pairs written" in line and "(2 speech, 3 no_speech, 2 padded, 0 loop;" in line
 
 
 @pytest.mark.parametrize(

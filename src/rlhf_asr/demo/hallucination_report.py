@@ -27,6 +27,13 @@ NAMES = {
 }
 
 
+def _names(raw: dict) -> dict[str, str]:
+    """Row names; a study run with `--loop_pairs` trained its speech + non-speech rows on them too."""
+    if not raw.get("options", {}).get("loop_pairs"):
+        return NAMES
+    return {**NAMES, **{v: NAMES[v] + " + loop pairs" for v in ("orpo_nonspeech", "sft_nonspeech")}}
+
+
 def _mean(summary: dict, variant: str, metric: str) -> float | None:
     value = summary.get(variant, {}).get(metric)
     return None if value is None else value[0]
@@ -103,10 +110,11 @@ def render_hallucination(raw: dict) -> str:
         "| training time (s) |",
         "|---|---|---|---|---|---|",
     ]
+    names = _names(raw)
     for variant, metrics in summary.items():
         trained = variant not in ("base", "guard")
         lines.append(
-            f"| {NAMES.get(variant, variant)} | {_cell(metrics.get('wer_test'))} | "
+            f"| {names.get(variant, variant)} | {_cell(metrics.get('wer_test'))} | "
             f"{_cell(metrics.get('wer_test_voices'))} | {_cell(metrics.get('hallucination_rate'))} | "
             f"{_cell(metrics.get('repetition_rate'))} | {_cell(metrics.get('train_s'), False) if trained else '–'} |"
         )
@@ -114,7 +122,7 @@ def render_hallucination(raw: dict) -> str:
     for check in check_targets(summary):
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
         lines.append(f"- {check['target']}: {verdict}" + (f" ({check['detail']})." if check["detail"] else "."))
-    lines += _ratios(summary)
+    lines += _ratios(summary, names)
     notes = [
         *_measured_on(raw.get("environment")),
         "- Hallucination rate: share of the held-out non-speech clips where the model wrote at least one word "
@@ -132,13 +140,13 @@ def render_hallucination(raw: dict) -> str:
     return "\n".join([*lines, "", "### Notes", "", *notes]) + "\n"
 
 
-def _ratios(summary: dict) -> list[str]:
+def _ratios(summary: dict, names: dict[str, str]) -> list[str]:
     """Every row's hallucination rate as a multiple of the base model's (the 0.2x target's scale)."""
     base = _mean(summary, "base", "hallucination_rate")
     if not base:
         return []
     ratios = [
-        f"{NAMES.get(variant, variant)} {_mean(summary, variant, 'hallucination_rate') / base:.2f}x"
+        f"{names.get(variant, variant)} {_mean(summary, variant, 'hallucination_rate') / base:.2f}x"
         for variant in summary
         if variant != "base" and _mean(summary, variant, "hallucination_rate") is not None
     ]
@@ -186,7 +194,7 @@ def _loops(raw: dict) -> list[str]:
     if not runs:
         return []
     shown = "; ".join(
-        f"{NAMES.get(run['variant'], run['variant'])} seed {run['seed']}: {100 * run['repetition_rate']:.1f}% of "
+        f"{_names(raw).get(run['variant'], run['variant'])} seed {run['seed']}: {100 * run['repetition_rate']:.1f}% of "
         f"outputs, WER held-out texts {100 * run['wer_test']:.1f}%, held-out voices {100 * run['wer_test_voices']:.1f}%"
         for run in runs
     )
