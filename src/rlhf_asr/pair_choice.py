@@ -13,7 +13,8 @@ Three kinds of rows, each tagged in the row's `kind`:
   model adds on the padding are rejected with the rest of its mistakes.
 - `loop` (`loop_pairs`): a speech clip's reference against itself running into a repetition loop
   (`loop_text`), whether or not the model erred. Greedy loops are rare and knife-edge, so a model's
-  own n-best seldom holds one to mine; this pair teaches to stop where it would start one.
+  own n-best seldom holds one to mine; this pair teaches to stop where it would start one. Off by
+  default: beside no-speech pairs they cost silence (docs/results/hallucination_runs.md).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class MakePairsOptions:
         default=False,
         metadata={
             "help": "also pair each speech clip's reference against itself running into a repetition loop "
-            "(teaches to stop; docs/results.md)"
+            "(off: with no-speech pairs they cost silence, docs/results/hallucination_runs.md)"
         },
     )
     backend: Literal["hf", "ct2"] = field(
