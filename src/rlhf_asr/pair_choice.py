@@ -27,7 +27,7 @@ from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.evaluation.repetition import has_repetition_loop, text_units
 from rlhf_asr.inference.decode import Candidate
-from rlhf_asr.text_corruption import corrupt_text, loop_text
+from rlhf_asr.text_corruption import corrupt_text, loop_text, loopable
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +110,9 @@ class Miner:
     def loop_pair(self, example, language: str) -> dict | None:
         """The `loop` row of a speech clip: chosen = the reference, rejected = `loop_text` of it.
         None for a reference that has no word to loop or itself repeats ("no no no")."""
-        if not example.text.strip() or has_repetition_loop(example.text):
+        if not loopable(example.text):
             return None
-        try:
-            rejected = loop_text(example.text, language, self.rng)
-        except ValueError:
-            return None
+        rejected = loop_text(example.text, language, self.rng)
         score = score_utterance(example.text, rejected, language, english_spelling=self.spelling)
         row = self._row(example, language, rejected, score.rate, LOOP_NAME, None, "loop")
         row["rejected_loop"] = True

@@ -45,7 +45,6 @@ from rlhf_asr.data.sources import DataSource, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import error_rates
-from rlhf_asr.evaluation.repetition import has_repetition_loop
 from rlhf_asr.inference.decode import (
     check_language,
     decode_encoded,
@@ -57,7 +56,7 @@ from rlhf_asr.model.core import whisper_core
 from rlhf_asr.pair_choice import CORRUPTION_NAME, KINDS, fit_text, row_kind  # noqa: F401 (re-exported)
 from rlhf_asr.pair_choice import Miner as _Miner
 from rlhf_asr.pair_sources import mining_items
-from rlhf_asr.text_corruption import loop_text, reference_vocabulary
+from rlhf_asr.text_corruption import loop_text, loopable, reference_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +243,7 @@ def loop_rows(
     return [
         (index, {**_english_row(path, duration, reference, loop_text(reference, "en", rng)), "kind": "loop"})
         for index, (path, duration, reference) in enumerate(zip(audio_paths, durations, references))
-        if reference.strip() and not has_repetition_loop(reference)
+        if loopable(reference)
     ]
 
 

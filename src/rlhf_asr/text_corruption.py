@@ -12,6 +12,7 @@ import string
 import unicodedata
 
 from rlhf_asr.evaluation.normalize import normalize_text, uses_cer
+from rlhf_asr.evaluation.repetition import has_repetition_loop
 
 _PUNCTUATION = string.punctuation + "“”‘’«»¿¡…"
 
@@ -69,6 +70,11 @@ def _edit(units: list[str], rng: random.Random, pool: list[str], by_char: bool) 
 
 LOOP_REPEATS = 6  # copies of the looped n-gram: twice `has_repetition_loop`'s threshold
 LOOP_MAX_NGRAM = 3  # units; Whisper's loops are mostly a word or a short phrase
+
+
+def loopable(text: str) -> bool:
+    """True when `loop_text` can loop `text`: it has a word (a letter) and does not itself repeat ("no no no")."""
+    return any(_is_letter(ch) for ch in text) and not has_repetition_loop(text)
 
 
 def loop_text(text: str, language: str | None, rng: random.Random) -> str:
