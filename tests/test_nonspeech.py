@@ -11,6 +11,7 @@ from rlhf_asr.data import synth_audio
 from rlhf_asr.data.nonspeech import (
     NONSPEECH_KINDS,
     generate_nonspeech,
+    make_nonspeech,
     nonspeech_plan,
     nonspeech_windows,
     pad_speech,
@@ -98,3 +99,58 @@ def test_padding_keeps_the_speech_and_stays_within_thirty_seconds(tmp_path):
     long = np.zeros(16000 * 28, dtype=np.float32)
     padded, before, after = pad_speech(long, 5.0, np.random.default_rng(0))
     assert padded.size == 30 * 16000 and before + after == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("btype", ["lowpass", "highpass"])
+def test_band_noise_filter_is_scipys_butterworth_run_both_ways(btype):
+    """The band-limited noise's gain is |H|^2 of scipy's 4th-order Butterworth (analog prototype: the
+    response is applied per frequency, so no bilinear warping), i.e. the filter run forwards and backwards."""
+    signal = pytest.importorskip("scipy.signal")
+    frequencies = np.linspace(20, 7900, 400)
+    b, a = signal.butter(4, 2 * np.pi * 700.0, btype=btype, analog=True)
+    _, response = signal.freqs(b, a, worN=2 * np.pi * frequencies)
+    edges = {"lowpass": {"high": 700.0}, "highpass": {"low": 700.0}}[btype]
+    np.testing.assert_allclose(synth_audio.butterworth_gain(frequencies, **edges), np.abs(response) ** 2, atol=1e-6)
+
+
+def test_band_noise_is_band_limited():
+    """Every draw leaves some octave 20 dB or more below the loudest one (white noise: within ~3 dB)."""
+    for seed in range(6):
+        samples = synth_audio.band_noise(2.0, np.random.default_rng(seed))
+        power = np.abs(np.fft.rfft(samples)) ** 2
+        frequencies = np.fft.rfftfreq(samples.size, 1 / 16000)
+        octaves = [
+            power[(frequencies >= f) & (frequencies < 2 * f)].mean() for f in (62.5, 125, 250, 500, 1000, 2000, 4000)
+        ]
+        assert 10 * np.log10(max(octaves) / min(octaves)) > 40
+
+
+def _clip_of(kind: str, seed: int = 0) -> np.ndarray:
+    """The first generated clip of `kind` (5 s, -20 dBFS) for `seed`."""
+    index = list(NONSPEECH_KINDS).index(kind)
+    return make_nonspeech(index, seed, durations=(5.0,), levels=(-20.0,))[3]
+
+
+def test_generated_sounds_are_not_clipped():
+    """Peak over RMS of the unclipped shapes: a sine's is sqrt 2, noise's 3 or more. Clipping at RMS 1
+    (as the generator once did before levelling) flattens them to ~1.1-1.3 and adds distortion."""
+    for kind in NONSPEECH_KINDS:
+        if kind == "silence":
+            continue
+        for seed in range(3):
+            samples = _clip_of(kind, seed).astype(np.float64)
+            crest = np.abs(samples).max() / np.sqrt(np.mean(samples**2))
+            assert crest > (1.4 if kind == "tone" else 1.5), (kind, seed, crest)
+
+
+@pytest.mark.parametrize("colour", list(synth_audio.NOISE_COLOURS))
+def test_noise_colours_keep_their_slope(colour):
+    """Power goes as f^slope: 3 dB per octave per unit of slope (brown -6, pink -3, white 0, blue +3),
+    fitted over the octaves 31 Hz-8 kHz. Clipping distortion used to flatten blue noise to ~+1.6."""
+    samples = _clip_of(f"{colour}_noise").astype(np.float64)
+    power = np.abs(np.fft.rfft(samples)) ** 2
+    frequencies = np.fft.rfftfreq(samples.size, 1 / 16000)
+    starts = 31.25 * 2 ** np.arange(8)
+    levels = [10 * np.log10(power[(frequencies >= f) & (frequencies < 2 * f)].mean()) for f in starts]
+    slope = np.polyfit(np.arange(len(starts)), levels, 1)[0]
+    assert slope == pytest.approx(10 * np.log10(2) * synth_audio.NOISE_COLOURS[colour], abs=0.4)

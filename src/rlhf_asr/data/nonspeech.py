@@ -42,7 +42,7 @@ def _mixture(seconds: float, rng: np.random.Generator) -> np.ndarray:
     colour = str(rng.choice(list(synth.NOISE_COLOURS)))
     foreground = (synth.chords, synth.arpeggio, synth.tone, synth.hum)[int(rng.integers(4))](seconds, rng)
     background = synth.noise(seconds, colour, rng) * 10 ** (-rng.uniform(0, 20) / 20)
-    return synth.at_level(foreground + background, 0.0)
+    return synth.unit_rms(foreground + background)
 
 
 def _coloured(colour: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -53,6 +53,7 @@ def _coloured(colour: str, seconds: float, rng: np.random.Generator) -> np.ndarr
 NONSPEECH_KINDS: dict[str, Callable[[float, np.random.Generator], np.ndarray]] = {
     "silence": lambda seconds, rng: synth.silence(seconds),
     **{f"{colour}_noise": functools.partial(_coloured, colour) for colour in synth.NOISE_COLOURS},
+    "band_noise": synth.band_noise,
     "tone": synth.tone,
     "hum": synth.hum,
     "chords": synth.chords,

@@ -3,9 +3,10 @@
 Users rarely keep recordings of their silence, room noise or background music, yet that is where
 Whisper writes words that were never said ("you", "Thank you.", "A"). These generators give them a
 varied set without downloading anything: digital silence, coloured noises, tones, mains hum,
-music-like chords and arpeggios, and mixtures of these. Every sound is a float32 array at 16 kHz,
-scaled to a loudness in dB relative to full scale (RMS), drawn from a numpy Generator so that one
-seed always gives the same sounds.
+band-limited noise (a fan, a road or a cheap microphone), music-like chords and arpeggios, and
+mixtures of these. Each maker returns a float64 array at 16 kHz of RMS 1, unclipped; `at_level`
+then scales it to a loudness in dB relative to full scale (RMS) and clips once. Every sound is drawn
+from a numpy Generator so that one seed always gives the same sounds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ _SEMITONE = 2 ** (1 / 12)
 
 def _frames(seconds: float) -> int:
     return max(1, round(seconds * SAMPLING_RATE))
+
+
+def unit_rms(signal: np.ndarray) -> np.ndarray:
+    """`signal` scaled to an RMS of 1 (digital silence stays silent), float64 and NOT clipped: peaks
+    of unit-RMS noise reach 4 and more, and clipping them here would add broadband distortion (a
+    clipped sine is a square wave; clipped brown noise is no longer brown). `at_level` clips once,
+    at the final, quieter level."""
+    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+    return signal.astype(np.float64) if rms == 0.0 else signal / rms
 
 
 def at_level(signal: np.ndarray, level_db: float) -> np.ndarray:
@@ -44,7 +54,36 @@ def noise(seconds: float, colour: str, rng: np.random.Generator) -> np.ndarray:
     spectrum *= frequencies ** (NOISE_COLOURS[colour] / 2)  # amplitude slope is half the power slope
     spectrum[0] = 0.0
     signal = np.fft.irfft(spectrum, frames)
-    return at_level(signal, 0.0)
+    return unit_rms(signal)
+
+
+def butterworth_gain(
+    frequencies: np.ndarray, low: float | None = None, high: float | None = None, order: int = 4
+) -> np.ndarray:
+    """Squared magnitude response of an (analog) Butterworth high-pass at `low` and/or low-pass at
+    `high` (Hz): the gain of that filter run forwards and backwards (zero phase). Shapes: [F] -> [F]."""
+    gain = np.ones_like(frequencies, dtype=np.float64)
+    if high is not None:
+        gain /= 1 + (frequencies / high) ** (2 * order)
+    if low is not None:
+        gain /= 1 + (low / np.maximum(frequencies, 1e-3)) ** (2 * order)
+    return gain
+
+
+def band_noise(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise through a random low-, high- or band-pass (4th-order Butterworth, zero phase: 48 dB
+    per octave beyond a cut-off), unit RMS.
+
+    Real background noise is rarely a clean power law: rooms, fans, roads and microphones cut or
+    boost bands. Cut-offs are log-uniform over 100 Hz-4 kHz; a band spans 1-4 octaves.
+    """
+    frames = _frames(seconds)
+    spectrum = np.fft.rfft(rng.standard_normal(frames))  # [frames // 2 + 1]
+    cutoff = float(np.exp(rng.uniform(np.log(100), np.log(4000))))
+    upper = cutoff * 2 ** rng.uniform(1, 4)
+    low, high = ((None, cutoff), (cutoff, None), (cutoff, upper))[int(rng.integers(3))]  # low-, high-, band-pass
+    gain = butterworth_gain(np.fft.rfftfreq(frames, 1 / SAMPLING_RATE), low, high)
+    return unit_rms(np.fft.irfft(spectrum * gain, frames))
 
 
 def tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -52,7 +91,7 @@ def tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(_frames(seconds)) / SAMPLING_RATE
     frequency = float(np.exp(rng.uniform(np.log(100), np.log(4000))))
     vibrato = rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(3, 7) * t) if rng.random() < 0.5 else 0.0
-    return at_level(np.sin(2 * np.pi * frequency * t * (1 + vibrato)), 0.0)
+    return unit_rms(np.sin(2 * np.pi * frequency * t * (1 + vibrato)))
 
 
 def hum(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -63,8 +102,8 @@ def hum(seconds: float, rng: np.random.Generator) -> np.ndarray:
     for harmonic in range(1, 9):
         weight = (1.0 if harmonic % 2 else 0.4) / harmonic
         signal += weight * np.sin(2 * np.pi * base * harmonic * t + rng.uniform(0, 2 * np.pi))
-    signal = at_level(signal, 0.0) + 0.01 * rng.standard_normal(t.size)
-    return at_level(signal, 0.0)
+    signal = unit_rms(signal) + 0.01 * rng.standard_normal(t.size)
+    return unit_rms(signal)
 
 
 def _note(frequency: float, frames: int, rng: np.random.Generator, decay: float) -> np.ndarray:
@@ -89,7 +128,7 @@ def chords(seconds: float, rng: np.random.Generator) -> np.ndarray:
         length = min(step * 2, frames - start)  # notes ring on into the next chord
         for semitones in (0, third, 7, 12):
             signal[start : start + length] += _note(root * _SEMITONE**semitones, length, rng, decay=0.8)
-    return at_level(signal, 0.0)
+    return unit_rms(signal)
 
 
 def arpeggio(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -102,4 +141,4 @@ def arpeggio(seconds: float, rng: np.random.Generator) -> np.ndarray:
     for index, start in enumerate(range(0, frames, step)):
         length = min(step * 3, frames - start)
         signal[start : start + length] += _note(root * _SEMITONE ** pattern[index % len(pattern)], length, rng, 0.25)
-    return at_level(signal, 0.0)
+    return unit_rms(signal)

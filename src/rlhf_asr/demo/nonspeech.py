@@ -1,9 +1,9 @@
 """Non-speech clips for the demo and the hallucination study: what they are, what they teach, how they score.
 
 The issue's claim is about clips the model never trained on, so training and held-out clips differ
-in kind AND in duration: training hears silence, white and pink noise, tones and chords of 1-10 s;
-the held-out clips are brown and blue noise, mains hum, arpeggios and mixtures (music, tone or hum
-under noise) of 15-30 s. Both are made by the tool (`data/nonspeech.make_nonspeech`, seeded),
+in kind AND in duration: training hears silence, white, pink and band-limited noise, tones and chords
+of 1-10 s; the held-out clips are brown and blue noise, mains hum, arpeggios and mixtures (music,
+tone or hum under noise) of 15-30 s. Both are made by the tool (`data/nonspeech.make_nonspeech`, seeded),
 so every machine gets the same clips for a seed.
 
 A clip is a corpus `Utterance` with an empty text (its `voice` holds the sound's kind), so it goes
@@ -26,7 +26,7 @@ from rlhf_asr.data.synth_audio import SAMPLING_RATE
 from rlhf_asr.demo.corpus import Corpus, Utterance, write_jsonl
 from rlhf_asr.evaluation.hallucination import score_rows
 
-TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "tone", "chords")
+TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "band_noise", "tone", "chords")
 TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
 HELD_OUT_KINDS = ("brown_noise", "blue_noise", "hum", "arpeggio", "mixture")
 HELD_OUT_DURATIONS = (15.0, 20.0, 30.0)  # seconds

@@ -63,7 +63,9 @@ class DemoOptions:
     # on held-out kinds to 0.24x the base model's (3 seeds), where 24 per 80 reached 0.78x (docs/results.md)
     nonspeech_train: int = field(
         default=216,
-        metadata={"help": "generated non-speech training clips (silence, white/pink noise, tones, chords; 1-10 s)"},
+        metadata={
+            "help": "generated non-speech training clips (silence, white/pink/band noise, tones, chords; 1-10 s)"
+        },
     )
     nonspeech_test: int = field(
         default=20,
