@@ -60,7 +60,8 @@ class DemoOptions:
     )
     workers: int = field(default_factory=default_workers, metadata={"help": "espeak-ng processes at once"})
     # 0.9 per speech text, the hallucination study's proportion (72 per 80 texts): it cut hallucinations
-    # on held-out kinds to 0.24x the base model's (3 seeds), where 24 per 80 reached 0.78x (docs/results.md)
+    # on held-out kinds to 0.24x the base model's (3 seeds), where 24 per 80 reached 0.78x and 144 per 80
+    # 0.39x (docs/results/hallucination_runs.md; clip-count runs made before the generator stopped clipping)
     nonspeech_train: int = field(
         default=216,
         metadata={
