@@ -23,18 +23,22 @@ def _frames(seconds: float) -> int:
     return max(1, round(seconds * SAMPLING_RATE))
 
 
+def _rms(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+
+
 def unit_rms(signal: np.ndarray) -> np.ndarray:
     """`signal` scaled to an RMS of 1 (digital silence stays silent), float64 and NOT clipped: peaks
     of unit-RMS noise reach 4 and more, and clipping them here would add broadband distortion (a
     clipped sine is a square wave; clipped brown noise is no longer brown). `at_level` clips once,
     at the final, quieter level."""
-    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+    rms = _rms(signal)
     return signal.astype(np.float64) if rms == 0.0 else signal / rms
 
 
 def at_level(signal: np.ndarray, level_db: float) -> np.ndarray:
     """`signal` scaled to an RMS of `level_db` dBFS (digital silence stays silent), clipped to [-1, 1]."""
-    rms = float(np.sqrt(np.mean(np.square(signal, dtype=np.float64))))
+    rms = _rms(signal)
     if rms == 0.0:
         return signal.astype(np.float32)
     scaled = signal * (10 ** (level_db / 20) / rms)
