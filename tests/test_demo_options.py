@@ -90,8 +90,16 @@ def test_results_variant_overrides_equal_the_flags_appended_after(tmp_path):
         "2",
         "--plot",
         "False",
+        "--disable_prompt_loss",
+        "True",
     ]
     built = training_args(
-        replace(options, alpha=0.0, seed=2), base, pairs, out, max_steps=12, rejected_scope="diverging", plot=False
+        replace(options, alpha=0.0, seed=2, disable_prompt_loss=True),
+        base,
+        pairs,
+        out,
+        max_steps=12,
+        rejected_scope="diverging",
+        plot=False,
     )
     _same(built, parse_training_args(argv))

@@ -128,6 +128,10 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     with_loops["options"]["loop_pairs"] = True
     rerun = "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --loop_pairs --seeds 0 1 2`"
     assert rerun in render_hallucination(with_loops)
+    with_loops["options"]["disable_prompt_loss"] = True
+    report = render_hallucination(with_loops)
+    assert "--num_test 4 --loop_pairs --disable_prompt_loss --seeds 0 1 2`" in report
+    assert "frozen encoder, task prompt left out of the loss, lr" in report
 
 
 def test_targets_not_met_are_named_from_the_raw_numbers():

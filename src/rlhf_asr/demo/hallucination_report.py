@@ -100,7 +100,9 @@ def render_hallucination(raw: dict) -> str:
         f"{clips['test']['count']} clips of kinds and durations training never had: "
         f"{', '.join(clips['test']['kinds'])}, {'/'.join(f'{d:g}' for d in clips['test']['durations'])} s. "
         f"Held-out speech: {opts['num_test']} texts by training voices and by held-out voices. Every trained run: "
-        f"LoRA r={opts['lora_r']} on the decoder, frozen encoder, lr {opts['learning_rate']}, batch "
+        f"LoRA r={opts['lora_r']} on the decoder, frozen encoder, "
+        f"{'task prompt left out of the loss, ' if opts.get('disable_prompt_loss') else ''}"
+        f"lr {opts['learning_rate']}, batch "
         f"{opts['batch_size']}, {raw['max_steps']} steps (the same for the speech-only model); seeds "
         f"{opts['seeds']} (mean ± standard deviation).",
         f"Decode-time guard: the base model through Whisper's `generate` with no_speech_threshold "
@@ -156,8 +158,9 @@ def _ratios(summary: dict, names: dict[str, str]) -> list[str]:
 def rerun_command(opts: dict) -> str:
     """The command line that made these numbers, from the options recorded in the raw file."""
     sizes = " ".join(f"--{name} {opts[name]}" for name in SIZES if name in opts)
-    loops = " --loop_pairs" if opts.get("loop_pairs", False) else ""  # runs before loop pairs had none
-    return f"rlhf-asr results --study hallucination {sizes}{loops} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
+    # runs before these options had neither
+    flags = "".join(f" --{name}" for name in ("loop_pairs", "disable_prompt_loss") if opts.get(name, False))
+    return f"rlhf-asr results --study hallucination {sizes}{flags} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
 
 
 def _examples(raw: dict) -> list[str]:

@@ -80,6 +80,11 @@ class DemoOptions:
         default=False,
         metadata={"help": "also pair each training reference against itself running into a repetition loop"},
     )
+    # Off (TRL's and Whisper's fine-tuning default). On, a no-speech pair contrasts <|endoftext|> with the
+    # first word itself instead of after the shared <|notimestamps|>; not yet measured by the study.
+    disable_prompt_loss: bool = field(
+        default=False, metadata={"help": "leave the task-prompt tokens (language, task, notimestamps) out of the loss"}
+    )
     # a decoding step costs about the same for 4 clips as for 32 on CPU
     decode_batch_size: int = field(default=32, metadata={"help": "clips decoded together"})
     # 0 = one, plus one encoder worker per core (see `stages.pick_threads`)
@@ -144,6 +149,7 @@ def training_args(options: DemoOptions, base: Path, pairs: Path, output: Path, *
         warmup_steps=5,
         lr_scheduler_type="linear",
         alpha=options.alpha,
+        disable_prompt_loss=options.disable_prompt_loss,
         seed=options.seed,
         logging_steps=5,
         eval_strategy="no",
