@@ -132,7 +132,7 @@ def render_hallucination(raw: dict) -> str:
         "non-speech) with a loop (an n-gram repeated 3+ times in a row; for speech also an output far longer than "
         "the reference). Both as `rlhf-asr evaluate` computes them (`evaluation/hallucination.py`).",
         *_examples(raw),
-        *_loops(raw),
+        *_loops(raw, names),
         "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
         "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
         "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",
@@ -190,14 +190,14 @@ def _loop_pairs(raw: dict) -> str:
     )
 
 
-def _loops(raw: dict) -> list[str]:
+def _loops(raw: dict, names: dict[str, str]) -> list[str]:
     """Trained runs with a repetition loop in their held-out outputs, named with their speech WER: one
     looping transcript adds hundreds of words to its split's WER, so it moves a mean far more than a seed's spread."""
     runs = [run for run in raw["runs"] if run.get("seed") is not None and run.get("repetition_rate")]
     if not runs:
         return []
     shown = "; ".join(
-        f"{_names(raw).get(run['variant'], run['variant'])} seed {run['seed']}: {100 * run['repetition_rate']:.1f}% of "
+        f"{names.get(run['variant'], run['variant'])} seed {run['seed']}: {100 * run['repetition_rate']:.1f}% of "
         f"outputs, WER held-out texts {100 * run['wer_test']:.1f}%, held-out voices {100 * run['wer_test_voices']:.1f}%"
         for run in runs
     )
