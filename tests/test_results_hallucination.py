@@ -10,7 +10,7 @@ from rlhf_asr.demo.hallucination_report import check_targets, render_hallucinati
 from rlhf_asr.demo.results_report import regenerate, summarize
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
-TRAINED = ["orpo_nonspeech", "sft_nonspeech", "orpo"]
+TRAINED = ["orpo_nonspeech", "orpo_nonspeech_guard", "sft_nonspeech", "sft_nonspeech_guard", "orpo"]
 
 
 def _fake_corpus(options, folder, seed):
@@ -75,6 +75,9 @@ def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(t
     assert regenerate([out / "hallucination_raw.json"], tmp_path / "again.md") == report
     for name in ("| base tiny.en |", "| base + decode-time guard |", "speech pairs only |", "hallucination rate (%)"):
         assert name in report
+    assert "loop pairs, + decode-time guard |" in report
+    # the guarded rows are the trained models behind the guard: no training of their own
+    assert all("train_s" not in run for run in raw["runs"] if run["variant"].endswith("_guard"))
     assert "### Targets (issue 11)" in report
 
 
@@ -197,3 +200,19 @@ def test_bad_study_options_are_one_line_before_any_work(argv, message, tmp_path,
     monkeypatch.setattr(corpus, "espeak_available", lambda: (_ for _ in ()).throw(AssertionError("checked espeak")))
     assert cli.main(["results", "--output_dir", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_trained_models_behind_the_guard_get_their_own_rows_and_ratio_line_not_the_targets():
+    raw = _raw(0.3, 0.245)
+    for seed in (0, 1, 2):
+        raw["runs"].append(_run("orpo_nonspeech_guard", seed, 0.25, 0.1 + 0.05 * seed))
+    report = render_hallucination(raw)
+    # the target is judged on ORPO alone ...
+    assert "hallucination rate at most 0.2x base: NOT MET (30.0% against base 100.0% (0.30x))" in report
+    # ... and ORPO behind the guard is its own line
+    assert "hallucination rate at most 0.2x base, ORPO + decode-time guard: met (15.0% against base" in report
+    row = "| ORPO (`--alpha 0.1`), speech + non-speech pairs, + decode-time guard |"
+    assert row + " 25.0 ± 0.0 | 25.0 ± 0.0 | 15.0 ± 5.0 | 0.0 ± 0.0 | – |" in report
+    assert "ORPO (`--alpha 0.1`), speech + non-speech pairs, + decode-time guard 0.15x" in report
+    assert "decoded again from audio behind the same guard" in report
+    assert "decoded again from audio behind the same guard" not in render_hallucination(_raw(0.3, 0.245))

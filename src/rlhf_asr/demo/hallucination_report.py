@@ -29,9 +29,11 @@ NAMES = {
 
 def _names(raw: dict) -> dict[str, str]:
     """Row names; a study run with `--loop_pairs` trained its speech + non-speech rows on them too."""
-    if not raw.get("options", {}).get("loop_pairs"):
-        return NAMES
-    return {**NAMES, **{v: NAMES[v] + " + loop pairs" for v in ("orpo_nonspeech", "sft_nonspeech")}}
+    names = dict(NAMES)
+    if raw.get("options", {}).get("loop_pairs"):
+        names.update({v: NAMES[v] + " + loop pairs" for v in ("orpo_nonspeech", "sft_nonspeech")})
+    names.update({f"{v}_guard": f"{names[v]}, + decode-time guard" for v in ("orpo_nonspeech", "sft_nonspeech")})
+    return names
 
 
 def _mean(summary: dict, variant: str, metric: str) -> float | None:
@@ -44,17 +46,27 @@ def _spread(summary: dict, variant: str, metric: str) -> float:
     return 0.0 if value is None else value[1]
 
 
-def check_targets(summary: dict, main: str = "orpo_nonspeech") -> list[dict]:
-    """[{"target", "met" (True/False/None when a row is missing), "detail"}] for the issue's three targets."""
-    checks = []
-    base, ours = _mean(summary, "base", "hallucination_rate"), _mean(summary, main, "hallucination_rate")
+def _ratio_check(summary: dict, variant: str, label: str) -> dict:
+    base, ours = _mean(summary, "base", "hallucination_rate"), _mean(summary, variant, "hallucination_rate")
     met = None if base is None or ours is None else ours <= MAX_HALLUCINATION_RATIO * base
     detail = "" if met is None else f"{100 * ours:.1f}% against base {100 * base:.1f}%"
     if met is not None and base:
         detail += f" ({ours / base:.2f}x)"
-    checks.append(
-        {"target": f"hallucination rate at most {MAX_HALLUCINATION_RATIO}x base", "met": met, "detail": detail}
-    )
+    return {
+        "target": f"hallucination rate at most {MAX_HALLUCINATION_RATIO}x base{label}",
+        "met": met,
+        "detail": detail,
+    }
+
+
+def check_targets(summary: dict, main: str = "orpo_nonspeech") -> list[dict]:
+    """[{"target", "met" (True/False/None when a row is missing), "detail"}] for the issue's three targets.
+
+    The ratio target is judged on the trained model alone; the same model behind the decode-time guard
+    gets its own line when the study measured it (the two fixes together), never in its place."""
+    checks = [_ratio_check(summary, main, "")]
+    if f"{main}_guard" in summary:
+        checks.append(_ratio_check(summary, f"{main}_guard", ", ORPO + decode-time guard"))
     for metric, label in (("wer_test", "held-out texts"), ("wer_test_voices", "held-out voices")):
         ours, speech = _mean(summary, main, metric), _mean(summary, "orpo", metric)
         if ours is None or speech is None:
@@ -114,7 +126,7 @@ def render_hallucination(raw: dict) -> str:
     ]
     names = _names(raw)
     for variant, metrics in summary.items():
-        trained = variant not in ("base", "guard")
+        trained = variant not in ("base", "guard") and not variant.endswith("_guard")
         lines.append(
             f"| {names.get(variant, variant)} | {_cell(metrics.get('wer_test'))} | "
             f"{_cell(metrics.get('wer_test_voices'))} | {_cell(metrics.get('hallucination_rate'))} | "
@@ -136,10 +148,20 @@ def render_hallucination(raw: dict) -> str:
         "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
         "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
         "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",
+        *_guarded_note(summary),
     ]
     if raw.get("complete") is False:
         notes.append(f"- Incomplete: {len(raw['runs'])} runs recorded of the {raw.get('planned_runs')} planned.")
     return "\n".join([*lines, "", "### Notes", "", *notes]) + "\n"
+
+
+def _guarded_note(summary: dict) -> list[str]:
+    if not any(variant.endswith("_guard") and variant != "guard" for variant in summary):
+        return []
+    return [
+        '- The "+ decode-time guard" rows are the trained models of the row above them, decoded again from audio '
+        "behind the same guard: no training of their own, so no training time."
+    ]
 
 
 def _ratios(summary: dict, names: dict[str, str]) -> list[str]:

@@ -4,7 +4,9 @@ The demo's speech corpus plus generated non-speech clips (`demo/nonspeech.py`: t
 held-out clips differ in kind and duration). Compared at equal steps over seeds: the base model;
 the base model behind Whisper's decode-time guard (`demo/guard.py`); SFT and ORPO on the speech
 pairs plus the no-speech pairs (plus the loop pairs, `--loop_pairs`); ORPO on the speech pairs only
-(does silence cost speech WER?); with loop pairs, ORPO on the same set without them (their ablation).
+(does silence cost speech WER?); with loop pairs, ORPO on the same set without them (their ablation);
+and the models trained on no-speech pairs behind the same decode-time guard (training and the guard
+together, the recipe a user can run).
 Scores: speech WER on both held-out splits, hallucination rate on the held-out non-speech clips,
 repetition rate on every held-out output.
 
@@ -38,6 +40,7 @@ from rlhf_asr.demo.stages import (
 
 logger = logging.getLogger(__name__)
 HELD_OUT = ("test", "test_voices", "nonspeech_test")
+GUARDED = ("orpo_nonspeech", "sft_nonspeech")  # trained variants also scored behind the guard, as `<variant>_guard`
 
 
 def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
@@ -72,10 +75,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
     variants = {name: spec for name, spec in HALLUCINATION_VARIANTS.items() if spec[1] in pair_files}
     max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
     guard = DecodeGuard()
-    guarded = {
-        split: guard_transcripts(model, processor, [corpus.folder / u.path for u in corpus.splits[split]], guard)
-        for split in HELD_OUT
-    }
+    guarded = _guarded(model, processor, corpus, guard)
     raw = {
         "study": "hallucination",
         "options": asdict(options),
@@ -89,7 +89,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
         "nonspeech_pairs": sum(row["chosen"] == "" for _, row in mixed),
         "max_steps": max_steps,
         "base_nonspeech_outputs": dict(Counter(before["nonspeech_test"]).most_common()),
-        "planned_runs": 2 + len(options.seeds) * len(variants),
+        "planned_runs": 2 + len(options.seeds) * (len(variants) + len(GUARDED)),
         "runs": [
             {"variant": "base", "seed": None, **held_out_scores(corpus, before)},
             {"variant": "guard", "seed": None, **held_out_scores(corpus, guarded)},
@@ -118,8 +118,20 @@ def run_hallucination(options: ResultsOptions) -> dict:
                 {"variant": variant, "seed": seed, "train_s": round(train_s, 1), **held_out_scores(corpus, after)}
             )
             logger.info("%s", raw["runs"][-1])
+            if variant in GUARDED:
+                scores = held_out_scores(corpus, _guarded(tuned, processor, corpus, guard))
+                raw["runs"].append({"variant": f"{variant}_guard", "seed": seed, **scores})
+                logger.info("%s", raw["runs"][-1])
             _save(raw, options)
     return raw
+
+
+def _guarded(model, processor, corpus, guard: DecodeGuard) -> dict[str, list[str]]:
+    """Held-out transcripts of `model` decoded again from audio behind the decode-time guard."""
+    return {
+        split: guard_transcripts(model, processor, [corpus.folder / u.path for u in corpus.splits[split]], guard)
+        for split in HELD_OUT
+    }
 
 
 def _save(raw: dict, options: ResultsOptions) -> None:
