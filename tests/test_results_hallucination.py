@@ -126,14 +126,15 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     report = render_hallucination(_raw(0.05, 0.245))
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
-    assert "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --seeds 0 1 2`" in report
+    # a run from before the option had the prompt in the loss, no longer the default: the rerun says so
+    rerun = "--study hallucination --num_train 8 --num_test 4 --disable_prompt_loss False --seeds 0 1 2`"
+    assert rerun in report and "frozen encoder, task prompt scored in the loss, lr" in report
     with_loops = _raw(0.05, 0.245)
-    with_loops["options"]["loop_pairs"] = True
-    rerun = "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --loop_pairs --seeds 0 1 2`"
-    assert rerun in render_hallucination(with_loops)
-    with_loops["options"]["disable_prompt_loss"] = True
+    with_loops["options"].update(loop_pairs=True, disable_prompt_loss=True)
     report = render_hallucination(with_loops)
-    assert "--num_test 4 --loop_pairs --disable_prompt_loss --seeds 0 1 2`" in report
+    assert (
+        "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --loop_pairs True --seeds 0 1 2`" in report
+    )
     assert "frozen encoder, task prompt left out of the loss, lr" in report
 
 

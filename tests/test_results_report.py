@@ -33,9 +33,12 @@ def test_targets_against_sft_and_without_it():
     assert targets["orpo"]["no_worse_than_sft"] is None and line.endswith("SFT not run.")
     assert targets["orpo"]["meets_25pct_reduction"] and "30% lower than base (meets" in line
     targets, line = _report([base, *orpo, {"variant": "sft", "wer_test": 0.25}])
-    assert targets["orpo"]["no_worse_than_sft"] is False and line.endswith("WORSE than SFT at equal steps.")
+    assert targets["orpo"]["no_worse_than_sft"] is False
+    assert line.endswith(
+        "WORSE than SFT at equal steps (28.0 ± 2.8% against SFT 25.0 ± 0.0%, mean ± standard deviation over seeds)."
+    )
     targets, line = _report([base, *orpo, {"variant": "sft", "wer_test": 0.35}])
-    assert targets["orpo"]["no_worse_than_sft"] is True and line.endswith("no worse than SFT at equal steps.")
+    assert targets["orpo"]["no_worse_than_sft"] is True and "no worse than SFT at equal steps (28.0 ± 2.8%" in line
 
 
 # --- the report is rendered from committed raw results, notes included ------------------------
@@ -130,3 +133,12 @@ def test_a_run_far_above_the_median_is_named_in_the_notes():
     lines = _outliers(runs)
     assert len(lines) == 1 and "sft seed 2" in lines[0] and "90.0%" in lines[0] and "held-out texts" in lines[0]
     assert _outliers(runs[:3]) == []
+
+
+def test_the_report_says_whether_the_task_prompt_was_in_the_loss():
+    summary = summarize([{"variant": "base", "wer_test": 0.4}, {"variant": "orpo", "wer_test": 0.3}])
+    results = {"pairs": 3, "held_out_pairs": 1, "max_steps": 2, "summary": summary, "targets": check_targets(summary)}
+    before = render_markdown({**results, "options": OPTIONS})  # raw files from before the option: in the loss
+    assert "frozen encoder, task prompt scored in the loss, lr" in before
+    after = render_markdown({**results, "options": {**OPTIONS, "disable_prompt_loss": True}})
+    assert "frozen encoder, task prompt left out of the loss, lr" in after

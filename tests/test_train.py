@@ -378,3 +378,10 @@ def test_training_on_speech_and_no_speech_pairs(workspace, tmp_path, rlhf_log):
     assert scores["eval_hallucination_rate"] in (0.0, 0.5, 1.0)  # of the 2 no-speech rows
     for key in ("eval_insertion_rate", "eval_repetition_rate"):
         assert 0 <= scores[key] <= (10 if key == "eval_insertion_rate" else 1), key
+
+
+def test_the_task_prompt_is_out_of_the_loss_unless_asked(workspace, tmp_path):
+    """TRL's ORPO scores the completion only; so does `train` by default (the prompt is the same on both sides)."""
+    assert parse_training_args(train_argv(workspace, tmp_path / "a"))[2].disable_prompt_loss is True
+    argv = train_argv(workspace, tmp_path / "b", "--disable_prompt_loss", "False")
+    assert parse_training_args(argv)[2].disable_prompt_loss is False

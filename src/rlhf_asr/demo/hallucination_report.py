@@ -11,7 +11,7 @@ Targets (issue 11), on held-out non-speech clips of kinds and durations training
 
 from __future__ import annotations
 
-from rlhf_asr.demo.options import ORPO_ALPHA
+from rlhf_asr.demo.options import ORPO_ALPHA, DemoOptions
 from rlhf_asr.demo.results_report import _measured_on, summarize
 
 METRICS = ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate", "train_s")
@@ -113,7 +113,7 @@ def render_hallucination(raw: dict) -> str:
         f"{', '.join(clips['test']['kinds'])}, {'/'.join(f'{d:g}' for d in clips['test']['durations'])} s. "
         f"Held-out speech: {opts['num_test']} texts by training voices and by held-out voices. Every trained run: "
         f"LoRA r={opts['lora_r']} on the decoder, frozen encoder, "
-        f"{'task prompt left out of the loss, ' if opts.get('disable_prompt_loss') else ''}"
+        f"task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} the loss, "
         f"lr {opts['learning_rate']}, batch "
         f"{opts['batch_size']}, {raw['max_steps']} steps (the same for the speech-only model); seeds "
         f"{opts['seeds']} (mean ± standard deviation).",
@@ -180,8 +180,12 @@ def _ratios(summary: dict, names: dict[str, str]) -> list[str]:
 def rerun_command(opts: dict) -> str:
     """The command line that made these numbers, from the options recorded in the raw file."""
     sizes = " ".join(f"--{name} {opts[name]}" for name in SIZES if name in opts)
-    # runs before these options had neither
-    flags = "".join(f" --{name}" for name in ("loop_pairs", "disable_prompt_loss") if opts.get(name, False))
+    # runs before these options had neither (both off); an option is named when it is not today's default
+    flags = "".join(
+        f" --{name} {value}"
+        for name in ("loop_pairs", "disable_prompt_loss")
+        if (value := opts.get(name, False)) != getattr(DemoOptions, name)
+    )
     return f"rlhf-asr results --study hallucination {sizes}{flags} --seeds {' '.join(map(str, opts.get('seeds', [])))}"
 
 

@@ -123,7 +123,8 @@ def render_markdown(results: dict) -> str:
         f"spoken, rejected = the base model's transcript), {opts['num_test']} held-out texts spoken by the training "
         f"voices and again by held-out voices ({', '.join(opts['test_voices'])}). Every run: LoRA "
         f"r={opts['lora_r']} on "
-        f"the decoder, frozen encoder, lr {opts['learning_rate']}, batch {opts['batch_size']}, "
+        f"the decoder, frozen encoder, task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} "
+        f"the loss, lr {opts['learning_rate']}, batch {opts['batch_size']}, "
         f"{results['max_steps']} steps; seeds {opts['seeds']} (mean ± standard deviation).",
         "Preference accuracy: share of the "
         f"{results['held_out_pairs']} held-out clips the base model got wrong where the model gives the reference a "
@@ -145,16 +146,22 @@ def render_markdown(results: dict) -> str:
             f"{_cell(metrics.get('train_s'), False) if variant != 'base' else '–'} |"
         )
     lines += ["", "## Targets", ""]
+    summary = results["summary"]
     for variant, check in results["targets"].items():
         reduction = check["relative_wer_reduction"]
+        verdict = {True: "no worse than SFT at equal steps", False: "WORSE than SFT at equal steps", None: ""}[
+            check["no_worse_than_sft"]
+        ]
+        if verdict:  # the means and their seed spreads: a difference smaller than the spread is not a ranking
+            verdict += (
+                f" ({_cell(summary[variant]['wer_test'], True)}% against SFT "
+                f"{_cell(summary['sft']['wer_test'], True)}%, mean ± standard deviation over seeds)"
+            )
         lines.append(
             f"- {names[variant]}: held-out WER {100 * reduction:.0f}% lower than base "
             f"({'meets' if check['meets_25pct_reduction'] else 'MISSES'} the 25% target); "
-            + {
-                True: "no worse than SFT at equal steps.",
-                False: "WORSE than SFT at equal steps.",
-                None: "SFT not run.",
-            }[check["no_worse_than_sft"]]
+            + (verdict or "SFT not run")
+            + "."
         )
     notes = [*_measured_on(results.get("environment")), *_outliers(results.get("runs", [])), *NOTES]
     lines += ["", "## Notes", "", *notes]

@@ -154,7 +154,16 @@ class DataArguments:
 
 @dataclass
 class ORPOConfig(TrainingArguments):
-    """TrainingArguments with the ORPO options and the classic finetune.py defaults."""
+    """TrainingArguments with the ORPO options and the classic finetune.py defaults.
+
+    One default differs from Whisper fine-tuning recipes, which keep the task prompt
+    (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `disable_prompt_loss` is on, so both
+    log-probs score the transcript and its <|endoftext|> only, as TRL's ORPO scores the completion
+    and never the prompt. The prompt is the same in chosen and rejected, so it can only dilute the
+    contrast, and most for the shortest transcript: a no-speech pair's chosen is <|endoftext|>
+    alone. Measured in docs/results.md (hallucination study, 3 seeds): words on held-out non-speech
+    at 0.25x the base model's with the prompt out, 0.37x with it in, at the same speech WER.
+    """
 
     output_dir: str = field(default="output/", metadata={"help": "Where checkpoints, logs and the final model go."})
     learning_rate: float = field(default=1e-3)
@@ -181,7 +190,13 @@ class ORPOConfig(TrainingArguments):
         metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."},
     )
     disable_prompt_loss: bool = field(
-        default=False, metadata={"help": "Leave the task-prompt tokens (language, task, notimestamps) out of the loss."}
+        default=True,
+        metadata={
+            "help": (
+                "Leave the task-prompt tokens (language, task, notimestamps) out of both log-probs, as TRL's "
+                "ORPO leaves its prompt out (False: scored too, as Whisper fine-tuning recipes do)."
+            )
+        },
     )
     rejected_scope: str = field(
         default="all",
