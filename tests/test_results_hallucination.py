@@ -73,7 +73,7 @@ def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(t
     report = (out / "hallucination.md").read_text()
     assert report == render_hallucination(raw)
     assert regenerate([out / "hallucination_raw.json"], tmp_path / "again.md") == report
-    for name in ("| base tiny.en |", "| base + decode-time guard |", "speech pairs only |", "hallucination rate (%)"):
+    for name in (f"| base model ({model_dir}) |", "| base + decode-time guard |", "speech pairs only |", "rate (%)"):
         assert name in report
     assert "loop pairs, + decode-time guard |" in report
     # the guarded rows are the trained models behind the guard: no training of their own
@@ -217,3 +217,10 @@ def test_trained_models_behind_the_guard_get_their_own_rows_and_ratio_line_not_t
     assert "ORPO (`--alpha 0.1`), speech + non-speech pairs, + decode-time guard 0.15x" in report
     assert "decoded again from audio behind the same guard" in report
     assert "decoded again from audio behind the same guard" not in render_hallucination(_raw(0.3, 0.245))
+
+
+def test_the_base_row_names_the_model_studied():
+    raw = _raw(0.05, 0.245)
+    assert "| base tiny.en |" in render_hallucination(raw)  # raw files that did not record it: the default
+    raw["options"]["model"] = "base"
+    assert "| base model (base) |" in render_hallucination(raw)

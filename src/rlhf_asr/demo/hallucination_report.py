@@ -12,7 +12,7 @@ Targets (issue 11), on held-out non-speech clips of kinds and durations training
 from __future__ import annotations
 
 from rlhf_asr.demo.options import ORPO_ALPHA, DemoOptions
-from rlhf_asr.demo.results_report import _measured_on, summarize
+from rlhf_asr.demo.results_report import _measured_on, base_row_name, summarize
 
 METRICS = ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate", "train_s")
 MAX_HALLUCINATION_RATIO = 0.2
@@ -30,6 +30,7 @@ NAMES = {
 def _names(raw: dict) -> dict[str, str]:
     """Row names; a study run with `--loop_pairs` trained its speech + non-speech rows on them too."""
     names = dict(NAMES)
+    names["base"] = base_row_name(raw.get("options", {}))
     if raw.get("options", {}).get("loop_pairs"):
         names.update({v: NAMES[v] + " + loop pairs" for v in ("orpo_nonspeech", "sft_nonspeech")})
     names.update({f"{v}_guard": f"{names[v]}, + decode-time guard" for v in ("orpo_nonspeech", "sft_nonspeech")})

@@ -101,6 +101,12 @@ def check_targets(summary: dict) -> dict:
     return checks
 
 
+def base_row_name(opts: dict) -> str:
+    """The untrained model's row: "base tiny.en" (the default, and raw files without `model`) or the model named."""
+    model = opts.get("model", "tiny.en")
+    return "base tiny.en" if model == "tiny.en" else f"base model ({model})"
+
+
 def _cell(value: tuple[float, float] | None, percent: bool) -> str:
     if value is None:
         return "–"
@@ -134,7 +140,7 @@ def render_markdown(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     names = {
-        "base": "base tiny.en",
+        "base": base_row_name(opts),
         "sft": "SFT (`--alpha 0`)",
         "orpo": f"ORPO (`--alpha {ORPO_ALPHA}`, scope all)",
         "orpo_diverging": f"ORPO (`--alpha {ORPO_ALPHA}`, scope diverging)",
