@@ -11,8 +11,8 @@ Targets (issue 11), on held-out non-speech clips of kinds and durations training
 
 from __future__ import annotations
 
-from rlhf_asr.demo.options import ORPO_ALPHA, DemoOptions
-from rlhf_asr.demo.results_report import _measured_on, base_row_name, summarize
+from rlhf_asr.demo.options import GUARDED_VARIANTS, ORPO_ALPHA, DemoOptions
+from rlhf_asr.demo.results_report import _measured_on, base_row_name, prompt_in_loss, summarize
 
 METRICS = ("wer_test", "wer_test_voices", "hallucination_rate", "repetition_rate", "train_s")
 MAX_HALLUCINATION_RATIO = 0.2
@@ -33,7 +33,7 @@ def _names(raw: dict) -> dict[str, str]:
     names["base"] = base_row_name(raw.get("options", {}))
     if raw.get("options", {}).get("loop_pairs"):
         names.update({v: NAMES[v] + " + loop pairs" for v in ("orpo_nonspeech", "sft_nonspeech")})
-    names.update({f"{v}_guard": f"{names[v]}, + decode-time guard" for v in ("orpo_nonspeech", "sft_nonspeech")})
+    names.update({f"{v}_guard": f"{names[v]}, + decode-time guard" for v in GUARDED_VARIANTS})
     return names
 
 
@@ -114,7 +114,7 @@ def render_hallucination(raw: dict) -> str:
         f"{', '.join(clips['test']['kinds'])}, {'/'.join(f'{d:g}' for d in clips['test']['durations'])} s. "
         f"Held-out speech: {opts['num_test']} texts by training voices and by held-out voices. Every trained run: "
         f"LoRA r={opts['lora_r']} on the decoder, frozen encoder, "
-        f"task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} the loss, "
+        f"{prompt_in_loss(opts)}, "
         f"lr {opts['learning_rate']}, batch "
         f"{opts['batch_size']}, {raw['max_steps']} steps (the same for the speech-only model); seeds "
         f"{opts['seeds']} (mean ± standard deviation).",
@@ -157,7 +157,7 @@ def render_hallucination(raw: dict) -> str:
 
 
 def _guarded_note(summary: dict) -> list[str]:
-    if not any(variant.endswith("_guard") and variant != "guard" for variant in summary):
+    if not any(variant.endswith("_guard") for variant in summary):
         return []
     return [
         '- The "+ decode-time guard" rows are the trained models of the row above them, decoded again from audio '

@@ -28,6 +28,8 @@ HALLUCINATION_VARIANTS = {
     "orpo": (ORPO_ALPHA, "speech"),
     "orpo_nonspeech_no_loops": (ORPO_ALPHA, "mixed_no_loops"),  # run only with --loop_pairs: their ablation
 }
+# The trained variants also decoded behind the decode-time guard, reported as `<variant>_guard`.
+GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
 STUDIES = ("wer", "hallucination")
 
 

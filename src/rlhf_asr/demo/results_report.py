@@ -107,6 +107,11 @@ def base_row_name(opts: dict) -> str:
     return "base tiny.en" if model == "tiny.en" else f"base model ({model})"
 
 
+def prompt_in_loss(opts: dict) -> str:
+    """How the run scored the task prompt; raw files from before `disable_prompt_loss` scored it."""
+    return f"task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} the loss"
+
+
 def _cell(value: tuple[float, float] | None, percent: bool) -> str:
     if value is None:
         return "–"
@@ -129,8 +134,7 @@ def render_markdown(results: dict) -> str:
         f"spoken, rejected = the base model's transcript), {opts['num_test']} held-out texts spoken by the training "
         f"voices and again by held-out voices ({', '.join(opts['test_voices'])}). Every run: LoRA "
         f"r={opts['lora_r']} on "
-        f"the decoder, frozen encoder, task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} "
-        f"the loss, lr {opts['learning_rate']}, batch {opts['batch_size']}, "
+        f"the decoder, frozen encoder, {prompt_in_loss(opts)}, lr {opts['learning_rate']}, batch {opts['batch_size']}, "
         f"{results['max_steps']} steps; seeds {opts['seeds']} (mean ± standard deviation).",
         "Preference accuracy: share of the "
         f"{results['held_out_pairs']} held-out clips the base model got wrong where the model gives the reference a "

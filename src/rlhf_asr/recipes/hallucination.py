@@ -27,7 +27,13 @@ from pathlib import Path
 from rlhf_asr.demo.guard import DecodeGuard, guard_transcripts
 from rlhf_asr.demo.hallucination_report import render_hallucination
 from rlhf_asr.demo.nonspeech import NONSPEECH_SPLITS, add_nonspeech, hallucination_rate, repetition_rate
-from rlhf_asr.demo.options import HALLUCINATION_VARIANTS, ResultsOptions, synthesize_corpus, training_args
+from rlhf_asr.demo.options import (
+    GUARDED_VARIANTS,
+    HALLUCINATION_VARIANTS,
+    ResultsOptions,
+    synthesize_corpus,
+    training_args,
+)
 from rlhf_asr.demo.report import score
 from rlhf_asr.demo.results_report import environment, write_text
 from rlhf_asr.demo.stages import (
@@ -40,7 +46,6 @@ from rlhf_asr.demo.stages import (
 
 logger = logging.getLogger(__name__)
 HELD_OUT = ("test", "test_voices", "nonspeech_test")
-GUARDED = ("orpo_nonspeech", "sft_nonspeech")  # trained variants also scored behind the guard, as `<variant>_guard`
 
 
 def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
@@ -89,7 +94,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
         "nonspeech_pairs": sum(row["chosen"] == "" for _, row in mixed),
         "max_steps": max_steps,
         "base_nonspeech_outputs": dict(Counter(before["nonspeech_test"]).most_common()),
-        "planned_runs": 2 + len(options.seeds) * (len(variants) + len(GUARDED)),
+        "planned_runs": 2 + len(options.seeds) * (len(variants) + len(GUARDED_VARIANTS)),
         "runs": [
             {"variant": "base", "seed": None, **held_out_scores(corpus, before)},
             {"variant": "guard", "seed": None, **held_out_scores(corpus, guarded)},
@@ -118,7 +123,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
                 {"variant": variant, "seed": seed, "train_s": round(train_s, 1), **held_out_scores(corpus, after)}
             )
             logger.info("%s", raw["runs"][-1])
-            if variant in GUARDED:
+            if variant in GUARDED_VARIANTS:
                 scores = held_out_scores(corpus, _guarded(tuned, processor, corpus, guard))
                 raw["runs"].append({"variant": f"{variant}_guard", "seed": seed, **scores})
                 logger.info("%s", raw["runs"][-1])
