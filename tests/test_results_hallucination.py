@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rlhf_asr.demo.hallucination_report import check_targets, render_hallucination
-from rlhf_asr.demo.results_report import regenerate, summarize
+from rlhf_asr.demo.results_report import Provenance, regenerate, summarize
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 TRAINED = ["orpo_nonspeech", "orpo_nonspeech_guard", "sft_nonspeech", "sft_nonspeech_guard", "orpo"]
@@ -71,14 +71,19 @@ def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(t
         raw["clips"]["train"]["kinds"]
     )
     report = (out / "hallucination.md").read_text()
-    assert report == render_hallucination(raw)
-    assert regenerate([out / "hallucination_raw.json"], tmp_path / "again.md") == report
+    provenance = Provenance.alone(out / "hallucination_raw.json", out / "hallucination.md")
+    assert report == render_hallucination(raw, provenance)
+    assert f"from_raw {out / 'hallucination_raw.json'} --report {out / 'hallucination.md'}`" in report
     for name in (f"| base model ({model_dir}) |", "| base + decode-time guard |", "speech pairs only |", "rate (%)"):
         assert name in report
     assert "loop pairs, + decode-time guard |" in report
     # the guarded rows are the trained models behind the guard: no training of their own
     assert all("train_s" not in run for run in raw["runs"] if run["variant"].endswith("_guard"))
     assert "### Targets (issue 11)" in report
+
+
+def _render(raw: dict) -> str:
+    return render_hallucination(raw, Provenance.alone("h.json", "h.md"))
 
 
 def _run(variant, seed, wer, hallucination, repetition=0.0):
@@ -123,7 +128,7 @@ def _raw(ours_hallucination: float, ours_wer: float) -> dict:
 def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     checks = check_targets(summarize(_raw(0.05, 0.245)["runs"], ("wer_test", "wer_test_voices", "hallucination_rate")))
     assert [check["met"] for check in checks] == [True, True, True, True]
-    report = render_hallucination(_raw(0.05, 0.245))
+    report = _render(_raw(0.05, 0.245))
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
     # a run from before the option had the prompt in the loss, no longer the default: the rerun says so
@@ -131,7 +136,7 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     assert rerun in report and "frozen encoder, task prompt scored in the loss, lr" in report
     with_loops = _raw(0.05, 0.245)
     with_loops["options"].update(loop_pairs=True, disable_prompt_loss=True)
-    report = render_hallucination(with_loops)
+    report = _render(with_loops)
     assert (
         "`rlhf-asr results --study hallucination --num_train 8 --num_test 4 --loop_pairs True --seeds 0 1 2`" in report
     )
@@ -139,7 +144,7 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
 
 
 def test_targets_not_met_are_named_from_the_raw_numbers():
-    report = render_hallucination(_raw(0.3, 0.40))
+    report = _render(_raw(0.3, 0.40))
     assert "hallucination rate at most 0.2x base: NOT MET (30.0% against base 100.0% (0.30x))" in report
     assert "speech WER (held-out texts) no worse than speech-only ORPO: NOT MET" in report
     assert "ORPO's hallucination rate no worse than SFT's: NOT MET (30.0% against SFT 10.0%)" in report
@@ -150,16 +155,16 @@ def test_an_unstable_model_gets_no_wider_wer_allowance():
     """One seed looping (WER 1.77) spreads the mean so far that its own spread would excuse it."""
     raw = _raw(0.05, 0.245)
     raw["runs"][2] = _run("orpo_nonspeech", 0, 1.77, 0.05, repetition=0.024)
-    report = render_hallucination(raw)
+    report = _render(raw)
     verdict = "NOT MET (76.3% against speech-only 25.0% (allowed up to 26.0%))"
     assert f"speech WER (held-out texts) no worse than speech-only ORPO: {verdict}" in report
 
 
 def test_runs_with_loops_are_named_with_their_wer():
     raw = _raw(0.05, 0.245)
-    assert "repetition loop" not in render_hallucination(raw)
+    assert "repetition loop" not in _render(raw)
     raw["runs"][2] = _run("orpo_nonspeech", 0, 1.77, 0.05, repetition=0.024)
-    report = render_hallucination(raw)
+    report = _render(raw)
     assert "loop in their held-out outputs: ORPO (`--alpha 0.1`), speech + non-speech pairs seed 0: 2.4% of " in report
     assert "WER held-out texts 177.0%, held-out voices 177.0%." in report
 
@@ -207,7 +212,7 @@ def test_trained_models_behind_the_guard_get_their_own_rows_and_ratio_line_not_t
     raw = _raw(0.3, 0.245)
     for seed in (0, 1, 2):
         raw["runs"].append(_run("orpo_nonspeech_guard", seed, 0.25, 0.1 + 0.05 * seed))
-    report = render_hallucination(raw)
+    report = _render(raw)
     # the target is judged on ORPO alone ...
     assert "hallucination rate at most 0.2x base: NOT MET (30.0% against base 100.0% (0.30x))" in report
     # ... and ORPO behind the guard is its own line
@@ -216,11 +221,29 @@ def test_trained_models_behind_the_guard_get_their_own_rows_and_ratio_line_not_t
     assert row + " 25.0 ± 0.0 | 25.0 ± 0.0 | 15.0 ± 5.0 | 0.0 ± 0.0 | – |" in report
     assert "ORPO (`--alpha 0.1`), speech + non-speech pairs, + decode-time guard 0.15x" in report
     assert "decoded again from audio behind the same guard" in report
-    assert "decoded again from audio behind the same guard" not in render_hallucination(_raw(0.3, 0.245))
+    assert "decoded again from audio behind the same guard" not in _render(_raw(0.3, 0.245))
 
 
 def test_the_base_row_names_the_model_studied():
     raw = _raw(0.05, 0.245)
-    assert "| base tiny.en |" in render_hallucination(raw)  # raw files that did not record it: the default
+    assert "| base tiny.en |" in _render(raw)  # raw files that did not record it: the default
     raw["options"]["model"] = "base"
-    assert "| base model (base) |" in render_hallucination(raw)
+    assert "| base model (base) |" in _render(raw)
+
+
+def test_each_section_names_its_own_raw_file_and_model(tmp_path):
+    from test_results_report import _raw as wer_raw
+
+    other = _raw(0.05, 0.245)
+    other["options"]["model"] = "base"
+    for name, raw in (("raw.json", wer_raw()), ("h.json", _raw(0.05, 0.245)), ("h_base.json", other)):
+        (tmp_path / name).write_text(json.dumps(raw))
+    paths = [str(tmp_path / name) for name in ("raw.json", "h.json", "h_base.json")]
+    report = regenerate(paths, tmp_path / "results.md")
+    command = f"`rlhf-asr results --from_raw {' '.join(paths)} --report {tmp_path / 'results.md'}`"
+    assert report.count(command) == 3  # every section says how to render the whole report again
+    default, second = report.split("\n## Hallucinations")[1:]
+    assert default.startswith(": does ORPO teach Whisper") and f"from `{paths[1]}`" in default
+    assert second.startswith(" with base: does ORPO teach Whisper") and f"from `{paths[2]}`" in second
+    assert "--model base" in second and "--model" not in default.split("Training pairs")[0]
+    assert f"raw per-run results in `{paths[0]}`" in report

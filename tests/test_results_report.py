@@ -1,6 +1,8 @@
 """`demo/results_report.py`: the results report states what was compared, including when SFT was not run."""
 
-from rlhf_asr.demo.results_report import check_targets, render_markdown, summarize
+from rlhf_asr.demo.results_report import Provenance, check_targets, render_markdown, summarize
+
+PROVENANCE = Provenance.alone("raw.json", "results.md")
 
 OPTIONS = {
     "num_train": 4,
@@ -23,7 +25,8 @@ def _report(runs):
         "summary": summary,
         "targets": check_targets(summary),
     }
-    return results["targets"], [line for line in render_markdown(results).splitlines() if line.startswith("- ORPO")][-1]
+    lines = render_markdown(results, PROVENANCE).splitlines()
+    return results["targets"], [line for line in lines if line.startswith("- ORPO")][-1]
 
 
 def test_targets_against_sft_and_without_it():
@@ -138,7 +141,26 @@ def test_a_run_far_above_the_median_is_named_in_the_notes():
 def test_the_report_says_whether_the_task_prompt_was_in_the_loss():
     summary = summarize([{"variant": "base", "wer_test": 0.4}, {"variant": "orpo", "wer_test": 0.3}])
     results = {"pairs": 3, "held_out_pairs": 1, "max_steps": 2, "summary": summary, "targets": check_targets(summary)}
-    before = render_markdown({**results, "options": OPTIONS})  # raw files from before the option: in the loss
+    # raw files from before the option: in the loss
+    before = render_markdown({**results, "options": OPTIONS}, PROVENANCE)
     assert "frozen encoder, task prompt scored in the loss, lr" in before
-    after = render_markdown({**results, "options": {**OPTIONS, "disable_prompt_loss": True}})
+    after = render_markdown({**results, "options": {**OPTIONS, "disable_prompt_loss": True}}, PROVENANCE)
     assert "frozen encoder, task prompt left out of the loss, lr" in after
+
+
+def test_committed_results_are_what_their_raw_files_render_to(tmp_path, monkeypatch):
+    """docs/results.md is never edited by hand: the command it prints renders it again byte for byte."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    from rlhf_asr.demo.results_report import regenerate
+
+    repo = Path(__file__).resolve().parents[1]
+    committed = (repo / "docs" / "results.md").read_text(encoding="utf-8")
+    paths = re.search(r"`rlhf-asr results --from_raw (.+?) --report docs/results.md`", committed).group(1).split()
+    for path in paths:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repo / path, tmp_path / path)
+    monkeypatch.chdir(tmp_path)
+    assert regenerate(paths, "docs/results.md") == committed

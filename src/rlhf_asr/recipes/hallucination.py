@@ -25,7 +25,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rlhf_asr.demo.guard import DecodeGuard, guard_transcripts
-from rlhf_asr.demo.hallucination_report import render_hallucination
 from rlhf_asr.demo.nonspeech import NONSPEECH_SPLITS, add_nonspeech, hallucination_rate, repetition_rate
 from rlhf_asr.demo.options import (
     GUARDED_VARIANTS,
@@ -35,7 +34,7 @@ from rlhf_asr.demo.options import (
     training_args,
 )
 from rlhf_asr.demo.report import score
-from rlhf_asr.demo.results_report import environment, write_text
+from rlhf_asr.demo.results_report import environment, regenerate, write_text
 from rlhf_asr.demo.stages import (
     base_transcripts,
     decode_split,
@@ -143,4 +142,4 @@ def _save(raw: dict, options: ResultsOptions) -> None:
     """Raw numbers and the report rendered from them, after every run."""
     raw["complete"] = len(raw["runs"]) == raw["planned_runs"]
     write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
-    write_text(options.report_path, render_hallucination(raw))
+    regenerate(options.raw_path, options.report_path)  # the report is whatever its raw file renders to

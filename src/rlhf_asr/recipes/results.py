@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rlhf_asr.demo.options import TEST_SPLITS, VARIANTS, ResultsOptions, synthesize_corpus, training_args
 from rlhf_asr.demo.report import score
-from rlhf_asr.demo.results_report import environment, regenerate, render_from_raw, write_text
+from rlhf_asr.demo.results_report import environment, regenerate, write_text
 from rlhf_asr.demo.stages import (
     base_transcripts,
     decode_split,
@@ -115,7 +115,6 @@ def run_results(options: ResultsOptions) -> dict:
         "environment": environment(),
     }
     write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
-    report = render_from_raw(raw)
-    write_text(options.report_path, report)
+    regenerate(options.raw_path, options.report_path)  # the report is whatever its raw file renders to
     logger.info("report: %s", options.report_path)
     return raw
