@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from rlhf_asr.demo.corpus import espeak_version
-from rlhf_asr.demo.options import ORPO_ALPHA
+from rlhf_asr.demo.options import ORPO_ALPHA, DemoOptions
 from rlhf_asr.demo.stages import cpu_cores
 
 
@@ -80,6 +80,7 @@ def regenerate(raw_paths: str | Path | list, report_path: str | Path) -> str:
     """Writes the report rendered from one or more raw JSON files, one section each; no corpus, model or training."""
     sections = []
     raw_paths = [raw_paths] if isinstance(raw_paths, (str, Path)) else raw_paths
+    every_file = tuple(map(str, raw_paths))
     for raw_path in raw_paths:
         try:
             raw = json.loads(Path(raw_path).read_text(encoding="utf-8"))
@@ -87,7 +88,7 @@ def regenerate(raw_paths: str | Path | list, report_path: str | Path) -> str:
             from rlhf_asr.errors import UserInputError
 
             raise UserInputError(f"--from_raw {raw_path}: cannot read raw results ({error})") from None
-        provenance = Provenance(str(raw_path), tuple(map(str, raw_paths)), str(report_path))
+        provenance = Provenance(str(raw_path), every_file, str(report_path))
         sections.append(render_any(raw, provenance))
     report = "\n".join(sections)
     write_text(report_path, report)
@@ -125,10 +126,15 @@ def check_targets(summary: dict) -> dict:
     return checks
 
 
+def model_studied(opts: dict) -> str:
+    """The model a study ran on; raw files from before `--model` was recorded ran on the default."""
+    return opts.get("model", DemoOptions.model)
+
+
 def base_row_name(opts: dict) -> str:
-    """The untrained model's row: "base tiny.en" (the default, and raw files without `model`) or the model named."""
-    model = opts.get("model", "tiny.en")
-    return "base tiny.en" if model == "tiny.en" else f"base model ({model})"
+    """The untrained model's row: "base tiny.en" (the default model) or the model named."""
+    model = model_studied(opts)
+    return f"base {model}" if model == DemoOptions.model else f"base model ({model})"
 
 
 def prompt_in_loss(opts: dict) -> str:
@@ -152,7 +158,7 @@ def render_markdown(results: dict, provenance: Provenance) -> str:
         f"regenerate without training{provenance.scope()}: `{provenance.regenerate_command()}`. Rerun: "
         "`make results` (about 25 minutes on 2 CPU cores; writes results_output/results.md and raw.json).",
         "",
-        f"Whisper {opts.get('model', 'tiny.en')}, synthetic espeak-ng speech: {opts['num_train']} training clips "
+        f"Whisper {model_studied(opts)}, synthetic espeak-ng speech: {opts['num_train']} training clips "
         f"({results['pairs']} of them mis-transcribed by the base model become preference pairs: chosen = text "
         f"spoken, rejected = the base model's transcript), {opts['num_test']} held-out texts spoken by the training "
         f"voices and again by held-out voices ({', '.join(opts['test_voices'])}). Every run: LoRA "
