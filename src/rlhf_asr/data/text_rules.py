@@ -1,0 +1,40 @@
+"""What a transcript may contain, one rule for every reader (manifests, datasets, the review page).
+
+A transcript is what the model learns to write. Characters no speech produces are refused, not
+stripped: stripping would change the words a person typed or a pipeline wrote without saying so.
+- C0 and C1 control characters (NUL, BEL, ESC, DEL, ...): a terminal escape or a binary field
+  pasted into text. Tab, line feed and carriage return are whitespace and allowed.
+- Bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069): they reorder what a person
+  sees on the review page and in a terminal, so a transcript could read differently from what trains.
+- Lone surrogates (U+D800-U+DFFF): not encodable as UTF-8; they cannot be written to a manifest.
+- Other unassigned or private-use characters are kept: some scripts and tokenisers use them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+_BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def _describe(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X}" + (f" ({name})" if name else "")
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be a transcript, or None when it can.
+
+    The reason names the first offending character and its position, e.g.
+    "holds a control character U+0007 at character 3".
+    """
+    for position, char in enumerate(text):
+        category = unicodedata.category(char)
+        if category == "Cc" and char not in _ALLOWED_CONTROLS:
+            return f"holds a control character {_describe(char)} at character {position}"
+        if char in _BIDI_CONTROLS:
+            return f"holds a bidirectional override {_describe(char)} at character {position}"
+        if category == "Cs":
+            return f"holds a lone surrogate {_describe(char)} at character {position} (not valid UTF-8)"
+    return None
