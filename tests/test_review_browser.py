@@ -158,3 +158,28 @@ def test_tokens_paths_and_escaping(browser, tmp_path):
     finally:
         page.close()
         server.stop()
+
+
+def test_a_late_save_is_refused_on_the_page_and_it_moves_on(browser, tmp_path):
+    """Issue 22: alice's hold expired and the clip went to bob; her save is refused and the page says so."""
+    manifest, db = make_review_data(tmp_path, clips=3)
+    bob = "bob-token-0123456789"
+    server = Server(tmp_path, manifest, db)
+    server.args = (manifest, db, write_annotators(tmp_path, alice=TOKEN, bob=bob))
+    page = browser.new_page()
+    try:
+        base = server.start()
+        page.goto(f"{base}/?token={TOKEN}")
+        _shows(page, 1)
+        with sqlite3.connect(db) as expire:  # as if the page had stayed open past the 10-minute hold
+            expire.execute("UPDATE holds SET at = at - 601")
+        request = urllib.request.Request(f"{base}/api/next", headers={"Authorization": f"Bearer {bob}"})
+        assert json.load(urllib.request.urlopen(request, timeout=10))["clip"]["id"] == 1  # bob gets clip 1
+        page.keyboard.press("1")
+        playwright_api.expect(page.locator("#status")).to_contain_text("Not saved: clip 1 went to another annotator")
+        _shows(page, 2)  # and alice goes on with another clip
+    finally:
+        page.close()
+        server.stop()
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT count(*) FROM judgments").fetchone()[0] == 0

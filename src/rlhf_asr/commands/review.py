@@ -7,8 +7,10 @@ or as Label Studio JSON; loadcheck: 4 annotators against 10,000 clips, timed (do
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from rlhf_asr.commands.evaluate import MODEL_HELP
@@ -58,6 +60,9 @@ class ExportOptions:
     from_label_studio: str | None = field(
         default=None, metadata={"help": "a Label Studio ASR-hypotheses export to turn into pairs (None: --db)"}
     )
+    keep_disagreements: bool = field(
+        default=False, metadata={"help": "also write clips whose judges disagree (one row per text; else left out)"}
+    )
 
     def __post_init__(self):
         if (self.db is None) == (self.from_label_studio is None):
@@ -103,19 +108,33 @@ def main(argv: list[str]) -> int:
 
 
 def _serve(args: ServeOptions) -> int:
-    from rlhf_asr.review.annotators import DEFAULT_ANNOTATOR, new_token, read_annotators
+    from rlhf_asr.review.annotators import read_annotators
+    from rlhf_asr.review.store import check_db_path
+
+    check_db_path(args.db)
+    tokens = read_annotators(args.annotators) if args.annotators else None
+    listening = _bind(args.host, args.port)  # before minutes of decoding, and held so no one takes it meanwhile
+    try:
+        return _serve_on(listening, args, tokens)
+    finally:
+        listening.close()
+
+
+def _serve_on(listening, args: ServeOptions, tokens: dict[str, str] | None) -> int:
+    from rlhf_asr.review.annotators import DEFAULT_ANNOTATOR, new_token
     from rlhf_asr.review.clips import fingerprint, read_clips
     from rlhf_asr.review.store import ReviewStore
 
-    tokens = read_annotators(args.annotators) if args.annotators else None
     clips = read_clips(args.data, skip_invalid=args.skip_invalid_rows)
     store = ReviewStore(args.db)
     store.attach_dataset(clips, fingerprint(clips, args.data), args.data)
     missing = len(store.clips_without_candidates())
+    processor = None
     if missing:
         if args.model is None:
             raise UserInputError(f"--model is needed: {missing} clip(s) in {args.db} have no candidates yet")
-        _precompute(args, store)
+        processor = _precompute(args, store)
+    limit = _correction_limit(args, store, processor)
     if tokens is None:
         token = store.meta("token") or new_token()
         store.set_meta("token", token)
@@ -129,15 +148,61 @@ def _serve(args: ServeOptions) -> int:
 
     from rlhf_asr.review.app import create_app
 
-    app = create_app(store, tokens, args.judges_per_clip)
+    app = create_app(store, tokens, args.judges_per_clip, limit)
     log.info(
         "review: %d clips, %d annotator(s); Ctrl+C stops (every saved judgment is on disk)", len(clips), len(tokens)
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
     return 0
 
 
-def _precompute(args: ServeOptions, store) -> None:
+def _bind(host: str, port: int):
+    """The server's socket, bound now: a port in use is one line (exit 2), not a failure after decoding."""
+    import socket
+
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UserInputError(
+                f"--port {port}: {host}:{port} is in use; stop what holds it or pick another --port"
+            ) from None
+        raise UserInputError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None
+    return listening
+
+
+def _correction_limit(args: ServeOptions, store, processor):
+    """Corrections are counted in tokens of the model whose candidates the page shows: --model, or
+    the one recorded when they were decoded; else in bytes (a safe bound, see review/limits.py)."""
+    from rlhf_asr.review.limits import correction_limit
+
+    model = args.model or store.meta("model")
+    if processor is None and model is not None:
+        try:
+            processor = _processor(model)
+        except UserInputError as error:
+            log.warning("review: no tokenizer of %s to count corrections' tokens (%s)", model, error)
+    if processor is None:
+        limit = correction_limit(None)
+        log.warning("review: corrections are capped at %d bytes (pass --model to count tokens)", limit.max_tokens - 1)
+        return limit
+    return correction_limit(processor)
+
+
+def _processor(model: str):
+    from rlhf_asr.model.loading import BUNDLED_NAMES, load_processor
+
+    if model in BUNDLED_NAMES:  # its tokenizer only: no conversion of the weights
+        from rlhf_asr.model.bundled import bundled_processor
+
+        return bundled_processor(model)
+    return load_processor(model)
+
+
+def _precompute(args: ServeOptions, store):
     from rlhf_asr.trainer.validate import check_model_folder
 
     check_model_folder(args.model, "--model")
@@ -148,23 +213,24 @@ def _precompute(args: ServeOptions, store) -> None:
     model, processor = load_for_inference(args.model, device=args.device or default_device(), dtype=args.dtype)
     language = check_language(processor, args.language)
     precompute_candidates(store, model, processor, args.num_candidates, args.batch_size, language)
+    # recorded so that a restart without --model counts corrections' tokens with the same tokenizer
+    store.set_meta("model", str(Path(args.model).absolute()) if Path(args.model).exists() else args.model)
+    return processor
 
 
 def _export(args: ExportOptions) -> int:
     import json
-    from pathlib import Path
 
     if args.from_label_studio:
         from rlhf_asr.review.labelstudio import pairs_from_tasks
 
-        rows = pairs_from_tasks(args.from_label_studio, args.rejected)
+        rows = pairs_from_tasks(args.from_label_studio, args.rejected, args.keep_disagreements)
         Path(args.output).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
         log.info("%d pair(s) from %s written to %s", len(rows), args.from_label_studio, args.output)
         return 0
-    from rlhf_asr.review.store import ReviewStore
+    from rlhf_asr.review.store import ReviewStore, check_db_path
 
-    if not Path(args.db).is_file():
-        raise UserInputError(f"--db {args.db}: no such file")
+    check_db_path(args.db, must_exist=True)
     store = ReviewStore(args.db)
     if store.meta("dataset") is None:
         raise UserInputError(f"--db {args.db}: not a review database made by `rlhf-asr review serve`")
@@ -177,7 +243,7 @@ def _export(args: ExportOptions) -> int:
         return 0
     from rlhf_asr.review.export import export_pairs
 
-    export_pairs(store, args.output, args.rejected)
+    export_pairs(store, args.output, args.rejected, args.keep_disagreements)
     progress = store.progress()
     if progress["agreement"]["clips"]:
         agreement = progress["agreement"]

@@ -6,7 +6,10 @@ is addressed by clip number, never by path, so only the data's own files can be 
 URL, `..` included, is 404. The page builds its text with `textContent`, never as HTML, so a
 transcript containing `<script>` shows as text. Endpoints are plain functions (Starlette runs them
 in its thread pool); each judgment is committed before the answer, which carries the next clip
-(the counts come from /api/progress, asked by the page once the clip shows).
+(the counts come from /api/progress, asked by the page once the clip shows). A judge request is
+read up to MAX_BODY_BYTES (else 413), its numbers must be JSON integers (`1.7` is not candidate 1,
+`true` not clip 1), and a correction must be text `rlhf-asr train` takes (limits.py, text_rules.py);
+each refusal is a JSON `{"error": ...}` that the page shows.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.review.diff import marked_words
-from rlhf_asr.review.store import AlreadyJudged, BadJudgment, ReviewStore
+from rlhf_asr.review.limits import BadRequest, CorrectionLimit, correction_limit, parse_judgment, read_body
+from rlhf_asr.review.store import AlreadyJudged, BadJudgment, ClipTaken, ReviewStore
 
 logger = logging.getLogger(__name__)
 PROGRESS_SECONDS = 2.0  # how stale the page's totals may be (counting 10,000 judgments takes a while)
@@ -80,9 +85,12 @@ class TokenAuth:
         return await self.app(scope, receive, send)
 
 
-def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int = 1) -> Starlette:
-    """tokens: token -> annotator name."""
+def create_app(
+    store: ReviewStore, tokens: dict[str, str], judges_per_clip: int = 1, limit: CorrectionLimit | None = None
+) -> Starlette:
+    """tokens: token -> annotator name; limit: how long a correction may be (None: counted in bytes)."""
     page = page_html()
+    limit = limit or correction_limit(None)
     totals = _Every(PROGRESS_SECONDS, lambda: store.progress(judges_per_clip))
 
     def clip_payload(clip_id: int | None, annotator: str) -> dict:
@@ -118,20 +126,24 @@ def create_app(store: ReviewStore, tokens: dict[str, str], judges_per_clip: int 
     async def judge(request: Request) -> Response:
         annotator = request.scope["annotator"]
         try:
-            body = await request.json()
-            clip_id, action = int(body["clip"]), str(body["action"])
-            rank = None if body.get("rank") is None else int(body["rank"])
-            text = str(body.get("text") or "")
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "expected JSON {clip, action[, rank, text]}"}, status_code=400)
+            clip_id, action, rank, text = parse_judgment(await read_body(request))
+        except BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        problem = None
+        if action == "correct" and text_problem(text) is None:  # else the store refuses it, saying why
+            problem = limit.problem(" ".join(text.split()))  # spaces tidied as the store saves it
+        if problem:
+            return JSONResponse({"error": problem}, status_code=400)
         try:
-            await _in_thread(store.judge, annotator, clip_id, action, rank, text)
+            await _in_thread(store.judge, annotator, clip_id, action, rank, text, judges_per_clip)
         except KeyError:
             return JSONResponse({"error": f"no clip {clip_id}"}, status_code=404)
         except BadJudgment as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         except AlreadyJudged:
             return JSONResponse({"error": f"clip {clip_id} is already judged by {annotator}"}, status_code=409)
+        except ClipTaken as error:
+            return JSONResponse({"error": str(error)}, status_code=409)
         return JSONResponse(
             await _in_thread(lambda: clip_payload(store.next_clip(annotator, judges_per_clip), annotator))
         )

@@ -8,17 +8,24 @@ in Label Studio's ASR templates; "no speech" is that textarea with an empty text
 
 `to_tasks` writes the review database as tasks (one annotation per live judgment), which Label
 Studio imports; `judgments_from_tasks` reads tasks exported by Label Studio (or by `to_tasks`)
-back into (audio, chosen, hypotheses, annotator) rows, from which `pairs_from_tasks` makes pairs.
+back into (audio, chosen, hypotheses, annotator) rows, from which `pairs_from_tasks` makes pairs,
+merging the annotations of one task as `export.preference_rows` merges judges. A text with a
+character no transcript may hold (text_rules.py) is refused, naming the task and annotation.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
+from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.review.export import agreeing_groups
 from rlhf_asr.review.store import MODEL, ReviewStore
+
+logger = logging.getLogger(__name__)
 
 CONFIG = (
     '<View><Audio name="audio" value="$audio"/>'
@@ -61,7 +68,7 @@ def to_tasks(store: ReviewStore) -> list[dict]:
 
 
 def judgments_from_tasks(path: str | Path) -> list[dict]:
-    """One {audio, chosen, hypotheses, origins, annotator} per annotation with a choice or a text."""
+    """One {task, audio, chosen, hypotheses, origins, annotator} per annotation with a choice or a text."""
     try:
         tasks = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -76,7 +83,7 @@ def judgments_from_tasks(path: str | Path) -> list[dict]:
             raise UserInputError(f"{path}: task {index}: needs data.audio and data.transcriptions")
         texts = [item.get("value", "") if isinstance(item, dict) else str(item) for item in hypotheses]
         origins = data.get("origins") or [MODEL] * len(texts)
-        for annotation in task.get("annotations") or []:
+        for number, annotation in enumerate(task.get("annotations") or []):
             chosen = None
             for result in annotation.get("result") or []:
                 value = result.get("value") or {}
@@ -85,26 +92,49 @@ def judgments_from_tasks(path: str | Path) -> list[dict]:
                 elif result.get("type") == "choices" and value.get("choices") and chosen is None:
                     chosen = value["choices"][0]
             if chosen is not None:
+                problem = text_problem(chosen) if isinstance(chosen, str) else "is not a string"
+                if problem:
+                    raise UserInputError(f"{path}: task {index}, annotation {number}: the text {problem}")
                 who = annotation.get("completed_by")
-                found.append({"audio": data["audio"], "chosen": " ".join(chosen.split()), "hypotheses": texts,
-                              "origins": origins, "annotator": str(who) if who is not None else ""})  # fmt: skip
+                found.append({"task": index, "audio": data["audio"], "chosen": " ".join(chosen.split()),
+                              "hypotheses": texts, "origins": origins,
+                              "annotator": str(who) if who is not None else ""})  # fmt: skip
     return found
 
 
-def pairs_from_tasks(path: str | Path, rejected: str = "top") -> list[dict]:
-    """Preference rows from a Label Studio export, chosen and rejected as in `export.preference_rows`."""
-    rows = []
-    base = Path(path).absolute().parent
+def pairs_from_tasks(path: str | Path, rejected: str = "top", keep_disagreements: bool = False) -> list[dict]:
+    """Preference rows from a Label Studio export, chosen, rejected and judges as in `export.preference_rows`."""
+    by_task: dict[int, list[dict]] = {}
     for item in judgments_from_tasks(path):
-        audio = base / Path(item["audio"]).expanduser()
-        try:
-            duration = round(audio_duration(audio), 3)
-        except AudioError as error:
-            raise UserInputError(f"{path}: {error.kind}: {error.path}: {error.reason}") from None
-        model = [text for text, origin in zip(item["hypotheses"], item["origins"]) if origin == MODEL]
-        others = model[:1] if rejected == "top" else item["hypotheses"]
-        for text in others:
-            if text.split() != item["chosen"].split():
-                rows.append({"audio": {"path": str(audio)}, "duration": duration, "chosen": item["chosen"],
-                             "rejected": text, "annotator": item["annotator"]})  # fmt: skip
+        by_task.setdefault(item["task"], []).append(item)
+    rows, disagree = [], 0
+    base = Path(path).absolute().parent
+    for items in by_task.values():
+        groups = agreeing_groups(items, lambda item: item["chosen"])
+        if len(groups) > 1 and not keep_disagreements:
+            disagree += 1
+            continue
+        rows += [row for group in groups for row in _pairs_of(group, base, path, rejected)]
+    if disagree:
+        logger.info(
+            "%s: %d task(s) where the judges disagree left out (--keep_disagreements keeps them)", path, disagree
+        )
+    return rows
+
+
+def _pairs_of(group: list[dict], base: Path, path, rejected: str) -> list[dict]:
+    """The rows of annotations of one task that agree (the first one's text)."""
+    rows, item = [], group[0]
+    audio = base / Path(item["audio"]).expanduser()
+    try:
+        duration = round(audio_duration(audio), 3)
+    except AudioError as error:
+        raise UserInputError(f"{path}: {error.kind}: {error.path}: {error.reason}") from None
+    model = [text for text, origin in zip(item["hypotheses"], item["origins"]) if origin == MODEL]
+    others = model[:1] if rejected == "top" else item["hypotheses"]
+    for text in others:
+        if text.split() != item["chosen"].split():
+            rows.append({"audio": {"path": str(audio)}, "duration": duration, "chosen": item["chosen"],
+                         "rejected": text, "annotator": item["annotator"], "judges": len(group),
+                         "annotators": [i["annotator"] for i in group]})  # fmt: skip
     return rows

@@ -4,7 +4,9 @@ Each judgment is one committed transaction (synchronous=FULL) before the server 
 `kill -9` of the server loses nothing that the page showed as saved, and a restart finds each
 annotator's place from the judgments alone. A judgment is never deleted: undo marks it undone, so
 the history stays. One live judgment per (clip, annotator) is enforced by a partial unique index,
-so a retried or double-sent request cannot count twice.
+so a retried or double-sent request cannot count twice. A clip never has more live judgments than
+`judges_per_clip`: a save is refused once the clip's hold went to someone else (the page stayed open
+past HOLD_SECONDS) or the clip has its judges, so a late page cannot add a second, contradictory one.
 
 Each thread gets its own connection (SQLite connections are not shared across threads); writes
 take the write lock up front (BEGIN IMMEDIATE) so that concurrent annotators queue instead of failing.
@@ -13,6 +15,7 @@ take the write lock up front (BEGIN IMMEDIATE) so that concurrent annotators que
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -20,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.review.clips import Clip
 
@@ -53,6 +57,33 @@ class BadJudgment(Exception):
     """A judgment that does not fit its clip (unknown candidate, empty correction); HTTP 400."""
 
 
+class ClipTaken(Exception):
+    """The clip went to someone else after this annotator's hold expired, or has all its judges; HTTP 409."""
+
+
+def agreement_key(text: str) -> str:
+    """Two judgments agree when their texts are the same, case and spacing aside."""
+    return " ".join(text.lower().split())
+
+
+def check_db_path(path: str | Path, option: str = "--db", must_exist: bool = False) -> None:
+    """One line naming the folder when `path` cannot be a review database, before SQLite says only
+    "unable to open database file". The folder must be writable even to read: a WAL database keeps
+    its -wal and -shm files beside it."""
+    path = Path(path)
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise UserInputError(f"{option} {path} is a folder: give the review database file (e.g. {path}/review.sqlite)")
+    if not folder.is_dir():
+        raise UserInputError(f"{option} {path}: folder {folder} does not exist")
+    if must_exist and not path.is_file():
+        raise UserInputError(f"{option} {path}: no such file (`rlhf-asr review serve` makes it)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserInputError(
+            f"{option} {path}: folder {folder} is not writable (SQLite writes the database's -wal and -shm files there)"
+        )
+
+
 @dataclass(frozen=True)
 class Judgment:
     id: int
@@ -71,6 +102,7 @@ class ReviewStore:
         try:
             self.connection().executescript(SCHEMA)
         except sqlite3.DatabaseError as error:
+            check_db_path(self.path, "review database")  # a missing or read-only folder, said as such
             raise UserInputError(f"{self.path}: not a review database ({error})") from None
 
     def connection(self) -> sqlite3.Connection:
@@ -80,6 +112,7 @@ class ReviewStore:
                 db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
             except sqlite3.DatabaseError as error:
+                check_db_path(self.path, "review database")
                 raise UserInputError(f"{self.path}: not a review database ({error})") from None
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -198,13 +231,31 @@ class ReviewStore:
         ).fetchone()
         return mine is None and others < judges_per_clip and held is None
 
-    def judge(self, annotator: str, clip_id: int, action: str, rank: int | None = None, text: str = "") -> Judgment:
-        """Commits one judgment; the text saved is what the export will call `chosen`."""
+    def judge(
+        self,
+        annotator: str,
+        clip_id: int,
+        action: str,
+        rank: int | None = None,
+        text: str = "",
+        judges_per_clip: int | None = None,
+    ) -> Judgment:
+        """Commits one judgment; the text saved is what the export will call `chosen`.
+
+        judges_per_clip: the server's; a save is then refused (ClipTaken) when someone else holds the
+        clip now or it has its judges already. None (scripts, tests): no such check.
+        """
         if action not in ACTIONS:
             raise BadJudgment(f"unknown action {action!r}")
+        if action == "correct":
+            problem = text_problem(str(text or ""))  # before tidying spaces: split() eats some controls
+            if problem:
+                raise BadJudgment(f"the correction {problem}: not saved")
         with self.write() as db:
             if db.execute("SELECT 1 FROM clips WHERE id = ?", (clip_id,)).fetchone() is None:
                 raise KeyError(clip_id)
+            if judges_per_clip is not None:
+                self._check_still_open(db, annotator, clip_id, action, judges_per_clip)
             if action == "choose":
                 row = db.execute(
                     "SELECT text FROM candidates WHERE clip_id = ? AND rank = ?", (clip_id, rank)
@@ -229,6 +280,29 @@ class ReviewStore:
             except sqlite3.IntegrityError:
                 raise AlreadyJudged(clip_id) from None
         return Judgment(cursor.lastrowid, clip_id, annotator, action, rank, text, now)
+
+    @staticmethod
+    def _check_still_open(db: sqlite3.Connection, annotator: str, clip_id: int, action: str, judges: int) -> None:
+        """Inside judge's transaction, so no other save can come between the check and the insert."""
+        minutes = f"{HOLD_SECONDS // 60} minutes"
+        if db.execute(
+            "SELECT 1 FROM holds WHERE clip_id = ? AND annotator != ? AND at > ?",
+            (clip_id, annotator, time.time() - HOLD_SECONDS),
+        ).fetchone():
+            raise ClipTaken(
+                f"clip {clip_id} went to another annotator after your hold on it expired ({minutes} without a save):"
+                " not saved"
+            )
+        others = db.execute(
+            "SELECT count(*) FROM judgments WHERE clip_id = ? AND annotator != ? AND undone_at IS NULL"
+            " AND action != 'skip'",
+            (clip_id, annotator),
+        ).fetchone()[0]
+        if action != "skip" and others >= judges:
+            raise ClipTaken(
+                f"clip {clip_id} already has its {judges} judgment(s) from others (your hold on it expired after"
+                f" {minutes}): not saved"
+            )
 
     def undo(self, annotator: str) -> int | None:
         """Marks the annotator's latest live judgment undone; returns its clip (shown again next)."""
@@ -280,7 +354,7 @@ class ReviewStore:
         for clip_id, text in db.execute(
             f"SELECT clip_id, text {live} AND action != 'skip' AND clip_id IN ({judged})", (2,)
         ):
-            by_clip.setdefault(clip_id, set()).add(" ".join(text.lower().split()))
+            by_clip.setdefault(clip_id, set()).add(agreement_key(text))
         return {
             "clips": self.clip_count(),
             "done": done,

@@ -17,7 +17,12 @@ async function api(path, body) {
   }
   const response = await fetch(path, options);
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || response.status + " " + response.statusText);
+  if (!response.ok) {
+    // the server's own reason (JSON {error}) is what the page shows; the status tells what to do next
+    const error = new Error(data.error || response.status + " " + response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return data;
 }
 
@@ -93,8 +98,13 @@ async function send(body, message) {
     render(await api("/api/judge", Object.assign({ clip: clip.id }, body)));
     say(message);
   } catch (error) {
+    // 409: the clip is no longer this page's (already judged, or it went to someone else after the
+    // hold expired): say so and go on with the next clip; other refusals keep the clip to fix it
     say("Not saved: " + error.message);
-    if (String(error.message).includes("already judged")) render(await api("/api/next"));
+    if (error.status === 409) {
+      try { render(await api("/api/next")); }
+      catch (next) { say("Not saved: " + error.message + "; the next clip did not load: " + next.message); }
+    }
   } finally {
     busy = false;
   }
