@@ -29,7 +29,7 @@ def write_manifest(folder: Path, rows: list, name: str = "train.jsonl") -> Path:
 
 
 def make_audio_folder(tmp_path: Path) -> Path:
-    """Good, empty, junk, NaN, long, folder, looping, broken and FIFO 'audio' files in tmp_path."""
+    """Good, empty, junk, NaN, long, folder, looping, broken, FIFO, cut and tiny 'audio' files in tmp_path."""
     write_wav(tmp_path / "a.wav", 2.0)
     write_wav(tmp_path / "empty.wav", 0.0)
     (tmp_path / "junk.wav").write_bytes(b"this is not audio" * 10)
@@ -43,4 +43,7 @@ def make_audio_folder(tmp_path: Path) -> Path:
     (tmp_path / "loop2.wav").symlink_to(tmp_path / "loop.wav")
     (tmp_path / "broken.wav").symlink_to(tmp_path / "gone.wav")
     os.mkfifo(tmp_path / "fifo.wav")
+    whole = write_wav(tmp_path / "whole.wav", 2.0).read_bytes()  # 16-bit samples, soundfile's default
+    (tmp_path / "cut.wav").write_bytes(whole[: whole.index(b"data") + 8 + 8 * 2])  # cut after 8 samples
+    write_wav(tmp_path / "tiny.wav", 8 / 16000)  # a whole file of 8 samples (0.5 ms)
     return tmp_path

@@ -139,3 +139,20 @@ def test_evaluate_deep_json_array_is_one_line(workspace, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert f"{manifest}:3: invalid JSON array: nested too deeply to read" in err, err
+
+
+def test_evaluate_says_on_stderr_how_many_rows_it_skipped_and_why(workspace, tmp_path, capsys):
+    """Skipped rows were counted only in metrics.json: stderr now says how many, of which kinds, and which rows."""
+    (tmp_path / "nan.wav").symlink_to(workspace["root"] / "nan.wav")
+    for name in ("ok0.wav", "ok1.wav"):
+        (tmp_path / name).symlink_to(workspace["root"] / name)
+    manifest = _manifest(tmp_path, [_row("nan.wav"), _row("missing.wav")], "test.jsonl")
+    output = tmp_path / "m.json"
+    code = cli_main(["evaluate", "--model", str(workspace["model"]), "--data", str(manifest), "--output", str(output),
+                     "--device", "cpu", "--skip_invalid_rows", "True"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err
+    assert "test.jsonl: 4 rows read, 2 skipped (1 non-finite audio, 1 audio file missing)" in err, err
+    assert f"{manifest}:2: non-finite audio: {tmp_path / 'nan.wav'}: has NaN or inf samples" in err, err
+    assert f"{manifest}:3: audio file missing: {tmp_path / 'missing.wav'}: no such file" in err, err
+    assert json.loads(output.read_text())["num_skipped"] == 2

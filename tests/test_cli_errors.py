@@ -232,7 +232,7 @@ def test_injected_nan_loss_stops_before_the_weights_change(ws, tmp_path, capsys,
     """A NaN in the loss (as NaN audio gives) at step 2: checkpoint-1 stays, nothing after it is written."""
     from rlhf_asr.trainer import orpo_trainer
 
-    real, calls = orpo_trainer.orpo_loss, []
+    real, calls = orpo_trainer.preference_loss, []
 
     def nan_after_first_step(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -241,7 +241,7 @@ def test_injected_nan_loss_stops_before_the_weights_change(ws, tmp_path, capsys,
             result = dataclasses.replace(result, loss=result.loss * float("nan"))
         return result
 
-    monkeypatch.setattr(orpo_trainer, "orpo_loss", nan_after_first_step)
+    monkeypatch.setattr(orpo_trainer, "preference_loss", nan_after_first_step)
     out = tmp_path / "out"
     rc, _, err = run(capsys, *train_argv(ws, out, "--max_steps", "3", "--save_strategy", "steps", "--save_steps", "1"))
     assert_one_line(rc, err, "step 2", "gradient", only_line=False)

@@ -92,14 +92,14 @@ def test_disable_prompt_loss_masks_prefix_in_both_transcripts(english):
         assert torch.equal(masked[key][0, 1:], plain[key][0, 1:])
 
 
-def test_diverging_scope_scores_both_from_first_difference(english):
-    """Both means cover the same span: the shared prefix is scored for neither transcript."""
+def test_diverging_scope_scores_both_odds_from_first_difference(english):
+    """Both odds means cover the same span: the shared prefix is in neither transcript's odds."""
     chosen, rejected = "the cat sat on the mat", "the cat sat on a hat"
     items, batch = _collate(english, [(chosen, rejected)], rejected_scope="diverging")
     c, r = items[0]["chosen"].ids, items[0]["rejected"].ids
     start = first_divergence(c, r)
     assert c[:start] == r[:start] and c[start] != r[start]
-    for key, ids in (("chosen_labels", c), ("rejected_labels", r)):
+    for key, ids in (("chosen_odds_labels", c), ("rejected_labels", r)):
         labels = batch[key][0]
         # label t is token t+1: the first scored label is token `start`, the first differing one
         assert (labels[: start - 1] == IGNORE_INDEX).all()
@@ -116,16 +116,33 @@ def test_diverging_scope_pair_with_shared_prefix_of_length_k():
     items = [{"input_features": torch.zeros(80, 3000).numpy(), "chosen": chosen, "rejected": rejected, "index": 0}]
     batch = PreferenceCollator(pad_token_id=EOT, rejected_scope="diverging")(items)
     scored = lambda labels: [t for t in labels.tolist() if t != IGNORE_INDEX]  # noqa: E731
-    assert scored(batch["chosen_labels"][0]) == list(chosen.ids[k:]) == [21, 22, EOT]
+    assert scored(batch["chosen_odds_labels"][0]) == list(chosen.ids[k:]) == [21, 22, EOT]
     assert scored(batch["rejected_labels"][0]) == list(rejected.ids[k:]) == [31, EOT]
     everything = PreferenceCollator(pad_token_id=EOT)(items)
     assert scored(everything["chosen_labels"][0]) == list(chosen.ids[1:])
 
 
+@pytest.mark.parametrize("disable_prompt_loss", [False, True])
+def test_diverging_scope_keeps_the_whole_chosen_for_the_nll(english, disable_prompt_loss):
+    """Issue 22: ORPO's NLL is over the whole chosen; only the odds ratio starts at the divergence."""
+    pairs = [("the cat sat on the mat", "the cat sat on a hat"), ("hello world", "hello word")]
+    _, everything = _collate(english, pairs, disable_prompt_loss=disable_prompt_loss)
+    _, diverging = _collate(english, pairs, disable_prompt_loss=disable_prompt_loss, rejected_scope="diverging")
+    assert torch.equal(diverging["chosen_labels"], everything["chosen_labels"])
+    assert torch.equal(diverging["chosen_input_ids"], everything["chosen_input_ids"])
+    odds = diverging["chosen_odds_labels"]
+    assert odds.shape == everything["chosen_labels"].shape
+    # the odds mask is the NLL mask with the shared prefix taken out: same tokens where scored
+    scored = odds != IGNORE_INDEX
+    assert torch.equal(odds[scored], everything["chosen_labels"][scored])
+    assert (scored.sum(1) < (everything["chosen_labels"] != IGNORE_INDEX).sum(1)).all()
+    assert "chosen_odds_labels" not in everything  # scope "all": one mask serves both terms
+
+
 def test_diverging_scope_keeps_at_least_end_of_text(english):
     items, batch = _collate(english, [("the cat sat", "the cat")], rejected_scope="diverging")
     assert (batch["rejected_labels"][0] != IGNORE_INDEX).sum() >= 1
-    assert (batch["chosen_labels"][0] != IGNORE_INDEX).sum() >= 1
+    assert (batch["chosen_odds_labels"][0] != IGNORE_INDEX).sum() >= 1
 
 
 def test_unknown_scope_is_rejected():
@@ -201,7 +218,8 @@ def test_empty_chosen_collates_as_its_own_short_block(english):
     _, masked = _collate(english, [("", "you")], disable_prompt_loss=True)
     assert masked["chosen_labels"].tolist() == [[IGNORE_INDEX, EOT]]
     _, diverging = _collate(english, [("", "Thank you.")], rejected_scope="diverging")
-    assert diverging["chosen_labels"].tolist() == [[IGNORE_INDEX, EOT]]
+    assert diverging["chosen_odds_labels"].tolist() == [[IGNORE_INDEX, EOT]]
+    assert diverging["chosen_labels"].tolist() == [[NO_TS, EOT]]  # the NLL: the whole chosen
     rejected = diverging["rejected_labels"][0].tolist()
     ids = english.encode("Thank you.", None).ids
     assert rejected == [IGNORE_INDEX, *ids[2:]]  # scored from the first text token, as the chosen's end

@@ -24,7 +24,7 @@ def test_config_file_and_command_line_override(tmp_path):
 
 def test_classic_defaults_and_boolean_forms(tmp_path):
     model_args, data_args, orpo = parse_args(["--output_dir", str(tmp_path), "--fp16", "False", "--use_adalora"])
-    assert model_args.base_model == "openai/whisper-tiny" and model_args.peft_method == "adalora"
+    assert model_args.base_model == "tiny.en" and model_args.peft_method == "adalora"  # bundled: offline
     assert data_args.language is None and data_args.task == "transcribe"
     assert (data_args.min_audio_len, data_args.max_audio_len) == (0.5, 30.0)
     assert (orpo.learning_rate, orpo.num_train_epochs, orpo.per_device_train_batch_size) == (1e-3, 3, 8)

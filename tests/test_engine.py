@@ -8,7 +8,7 @@ from transformers import WhisperForConditionalGeneration
 from rlhf_asr.data.collator import PreferenceCollator
 from rlhf_asr.data.manifest import Segment
 from rlhf_asr.data.tokens import TranscriptEncoder
-from rlhf_asr.loss.orpo import orpo_loss
+from rlhf_asr.loss.orpo import orpo_loss, preference_loss
 from rlhf_asr.model.bundled import bundled_processor
 from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.model.engine import PreferenceWhisper, packed_attention_mask
@@ -42,7 +42,7 @@ def _loss_and_grads(model, mode, batch, **engine_kwargs):
     model.zero_grad()
     engine = PreferenceWhisper(model, mode=mode, logps_chunk_size=7, **engine_kwargs)
     out = engine(**batch)
-    loss = orpo_loss(out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"]).loss
+    loss = preference_loss(out).loss
     loss.backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
     return loss.detach(), out, grads
@@ -239,6 +239,65 @@ def test_empty_chosen_packed_matches_two_pass(attn, timestamps, collator_options
     reference = _loss_and_grads(model, "naive", batch)
     assert torch.isfinite(reference[0])
     # the empty chosen scores <|endoftext|> alone (and <|notimestamps|> when the prompt is scored): no text token
-    assert reference[1]["chosen_tokens"][0] == (2 if not (timestamps or collator_options) else 1)
+    prompt_scored = not (timestamps or collator_options.get("disable_prompt_loss"))
+    assert reference[1]["chosen_tokens"][0] == (2 if prompt_scored else 1)
+    # its odds: from the divergence (<|endoftext|> against the rejected's first word) with scope diverging
+    assert reference[1]["chosen_odds_tokens"][0] == (2 if not (timestamps or collator_options) else 1)
     _assert_same(reference, _loss_and_grads(model, "packed", batch))
     _assert_same(reference, _loss_and_grads(model, "concat", batch))
+
+
+def _batches(scopes, **options):
+    processor = bundled_processor("tiny.en")
+    encoder = TranscriptEncoder(processor.tokenizer)
+    gen = torch.Generator().manual_seed(0)
+    items = [
+        {
+            "input_features": torch.randn(80, 3000, generator=gen).numpy(),
+            "chosen": encoder.encode(chosen, None),
+            "rejected": encoder.encode(rejected, None),
+            "index": i,
+        }
+        for i, (chosen, rejected) in enumerate(PAIRS)
+    ]
+    eot = processor.tokenizer.eos_token_id
+    return [PreferenceCollator(pad_token_id=eot, rejected_scope=scope, **options)(items) for scope in scopes]
+
+
+@pytest.mark.parametrize("disable_prompt_loss", [False, True])
+def test_diverging_scope_nll_is_the_whole_chosen_and_the_odds_ratio_the_suffix(disable_prompt_loss):
+    """Issue 22: the shared prefix leaves the odds ratio only; ORPO's NLL stays over the whole chosen."""
+    everything, diverging = _batches(["all", "diverging"], disable_prompt_loss=disable_prompt_loss)
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config()).eval()
+    engine = PreferenceWhisper(model, mode="packed", logps_chunk_size=7)
+    with torch.no_grad():
+        out_all, out_div = engine(**everything), engine(**diverging)
+    torch.testing.assert_close(out_div["chosen_logps"], out_all["chosen_logps"], rtol=1e-5, atol=1e-5)
+    assert torch.equal(out_div["chosen_tokens"], out_all["chosen_tokens"])
+    with torch.no_grad():  # the suffix-only sums, each transcript scored on its own (two passes, full logits)
+        naive = PreferenceWhisper(model, mode="naive")
+        suffix = naive(**{**diverging, "chosen_labels": diverging["chosen_odds_labels"]})
+    torch.testing.assert_close(out_div["chosen_odds_logps"], suffix["chosen_logps"], rtol=1e-5, atol=1e-5)
+    assert torch.equal(out_div["chosen_odds_tokens"], suffix["chosen_tokens"])
+    assert (out_div["chosen_odds_tokens"] < out_div["chosen_tokens"]).all()  # every pair shares a prefix
+
+    for alpha in (0.1, 1.0):
+        result, reference = preference_loss(out_div, alpha), preference_loss(out_all, alpha)
+        torch.testing.assert_close(result.nll_loss, reference.nll_loss, rtol=1e-5, atol=1e-6)
+        expected = orpo_loss(
+            suffix["chosen_logps"], suffix["chosen_tokens"], suffix["rejected_logps"], suffix["rejected_tokens"], alpha
+        )
+        torch.testing.assert_close(result.or_loss, expected.or_loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(result.log_odds_chosen, expected.log_odds_chosen, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(result.loss, reference.nll_loss + alpha * expected.or_loss, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["packed", "concat"])
+def test_diverging_scope_packed_matches_two_pass(mode):
+    (batch,) = _batches(["diverging"])
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(tiny_whisper_config()).train()
+    reference = _loss_and_grads(model, "naive", batch)
+    assert set(reference[1]) >= {"chosen_odds_logps", "chosen_odds_tokens"}
+    _assert_same(reference, _loss_and_grads(model, mode, batch))

@@ -181,7 +181,7 @@ def test_transcribe_writes_subtitles_and_long_files(model_dir, tmp_path, capsys)
     long, short = tmp_path / "long.wav", tmp_path / "short.wav"
     soundfile.write(long, noise(32.0, 6), RATE)
     soundfile.write(short, noise(3.0, 7), RATE)
-    common = ["--model", str(model_dir), "--temperature", "0"]  # after the files: a list option takes what follows
+    common = ["--model", str(model_dir), "--temperature", "0"]
     assert (
         main(["transcribe", str(long), "--timestamps", "--format", "srt", "--output_dir", str(tmp_path), *common]) == 0
     )

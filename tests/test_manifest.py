@@ -156,6 +156,37 @@ BAD_ROWS = [
     ('{"audio": ' + "[" * 200_000 + "]" * 200_000 + "}", "invalid JSON", "invalid JSON: nested too deeply to read", {}),
     ('{"duration": 1' + "0" * 5000 + "}", "invalid JSON", "invalid JSON: Exceeds the limit (4300 digits)", {}),
     (good_row(), "duplicate row", "duplicate of line 1: same audio and transcripts", {}),
+    # a file cut short (an interrupted copy) or one too short to hold speech, even with no duration filter
+    (
+        good_row(audio={"path": "cut.wav"}),
+        "truncated audio",
+        "truncated audio: {folder}/cut.wav: cut short: its header declares 32000 frames (2.00 s), the file holds 8",
+        {"min_duration": 0.0},
+    ),
+    (
+        good_row(audio={"path": "tiny.wav"}, duration=0.0005),
+        "audio too short",
+        "audio lasts 0.5 ms, shorter than one 25 ms frame of Whisper's features: too short to be speech",
+        {"min_duration": 0.0},
+    ),
+    # characters no speech produces (data/text_rules.py), in any transcript field: refused, never stripped
+    (good_row(chosen="stop\u0000here"), "forbidden character", "field 'chosen' holds a control character U+0000", {}),
+    (good_row(chosen="ding\u0007"), "forbidden character", "field 'chosen' holds a control character U+0007", {}),
+    (good_row(rejected="a\u001b[2Jb"), "forbidden character", "field 'rejected' holds a control character U+001B", {}),
+    (
+        good_row(chosen="abc\u202edef"),
+        "forbidden character",
+        "field 'chosen' holds a bidirectional override U+202E (RIGHT-TO-LEFT OVERRIDE) at character 3",
+        {},
+    ),
+    (good_row(chosen="\u001f"), "forbidden character", "field 'chosen' holds a control character U+001F", {}),
+    (good_row(rejected="x\ud800"), "forbidden character", "field 'rejected' holds a lone surrogate U+D800", {}),
+    (
+        good_row(chosens=[{"start": 0, "end": 1, "text": "hi\u001b"}], rejecteds=SEGMENTS),
+        "forbidden character",
+        "chosens[0] text holds a control character U+001B at character 2",
+        {"timestamps": True},
+    ),
 ]
 BAD_ROW_IDS = [f"{index}-{case[1]}" for index, case in enumerate(BAD_ROWS)]
 
@@ -283,6 +314,21 @@ def test_asr_manifest(folder):
         read_asr_manifest(folder / "asr.jsonl", timestamps=True)
     timed = read_asr_manifest(write_manifest(folder, rows[:1], "one.jsonl"), timestamps=True)
     assert timed.examples[0].segments == (Segment(0.0, 1.5, "hi there"),)
+
+
+def test_asr_transcripts_with_control_characters_are_bad_rows(folder):
+    rows = [
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": "fine"},
+        {"audio": {"path": "a.wav"}, "duration": 2, "text": "nul\u0000"},
+        {"audio": {"path": "a.wav"}, "duration": 2, "sentence": "ok",
+         "sentences": [{"start": 0, "end": 1, "text": "o\u202ek"}]},
+    ]  # fmt: skip
+    report = read_asr_manifest(write_manifest(folder, rows, "asr.jsonl"), skip_invalid=True, timestamps=False)
+    assert [str(problem) for problem in report.skipped] == [
+        f"{folder / 'asr.jsonl'}:2: field 'text' holds a control character U+0000 at character 3"
+    ]
+    with pytest.raises(UserInputError, match=r"asr.jsonl:3: sentences\[0\] text holds a bidirectional override"):
+        read_asr_manifest(folder / "asr.jsonl", timestamps=True)
 
 
 def test_no_speech_rows_are_accepted_and_counted(folder):

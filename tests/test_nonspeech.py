@@ -3,6 +3,8 @@ the user's files cut into 30 s windows, unreadable files counted, and speech pad
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import soundfile
@@ -154,3 +156,108 @@ def test_noise_colours_keep_their_slope(colour):
     levels = [10 * np.log10(power[(frequencies >= f) & (frequencies < 2 * f)].mean()) for f in starts]
     slope = np.polyfit(np.arange(len(starts)), levels, 1)[0]
     assert slope == pytest.approx(10 * np.log10(2) * synth_audio.NOISE_COLOURS[colour], abs=0.4)
+
+
+def _no_writing(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("wrote a clip before checking the disk")
+
+    monkeypatch.setattr(soundfile, "write", refuse)
+
+
+def test_generating_more_than_the_disk_holds_is_refused_before_writing(tmp_path, monkeypatch):
+    """100000 clips once wrote WAV after WAV, silently, on their way to ~36 GB."""
+    import shutil
+
+    from rlhf_asr.data import nonspeech
+    from rlhf_asr.errors import UserInputError
+
+    _no_writing(monkeypatch)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**9, 10**9))
+    with pytest.raises(UserInputError, match=r"^--generate_nonspeech 100000: .*36\.3 GB.*1\.0 GB free"):
+        generate_nonspeech(100000, 0, tmp_path / "out")
+    assert nonspeech.nonspeech_bytes(100000) == pytest.approx(100000 * 68 / 6 * 16000 * 2, rel=1e-3)  # 11.3 s mean
+    from rlhf_asr.commands.make_pairs import parse_args
+
+    argv = ["--model", "m", "--data", "d.jsonl", "--output", str(tmp_path / "p.jsonl"), "--generate_nonspeech"]
+    with pytest.raises(UserInputError, match="--generate_nonspeech 100000: .*about 2[0-9]{3} fit"):
+        parse_args([*argv, "100000"])  # at parse time: before any data or model is read
+    assert parse_args([*argv, "40"]).generate_nonspeech == 40
+
+
+def test_generating_shows_a_progress_bar_and_the_size_up_front(tmp_path, capsys, caplog):
+    caplog.set_level("INFO", logger="rlhf_asr")
+    generate_nonspeech(3, 0, tmp_path, durations=(0.1,))
+    assert "3/3" in capsys.readouterr().err
+    assert any("3 clips" in r.getMessage() and "MB" in r.getMessage() for r in caplog.records)
+
+
+def _user_dir(tmp_path):
+    source = tmp_path / "mine"
+    source.mkdir()
+    soundfile.write(source / "good.wav", np.zeros(8000, dtype=np.float32), 16000)
+    return source
+
+
+def test_nonspeech_dir_says_why_each_file_is_skipped(tmp_path, caplog, monkeypatch):
+    """A 0-byte file read as "Format not recognised.", an unreadable one as "System error." (as
+    root nothing is unreadable: os.open is made to refuse it), a symlink loop was not named at all."""
+    import os
+
+    source = _user_dir(tmp_path)
+    (source / "empty.wav").write_bytes(b"")
+    soundfile.write(source / "locked.wav", np.zeros(8000, dtype=np.float32), 16000)
+    (source / "loop.wav").symlink_to(source / "loop.wav")
+    real_open = os.open
+
+    def locked(path, *args, **kwargs):
+        if str(path).endswith("locked.wav"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", locked)
+    clips, unreadable = nonspeech_windows(source, tmp_path / "out")
+    warned = {r.getMessage().split(": ", 2)[1].rsplit("/", 1)[-1]: r.getMessage() for r in caplog.records}
+    assert len(clips) == 1 and unreadable == 3, warned
+    assert "empty file (0 bytes)" in warned["empty.wav"]
+    assert "permission denied" in warned["locked.wav"]
+    assert "symlink loop" in warned["loop.wav"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod-000 file")
+def test_a_chmod_000_file_is_permission_denied(tmp_path, caplog):
+    source = _user_dir(tmp_path)
+    soundfile.write(source / "locked.wav", np.zeros(8000, dtype=np.float32), 16000)
+    (source / "locked.wav").chmod(0)
+    nonspeech_windows(source, tmp_path / "out")
+    assert "permission denied" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_nonspeech_dir_without_one_usable_window_stops(tmp_path):
+    from rlhf_asr.errors import UserInputError
+
+    source = tmp_path / "mine"
+    source.mkdir()
+    (source / "empty.wav").write_bytes(b"")
+    with pytest.raises(UserInputError, match=r"--nonspeech_dir .*mine: none of its 1 file\(s\) could be used"):
+        nonspeech_windows(source, tmp_path / "out")
+    (source / "empty.wav").unlink()
+    with pytest.raises(UserInputError, match=r"--nonspeech_dir .*mine: no files in it"):
+        nonspeech_windows(source, tmp_path / "out")
+
+
+def test_make_pairs_with_no_usable_nonspeech_file_exits_2_in_one_line(tmp_path, capsys):
+    """It used to mine the speech rows alone and exit 0, as if the user's non-speech had been used."""
+    import json
+
+    from rlhf_asr.commands.cli import main as cli_main
+    from whisper_fixtures import make_tiny_whisper_dir, write_tone
+
+    write_tone(tmp_path / "a.wav")
+    (tmp_path / "asr.jsonl").write_text(json.dumps({"audio": {"path": "a.wav"}, "duration": 1.0, "sentence": "hi"}))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "empty.wav").write_bytes(b"")
+    argv = ["make-pairs", "--model", str(make_tiny_whisper_dir(tmp_path)), "--data", str(tmp_path / "asr.jsonl")]
+    argv += ["--output", str(tmp_path / "p.jsonl"), "--nonspeech_dir", str(tmp_path / "mine"), "--device", "cpu"]
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("rlhf-asr make-pairs: error: --nonspeech_dir ")

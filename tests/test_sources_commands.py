@@ -65,7 +65,9 @@ def test_streaming_checks_rows_when_reached_not_up_front(workspace, tmp_path):
     data = ["--train_data", str(tmp_path / "bad.parquet"), "--per_device_train_batch_size", "1"]
     with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'rejected' is empty"):
         train(workspace, tmp_path / "full", *data, "--max_steps", "1")
-    summary = train(workspace, tmp_path / "stream", *data, "--streaming", "--max_steps", "1")
+    # unshuffled: a row is checked when reached (a shuffle buffer reaches up to its size ahead)
+    unshuffled = ["--streaming", "--stream_shuffle_buffer", "0"]
+    summary = train(workspace, tmp_path / "stream", *data, *unshuffled, "--max_steps", "1")
     assert summary["global_step"] == 1 and summary["train_rows"] < len(pairs)
     with pytest.raises(Exception, match=r"dataset bad.parquet, row 5: field 'rejected' is empty"):
         train(workspace, tmp_path / "reached", *data, "--streaming", "--max_steps", "8")
@@ -146,3 +148,55 @@ def test_missing_column_and_offline_hub_id_fail_in_one_line_before_the_model_loa
     assert time.perf_counter() - started < 10
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no hub dataset 'someone/unknown-set' (config 'en') is in the local Hugging Face cache" in error
+
+
+def _no_model_needed(tmp_path, monkeypatch) -> list[str]:
+    monkeypatch.setattr("rlhf_asr.trainer.validate.check_model_folder", lambda *args: None)
+    return ["evaluate", "--model", str(tmp_path / "no-model-needed"), "--output", str(tmp_path / "m.json")]
+
+
+def test_evaluate_on_files_that_are_no_dataset_is_one_line_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    base = _no_model_needed(tmp_path, monkeypatch)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "notes.arrow").write_text("hello\n")
+    (tmp_path / "notes.parquet").write_text("some words, not a table\n" * 10)
+    cases = {
+        str(tmp_path / "dir" / "*.parquet"): "the pattern matches no file",
+        str(tmp_path / "notes.arrow"): "not an Arrow file (File is too small: 6)",
+        str(tmp_path / "notes.parquet"): "not a parquet file (Parquet magic bytes not found",
+    }
+    for data, reason in cases.items():
+        assert cli.main([*base, "--data", data]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert f"rlhf-asr evaluate: error: {'parquet files ' if '*' in data else ''}{data}: {reason}" in err, err
+
+
+def test_evaluate_without_its_test_split_lists_the_splits_and_names_data_split(tmp_path, capsys, monkeypatch):
+    base = _no_model_needed(tmp_path, monkeypatch)
+    train = preference_dataset(tmp_path)
+    datasets.DatasetDict({"train": train, "validation": train}).save_to_disk(tmp_path / "dd")
+    capsys.readouterr()  # the progress bars of save_to_disk
+    assert cli.main([*base, "--data", str(tmp_path / "dd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rlhf-asr evaluate: error: dataset dd: no split 'test' (it has train, validation); choose one with --data_split"
+    )
+
+
+def test_evaluate_says_which_split_it_took_and_what_it_skipped(workspace, tmp_path, capsys):
+    """A one-split DatasetDict without 'test': its only split, said; a cut clip skipped, said on stderr."""
+    data = preference_dataset(tmp_path).to_dict()
+    whole = data["audio"][1]["bytes"]
+    data["audio"][1] = {"bytes": whole[: whole.index(b"data") + 8 + 16], "path": "cut.wav"}  # 8 samples left
+    only = Dataset.from_dict(data).cast_column("audio", Audio())
+    datasets.DatasetDict({"train": only}).save_to_disk(tmp_path / "dd")
+    capsys.readouterr()  # the progress bars of save_to_disk
+    output = tmp_path / "m" / "metrics.json"
+    argv = ["evaluate", "--model", str(workspace["model"]), "--data", str(tmp_path / "dd"), "--output", str(output)]
+    assert cli.main([*argv, "--device", "cpu", "--skip_invalid_rows", "True"]) == 0
+    err = capsys.readouterr().err
+    assert "dataset dd has no split 'test': using its only split, 'train' (--data_split names one)" in err, err
+    assert f"dd: {len(PAIRS)} rows read, 1 skipped (1 truncated audio)" in err, err
+    assert "dataset dd (train), row 1: truncated audio: the bytes in column 'audio' (cut.wav): cut short" in err, err
+    assert json.loads(output.read_text())["num_skipped"] == 1

@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import SimpleNamespace
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from rlhf_asr.data.sources import Columns, DataSource
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference.longform import LongFormOptions
+from rlhf_asr.model.bundled import DEFAULT_MODEL
 
 logger = logging.getLogger(__name__)
 
 ModelLike = Any  # str | Path | LoadedModel (kept loose: torch is imported lazily)
+# Train's fields under their command-line names (commands/train.py NAMES; api.py sits below commands).
+TRAIN_OPTION_NAMES = {"base_model": "--model", "train_data": "--data"}
 __all__ = ["Columns", "DataSource", "LoadedModel", "evaluate", "load_model", "make_pairs", "train", "transcribe"]
 
 
@@ -81,7 +86,9 @@ def transcribe(
 
     Audio up to 30 s is decoded in one window with the model's generation config; longer audio
     (and all audio with `timestamps`) with Whisper's sequential long-form decoding
-    (`inference/longform.py`: temperature fallback, no-speech and log-prob thresholds).
+    (`inference/longform.py`: temperature fallback, no-speech and log-prob thresholds), with a
+    progress bar over the seconds decoded on stderr when it is a terminal (not when the `rlhf_asr`
+    logger is above INFO, as with `--quiet`).
 
     Args:
         language: e.g. `English` or `en`; None: each file's detected language (multilingual models).
@@ -92,23 +99,21 @@ def transcribe(
         seed: seeds the sampling of the temperature fallback, so a transcript repeats.
     Returns one `str` per input, or one `LongFormResult` per input with `timestamps`.
     """
+    _check(transcribe, locals(), positive=("num_beams", "batch_size"))
+    items = _audio_items(audio)
+
     import torch
 
     from rlhf_asr.data.audio import load_audio
     from rlhf_asr.inference.decode import over_window, transcribe_batch
     from rlhf_asr.inference.longform import transcribe_long
 
-    items = [audio] if isinstance(audio, (str, Path, np.ndarray)) else list(audio)
-    for item in items:
-        if isinstance(item, (str, Path)) and not Path(item).is_file():
-            what = "is a folder, not a file" if Path(item).is_dir() else "no such file"
-            raise UserInputError(f"audio file {item}: {what}")
     audios = [item if isinstance(item, np.ndarray) else load_audio(item) for item in items]  # before the model
     loaded = _loaded(model, device, dtype)
     torch.manual_seed(seed)
     decode = dict(language=language, num_beams=num_beams, batch_size=batch_size)
     if timestamps:
-        return transcribe_long(loaded.model, loaded.processor, audios, options=long_form, **decode)
+        return transcribe_long(loaded.model, loaded.processor, audios, options=long_form, progress=True, **decode)
     long_rows = [i for i, seconds in enumerate(over_window(audios)) if seconds is not None]
     short_rows = [i for i in range(len(audios)) if i not in set(long_rows)]
     texts: dict[int, str] = {}
@@ -118,7 +123,7 @@ def transcribe(
     if long_rows:
         logger.info("%d file(s) over 30 s: long-form decoding", len(long_rows))
         found = transcribe_long(
-            loaded.model, loaded.processor, [audios[i] for i in long_rows], options=long_form, **decode
+            loaded.model, loaded.processor, [audios[i] for i in long_rows], options=long_form, progress=True, **decode
         )
         texts.update(zip(long_rows, (result.text for result in found)))
     return [texts[i] for i in range(len(audios))]
@@ -135,7 +140,7 @@ def evaluate(
     max_rows: int | None = None,
     skip_invalid_rows: bool = False,
     long_form: LongFormOptions | None = None,
-    backend: str = "hf",
+    backend: Literal["hf", "ct2"] = "hf",
     ct2_model: str | Path | None = None,
     ct2_quantization: str = "int8",
     device: str | None = None,
@@ -160,8 +165,9 @@ def evaluate(
     from rlhf_asr.data.sources import data_kind
     from rlhf_asr.evaluation.evaluate import check_output, evaluate_manifest
 
-    if backend not in ("hf", "ct2"):
-        raise UserInputError(f"backend {backend!r}: must be hf or ct2")
+    _check(evaluate, locals(), positive=("num_beams", "batch_size", "max_rows"))
+    if ct2_model is not None and backend != "ct2":
+        raise UserInputError("--ct2_model is for --backend ct2")
     target = check_output(str(output)) if output is not None else None  # before hours of decoding
     source = _source(data, "test", max_rows)
     data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
@@ -193,9 +199,9 @@ def make_pairs(
     output: str | Path,
     *,
     num_candidates: int = 4,
-    strategy: str = "beam",
+    strategy: Literal["beam", "sample"] = "beam",
     temperature: float = 0.7,
-    negative: str = "hardest",
+    negative: Literal["hardest", "worst", "random"] = "hardest",
     corrupt_correct: bool = False,
     generate_nonspeech: int = 0,
     nonspeech_dir: str | Path | None = None,
@@ -206,7 +212,7 @@ def make_pairs(
     batch_size: int = 8,
     resume: bool = True,
     skip_invalid_rows: bool = False,
-    backend: str = "hf",
+    backend: Literal["hf", "ct2"] = "hf",
     ct2_quantization: str = "int8",
     device: str | None = None,
     dtype: str | None = None,
@@ -228,13 +234,14 @@ def make_pairs(
             one first at `ct2_quantization`), several times faster on CPU (docs/benchmarks.md).
     Returns counts: written, per kind (speech, no_speech, padded, loop), skipped, unreadable.
     """
-    from rlhf_asr.data.nonspeech import check_nonspeech_options
+    from rlhf_asr.data import nonspeech
     from rlhf_asr.data.sources import data_kind
     from rlhf_asr.pairs import mine_pairs
 
-    if backend not in ("hf", "ct2"):
-        raise UserInputError(f"backend {backend!r}: must be hf or ct2")
-    check_nonspeech_options(generate_nonspeech, nonspeech_dir, pad_silence)
+    _check(make_pairs, locals(), positive=("num_candidates", "batch_size"), above_zero=("temperature",))
+    nonspeech.check_nonspeech_options(generate_nonspeech, nonspeech_dir, pad_silence)
+    if generate_nonspeech:  # the disk the clips need, before the model loads
+        nonspeech.check_nonspeech_space(generate_nonspeech, nonspeech.generated_folder(Path(output).expanduser()))
     source = _source(data, "train")
     data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
     if backend == "ct2":
@@ -267,7 +274,7 @@ def make_pairs(
     )
 
 
-def train(data: str | Path, *, output_dir: str | Path, model: str = "tiny.en", **options) -> dict:
+def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODEL, **options) -> dict:
     """ORPO fine-tuning on a preference manifest (or dataset); saves into `output_dir`.
 
     Args:
@@ -279,18 +286,58 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = "tiny.en", *
             `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
     Returns the run summary (also in OUTPUT_DIR/run_summary.json).
     """
+    from rlhf_asr.option_checks import build_options
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
     from rlhf_asr.trainer.run import run_training
 
-    given = {"base_model": str(model), "train_data": str(data), "output_dir": str(output_dir), **options}
+    given = {"base_model": model, "train_data": data, "output_dir": output_dir, **options}
     parts = []
     for cls in (ModelArguments, DataArguments, ORPOConfig):
         names = {field.name for field in dataclasses.fields(cls) if field.init}
-        parts.append(cls(**{name: given.pop(name) for name in list(given) if name in names}))
+        values = {name: given.pop(name) for name in list(given) if name in names}
+        parts.append(build_options(cls, values, TRAIN_OPTION_NAMES))
     if given:
         raise UserInputError(f"train: unknown option(s) {', '.join(sorted(given))}; `rlhf-asr train --help` lists them")
     summary = run_training(*parts)
     return {**summary, "output_dir": str(output_dir)}
+
+
+def _check(function, arguments: dict, positive: Sequence[str] = (), above_zero: Sequence[str] = ()) -> None:
+    """`function`'s arguments checked as its command checks its options, in the command's words: the
+    types (which the command's parser guarantees), then the ranges its options dataclass checks
+    (the same names: tests/test_api.py tries every count on both)."""
+    from rlhf_asr.option_checks import check_arguments, check_finite_positive, check_positive
+
+    values = SimpleNamespace(**check_arguments(function, arguments, {"resume": "resume"}))  # --no_resume's inverse
+    check_positive(values, *positive)
+    check_finite_positive(values, *above_zero)
+
+
+def _audio_items(audio) -> list:
+    """`audio` as a list of paths and arrays, each checked, so a wrong one is one line naming it."""
+    if isinstance(audio, (str, os.PathLike, np.ndarray)):
+        audio = [audio]
+    elif not isinstance(audio, Iterable):
+        raise UserInputError(f"audio {audio!r} ({type(audio).__name__}): give a file path, an array or a list of them")
+    items = list(audio)
+    for index, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            if item.ndim != 1 or item.size == 0 or item.dtype.kind != "f":  # int16 samples would be 32768x too loud
+                what = (
+                    f"an array of shape {item.shape}"
+                    if item.ndim != 1 or not item.size
+                    else f"an array of {item.dtype}"
+                )
+                raise UserInputError(f"audio item {index}: {what}; give mono 16 kHz samples (floats, shape [frames])")
+            if not np.isfinite(item).all():
+                raise UserInputError(f"audio item {index}: has NaN or inf samples")
+        elif not isinstance(item, (str, os.PathLike)):
+            kind = type(item).__name__
+            raise UserInputError(f"audio item {index}: {item!r} ({kind}) is neither a file path nor an array")
+        elif not Path(item).is_file():
+            what = "is a folder, not a file" if Path(item).is_dir() else "no such file"
+            raise UserInputError(f"audio file {item}: {what}")
+    return items
 
 
 def _source(data: str | Path | DataSource, default_split: str, limit: int | None = None) -> DataSource:

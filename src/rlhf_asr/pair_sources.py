@@ -20,7 +20,13 @@ import soundfile
 
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE, load_audio
 from rlhf_asr.data.manifest import AsrExample
-from rlhf_asr.data.nonspeech import generate_nonspeech, nonspeech_windows, pad_speech
+from rlhf_asr.data.nonspeech import (
+    generate_nonspeech,
+    generated_folder,
+    nonspeech_folder,
+    nonspeech_windows,
+    pad_speech,
+)
 from rlhf_asr.pair_choice import row_kind
 
 logger = logging.getLogger(__name__)
@@ -33,10 +39,6 @@ class MiningItem:
     example: AsrExample  # what the row says: audio path, duration, reference, source
     kind: str  # speech, no_speech or padded
     load: Callable[[], tuple[np.ndarray, AsrExample]]  # audio [frames] and the example as finally written
-
-
-def nonspeech_folder(output: Path) -> Path:
-    return output.with_name(output.stem + ".nonspeech")
 
 
 def _plain(example: AsrExample) -> MiningItem:
@@ -75,7 +77,7 @@ def mining_items(
         clips, unreadable = nonspeech_windows(nonspeech_dir, folder / "dir")
         logger.info(f"--nonspeech_dir: {len(clips)} windows of <= 30 s, {unreadable} file(s) unreadable")
     if generate:
-        clips += generate_nonspeech(generate, seed, folder / "generated")
+        clips += generate_nonspeech(generate, seed, generated_folder(output))
     items = [_plain(example) for example in examples]
     # Non-speech has no language to detect: it gets the manifest's most common one (None: detected).
     languages = Counter(example.language for example in examples if example.language)

@@ -14,7 +14,11 @@ COLUMN_HELP = "dataset column holding"
 @dataclass(frozen=True)
 class DatasetOptions:
     data_split: str | None = field(
-        default=None, metadata={"help": "split of a DatasetDict or hub dataset (None: the only one, else 'test')"}
+        default=None,
+        metadata={
+            "help": "split of a DatasetDict or hub dataset (None: the command's usual one, evaluate 'test', "
+            "make-pairs 'train'; without it, the only split, said in a log line)"
+        },
     )
     data_config: str | None = field(default=None, metadata={"help": "hub dataset config (e.g. a language)"})
     audio_column: str = field(default="audio", metadata={"help": f"{COLUMN_HELP} the audio (bytes or a path)"})
@@ -35,4 +39,6 @@ class DatasetOptions:
         columns = Columns(
             self.audio_column, self.chosen_column, self.rejected_column, self.text_column, self.language_column
         )
-        return DataSource(location, self.data_split, self.data_config, columns, self.streaming, default_split, limit)
+        return DataSource(
+            location, self.data_split, self.data_config, columns, self.streaming, default_split, limit, "--data_split"
+        )

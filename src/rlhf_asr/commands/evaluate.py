@@ -38,7 +38,9 @@ class EvaluateOptions:
     )
     batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
     max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})
-    skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
+    skip_invalid_rows: bool = field(
+        default=False, metadata={"help": "skip invalid rows: counted in metrics.json and said on stderr"}
+    )
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
     backend: Literal["hf", "ct2"] = field(

@@ -45,7 +45,9 @@ def parse_args(argv: list[str]) -> ExportCT2Options:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     from rlhf_asr.model.ct2_export import check_output_folder, export_ct2
+    from rlhf_asr.trainer.validate import check_model_folder
 
+    check_model_folder(args.model, "MODEL")  # a folder of audio, a truncated weights file: one line
     check_output_folder(args.output_dir)  # before loading anything
     output = export_ct2(args.model, args.output_dir, args.quantization)
     print(f"wrote {output} ({args.quantization})")

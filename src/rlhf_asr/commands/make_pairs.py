@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from rlhf_asr.commands.data_options import DatasetOptions
@@ -69,9 +70,12 @@ class MakePairsOptions:
     def __post_init__(self):
         check_positive(self, "num_candidates", "batch_size")
         check_finite_positive(self, "temperature")
-        from rlhf_asr.data.nonspeech import check_nonspeech_options  # numpy and soundfile, not torch
+        from rlhf_asr.data import nonspeech  # numpy and soundfile, not torch
 
-        check_nonspeech_options(self.generate_nonspeech, self.nonspeech_dir, self.pad_silence)
+        nonspeech.check_nonspeech_options(self.generate_nonspeech, self.nonspeech_dir, self.pad_silence)
+        if self.generate_nonspeech:  # the disk it needs, said before any data or model is read
+            folder = nonspeech.generated_folder(Path(self.output).expanduser())
+            nonspeech.check_nonspeech_space(self.generate_nonspeech, folder)
 
 
 def build_parser():

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.option_checks import build_options, check_finite_positive, check_positive  # noqa: F401 (shared)
 
 
 def one_line_error(prog: str, message: str) -> UserInputError:
@@ -186,28 +187,8 @@ def parse_options(parser, argv: Sequence[str]) -> tuple:
     for cls in parser.dataclass_types:
         names = {field.name for field in dataclasses.fields(cls) if field.init}
         inputs = {name: values.pop(name) for name in list(values) if name in names}
-        try:
-            instances.append(cls(**inputs))
-        except ValueError as error:  # a check in __post_init__ (UserInputError passes through as is)
-            if isinstance(error, UserInputError):
-                raise
-            raise UserInputError(" ".join(str(error).split())) from None
+        instances.append(build_options(cls, inputs, converted=True))
     return (*instances, argparse.Namespace(**values))
-
-
-def check_positive(options, *names: str) -> None:
-    """Counts of at least 1 (0 would mean 'nothing' or divide by zero later), named as options."""
-    for name in names:
-        value = getattr(options, name)
-        if value is not None and value < 1:
-            raise UserInputError(f"--{name} {value}: must be at least 1")
-
-
-def check_finite_positive(options, *names: str) -> None:
-    for name in names:
-        value = getattr(options, name)
-        if not (value > 0 and value != float("inf")):
-            raise UserInputError(f"--{name} {value}: must be a finite number above 0")
 
 
 def take_positionals(options, given: Sequence[str], names: Sequence[str], usage: str):

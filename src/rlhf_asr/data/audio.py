@@ -29,6 +29,12 @@ WHISPER_MAX_SECONDS = 30.0  # Whisper's input window; longer audio is cut by the
 # float32's range also becomes inf when read as float32). Integer PCM, FLAC and the like cannot.
 FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 _BLOCK_FRAMES = 16000 * 30  # frames decoded at a time when checking samples
+# One analysis window of Whisper's log-Mel features (n_fft 400 samples at 16 kHz): a clip shorter
+# than that has no complete frame, so no word can be in it; such a file is broken, not a short clip.
+MIN_AUDIO_SECONDS = 0.025
+_WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+# RIFF/WAVE data sizes that mean "unknown" (written by a streaming encoder that could not seek back).
+_UNKNOWN_WAV_SIZES = (0, 0xFFFFFFFF)
 
 
 class AudioError(UserInputError):
@@ -36,7 +42,8 @@ class AudioError(UserInputError):
 
     `kind` is the short category a manifest report counts ("audio file missing", "audio path is
     a folder", "symlink loop", "not a regular file", "bad audio path", "permission denied",
-    "empty audio", "unreadable audio", "non-finite audio"); `reason` says what exactly is wrong.
+    "empty audio", "unreadable audio", "truncated audio", "non-finite audio"); `reason` says what
+    exactly is wrong.
     """
 
     def __init__(self, path: str | Path, reason: str, kind: str = "unreadable audio"):
@@ -104,6 +111,40 @@ def _check_finite(path: str | Path, samples: np.ndarray, rate: int, offset: int 
         )
 
 
+def _wav_declared_frames(path: str | Path, frame_bytes: int) -> int | None:
+    """Frames the data chunk of a RIFF/WAVE file declares, or None where it declares no size."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"RIFF" or not handle.read(4) or handle.read(4) != b"WAVE":
+            return None
+        while len(header := handle.read(8)) == 8:
+            size = int.from_bytes(header[4:], "little")
+            if header[:4] == b"data":
+                return None if size in _UNKNOWN_WAV_SIZES else size // frame_bytes
+            handle.seek(size + size % 2, os.SEEK_CUR)  # chunks are padded to an even size
+    return None
+
+
+def _check_not_cut(path: str | Path, info) -> None:
+    """AudioError when a WAV holds fewer frames than its header declares (an interrupted copy or export).
+
+    libsndfile reads such a file without complaint, as the frames that are there: a clip cut to
+    8 samples would otherwise pass as 0.5 ms of audio, its transcript covering what was lost.
+    """
+    sample_bytes = _WAV_SAMPLE_BYTES.get(info.subtype)
+    if info.format != "WAV" or sample_bytes is None or info.samplerate <= 0:
+        return  # compressed encodings (ADPCM, ...): no fixed frame size to count by
+    try:
+        declared = _wav_declared_frames(path, sample_bytes * info.channels)
+    except OSError:
+        return  # libsndfile has just read it; a file that vanished since is the loader's to report
+    if declared is not None and declared > info.frames:
+        reason = (
+            f"cut short: its header declares {declared} frames ({declared / info.samplerate:.2f} s), "
+            f"the file holds {info.frames}"
+        )
+        raise AudioError(path, reason, "truncated audio")
+
+
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds, from the header; float-encoded files are also decoded and checked for NaN/inf.
 
@@ -115,6 +156,7 @@ def audio_duration(path: str | Path) -> float:
         info = soundfile.info(str(path))
     except (OSError, RuntimeError) as error:  # libsndfile errors are RuntimeError subclasses
         raise _decode_error(path, error) from None
+    _check_not_cut(path, info)  # first: a file cut to its header is cut short, not a recording of nothing
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(path, "empty (0 frames)", kind="empty audio")
     if info.subtype in FLOAT_SUBTYPES:

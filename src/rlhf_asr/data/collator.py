@@ -2,11 +2,16 @@
 
 For each transcript the full token sequence s is split the way Whisper expects:
 decoder input = s[:-1], labels = s[1:], so the logits at position t score labels[t].
-Labels are -100 where a position is not scored: padding, the task prompt when the prompt loss is
-disabled, and (with `rejected_scope="diverging"`) the prefix the two transcripts share. That
-prefix is left out of *both* transcripts: the odds ratio compares mean per-token log-probs, and a
-chosen mean over the easy shared prefix plus its suffix against a rejected mean over the suffix
-alone would compare unlike quantities.
+Labels are -100 where a position is not scored: padding, and the task prompt when the prompt loss
+is disabled.
+
+With `rejected_scope="diverging"` the odds ratio starts at the first token where the two
+transcripts differ, in *both* transcripts: it compares mean per-token log-probs, and a chosen
+mean over the easy shared prefix plus its suffix against a rejected mean over the suffix alone
+would compare unlike quantities. The NLL term still covers the whole chosen (ORPO's supervised
+loss on the preferred output), so the batch then carries two chosen masks over the same decoder
+inputs: `chosen_labels` (the NLL, as with scope "all") and `chosen_odds_labels` (the odds ratio),
+both scored from one decoder pass.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class PreferenceCollator:
     """Turns dataset items into a batch for the preference engine.
 
     Items: `input_features` [n_mels, frames], `chosen` / `rejected` EncodedTranscript, `index`.
+    Batch: `input_features`, `chosen_input_ids`, `chosen_labels`, `rejected_input_ids`,
+    `rejected_labels`, `example_index`, and with scope "diverging" `chosen_odds_labels` (the
+    chosen's odds span: `chosen_labels` with the shared prefix also -100).
     """
 
     pad_token_id: int
@@ -73,16 +81,17 @@ class PreferenceCollator:
         # The first scored token: 1 skips only <|startoftranscript|>, which is never predicted.
         chosen_from = [c.prefix_len if self.disable_prompt_loss else 1 for c in chosen]
         rejected_from = [r.prefix_len if self.disable_prompt_loss else 1 for r in rejected]
+        odds_from = chosen_from
         if self.rejected_scope == "diverging":
             diverge = [first_divergence(c.ids, r.ids) for c, r in zip(chosen, rejected)]
             # at least <|endoftext|> stays scored, so no transcript has zero tokens
-            chosen_from = [min(max(s, d), len(c.ids) - 1) for s, d, c in zip(chosen_from, diverge, chosen)]
+            odds_from = [min(max(s, d), len(c.ids) - 1) for s, d, c in zip(chosen_from, diverge, chosen)]
             rejected_from = [min(max(s, d), len(r.ids) - 1) for s, d, r in zip(rejected_from, diverge, rejected)]
         chosen_ids, chosen_labels = pad_decoder_sequences([c.ids for c in chosen], chosen_from, self.pad_token_id)
         rejected_ids, rejected_labels = pad_decoder_sequences(
             [r.ids for r in rejected], rejected_from, self.pad_token_id
         )
-        return {
+        batch = {
             "input_features": torch.from_numpy(np.stack([item["input_features"] for item in items])),
             "chosen_input_ids": chosen_ids,
             "chosen_labels": chosen_labels,
@@ -90,3 +99,9 @@ class PreferenceCollator:
             "rejected_labels": rejected_labels,
             "example_index": torch.tensor([item["index"] for item in items], dtype=torch.long),
         }
+        if self.rejected_scope == "diverging":
+            # odds_from >= chosen_from: the odds span is within the NLL's, which the engine relies on
+            batch["chosen_odds_labels"] = pad_decoder_sequences([c.ids for c in chosen], odds_from, self.pad_token_id)[
+                1
+            ]
+        return batch

@@ -6,6 +6,10 @@ reported before training starts (with its manifest line), not in the middle of a
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -13,9 +17,12 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from rlhf_asr.data.audio import AudioError, load_audio
+from rlhf_asr.data.stream import pass_rng, read_summary, shuffled
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import audio_key
+
+logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16_000
 Augmenter = Callable[[np.ndarray, int], np.ndarray]
@@ -128,8 +135,13 @@ class StreamingPreferenceDataset(IterableDataset):
     """PreferenceDataset's items from a stream of examples (data/stream.py), for `--streaming` with `--max_steps`.
 
     Each example is encoded when reached; a transcript too long (or not encodable) stops the run
-    there, or with `skip_invalid` is skipped and counted in `skipped` (first pass only). A
-    multilingual model's row without a language, and no default, stops the run: never a guess.
+    there, or with `skip_invalid` is skipped and counted in `skipped` (first pass only), and the
+    first pass's rows read and skipped are said in one line when it ends. A multilingual model's
+    row without a language, and no default, stops the run: never a guess.
+
+    Each pass is shuffled with a `shuffle_buffer`-row buffer (data/stream.py: `shuffled`; 0 or 1:
+    stream order), seeded by `seed` and the pass: the Trainer numbers the passes (`set_epoch`),
+    and `resume_after` makes a resumed run continue the order where its checkpoint left it.
     """
 
     def __init__(
@@ -140,13 +152,39 @@ class StreamingPreferenceDataset(IterableDataset):
         default_language: str | None = None,
         augmenter: Augmenter | None = None,
         skip_invalid: bool = False,
+        shuffle_buffer: int = 0,
+        seed: int = 0,
     ):
         self.examples, self.feature_extractor, self.encoder = examples, feature_extractor, encoder
         self.default_language, self.augmenter, self.skip_invalid = default_language, augmenter, skip_invalid
-        self.skipped: list[str] = []
-        self.passes = 0
+        self.shuffle_buffer, self.seed = shuffle_buffer, seed
+        self.skipped: list[str] = []  # "source: reason" of the first pass
+        self.passes = 0  # iterations started
+        self._skip_kinds: Counter = Counter()
+        self._rows_seen = 0  # rows of the first pass reached here (a stream counts its own)
+        self._first_pass_done = False
+        self._epoch: int | None = None  # the pass the Trainer asked for next
+        self._pass_offset = 0  # passes a resume went through before the Trainer's epoch 0
+        self._resume: tuple[int, int, int, bool] | None = None
+        self._said = False  # the first pass's read summary, said once
+
+    def set_epoch(self, epoch: int) -> None:
+        """The Trainer's epoch (through accelerate's data loader): the next pass is pass `epoch`."""
+        self._epoch = epoch
+
+    def resume_after(self, steps: int, batch_size: int, accumulation: int = 1, drop_last: bool = False) -> None:
+        """Start the next pass where a run that took `steps` optimizer steps of `accumulation`
+        batches of `batch_size` rows stood: inside its first pass or a later one.
+
+        Passes the run had finished are read (rows checked and encoded, no audio loaded) to count
+        their steps, as the Trainer took them: a pass's last batch short (or dropped), and its last
+        step on fewer batches. The Trainer's own skip would load each skipped clip and could not
+        go past the first pass.
+        """
+        self._resume = (steps, batch_size, accumulation, drop_last)
 
     def _pair(self, example):
+        """(pair, None), or (None, (problem, kind)) for a row that cannot be trained on."""
         language = (example.language or self.default_language) if self.encoder.multilingual else None
         if self.encoder.multilingual and language is None:
             raise UserInputError(
@@ -155,20 +193,71 @@ class StreamingPreferenceDataset(IterableDataset):
         try:
             pair = encode_pair(example, self.encoder, language)
         except TranscriptError as error:
-            return None, f"{example.source}: {error}"
+            return None, (f"{example.source}: {error}", "not encodable")
         longest = max(len(pair[0].ids), len(pair[1].ids))
         if longest > MAX_TARGET_TOKENS:
-            return None, f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+            reason = f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+            return None, (reason, "transcript too long")
         return pair, None
 
-    def __iter__(self) -> Iterator[dict]:
-        self.passes += 1
+    def _encoded(self) -> Iterator[tuple]:
+        """(example, pair) of one pass in stream order; the first pass counts what it skips."""
+        counting = not self._first_pass_done
         for example in self.examples:
+            self._rows_seen += counting
             pair, problem = self._pair(example)
             if problem:
                 if not self.skip_invalid:
-                    raise UserInputError(f"{problem} (--skip_invalid_rows True skips such rows and reports how many)")
-                if self.passes == 1:
-                    self.skipped.append(problem)
+                    raise UserInputError(
+                        f"{problem[0]} (--skip_invalid_rows True skips such rows and reports how many)"
+                    )
+                if counting:
+                    self.skipped.append(problem[0])
+                    self._skip_kinds[problem[1]] += 1
                 continue
+            yield example, pair
+        if counting:
+            self._first_pass_done = True
+            self.say_rows_read()
+
+    def _pass(self, index: int) -> Iterator[tuple]:
+        return shuffled(self._encoded(), self.shuffle_buffer, pass_rng(self.seed, index))
+
+    def _resumed_pass(self, index: int) -> tuple[int, Iterator[tuple]]:
+        """(pass index, the rest of that pass) at the point `resume_after` named."""
+        steps, batch_size, accumulation, drop_last = self._resume
+        self._resume = None
+        while True:
+            rest = self._pass(index)
+            wanted = steps * accumulation * batch_size
+            taken = sum(1 for _ in itertools.islice(rest, wanted))
+            if taken == wanted or taken == 0:  # the point is in this pass (or at its end)
+                return index, rest
+            batches = taken // batch_size if drop_last else math.ceil(taken / batch_size)
+            steps -= math.ceil(batches / accumulation)
+            index += 1
+
+    def __iter__(self) -> Iterator[dict]:
+        index = (self.passes if self._epoch is None else self._epoch) + self._pass_offset
+        self.passes += 1
+        self._epoch = None
+        if self._resume is not None:
+            start = index
+            index, pairs = self._resumed_pass(index)
+            self._pass_offset += index - start
+        else:
+            pairs = self._pass(index)
+        for example, pair in pairs:
             yield make_item(example, pair, self.feature_extractor, self.augmenter)
+
+    def say_rows_read(self) -> None:
+        """The first pass's rows read and skipped, by kind, in one line (once; at the run's end, what was read)."""
+        if self._said:
+            return
+        self._said = True
+        problems = getattr(self.examples, "skipped", [])  # a stream's own row checks (data/stream.py)
+        kinds = Counter(problem.kind for problem in problems) + self._skip_kinds
+        rows = getattr(self.examples, "rows_read", self._rows_seen)
+        label = getattr(self.examples, "label", "the training stream")
+        line = read_summary(label, rows, kinds, self._first_pass_done)
+        (logger.warning if kinds else logger.info)(line)

@@ -9,7 +9,10 @@ extractor would silently cut the audio while the transcript still covers all of 
 reads with `long_audio=True` and decodes such rows long-form. Rows
 outside a narrower duration range the user asks for are a filter, not an error: always
 skipped, counted. A row repeating an earlier one (same audio, same transcripts) is a problem
-too: it would silently count twice in the loss.
+too: it would silently count twice in the loss. So is a transcript holding a character no speech
+produces (control characters, bidirectional overrides: data/text_rules.py), refused rather than
+stripped, and audio too short to be speech (a file cut to a few samples), even where evaluation
+filters no duration.
 
 Formats: JSON lines (one object per line) or one JSON array. Preference rows:
     {"audio": {"path": "a.wav"}, "duration": 2.1, "chosen": "...", "rejected": "...",
@@ -35,10 +38,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
+from rlhf_asr.data.audio import MIN_AUDIO_SECONDS, WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
 from rlhf_asr.data.examples import AsrExample, ManifestReport, PreferenceExample, RowProblem, Segment
 from rlhf_asr.data.manifest_file import BadRow as _Bad
 from rlhf_asr.data.manifest_file import read_rows
+from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
 
 SEGMENT_SLACK_SECONDS = 0.05  # timestamps are rounded (Whisper: 0.02 s steps)
@@ -77,9 +81,14 @@ class _Context:
     duration_tolerance: tuple[float, float]
     label: str | None = None  # a dataset's name (data/sources.py): rows are named by index, not line
     long_audio: bool = False  # audio over the 30 s window is valid (evaluation decodes it long-form)
+    fields: tuple[tuple[str, str], ...] = ()  # (row field, dataset column) pairs: messages name the column
 
     def where(self, line: int) -> str:
         return f"{self.label}, row {line}" if self.label else f"{self.manifest.name}:{line}"
+
+    def field(self, name: str) -> str:
+        """What messages call the row field `name`: the dataset column it was read from, else itself."""
+        return dict(self.fields).get(name, name)
 
     def __post_init__(self) -> None:
         low, high = self.min_duration, self.max_duration
@@ -107,15 +116,19 @@ def _get(row: dict, name: str, kind: type | tuple[type, ...], what: str, label: 
     return value
 
 
-def _text(row: dict, name: str, no_speech_allowed: bool) -> str:
+def _text(row: dict, name: str, no_speech_allowed: bool, ctx: _Context) -> str:
     """The transcript in `name`; "" only where it means no speech (`no_speech_allowed`)."""
-    value = _get(row, name, str, "a string")
+    label = ctx.field(name)
+    value = _get(row, name, str, "a string", label)
+    problem = text_problem(value)  # before the whitespace test: str.strip() takes U+001C-U+001F for spaces
+    if problem:
+        raise _Bad("forbidden character", f"field {label!r} {problem}")
     if value.strip():
         return value
     if not no_speech_allowed:
-        raise _Bad("empty transcript", f"field {name!r} is empty: a rejected transcript needs words")
+        raise _Bad("empty transcript", f"field {label!r} is empty: a rejected transcript needs words")
     if value:
-        reason = f'field {name!r} holds only whitespace: write "" for a clip with no speech, or the words said'
+        reason = f'field {label!r} holds only whitespace: write "" for a clip with no speech, or the words said'
         raise _Bad("whitespace transcript", reason)
     return value
 
@@ -160,6 +173,8 @@ def _segments(row: dict, name: str, duration: float) -> tuple[Segment, ...]:
             raise _Bad("bad segments", f"{where} needs numbers start and end >= 0, got {_short(item)}")
         if start > end or end > duration + SEGMENT_SLACK_SECONDS:
             raise _Bad("bad segments", f"{where} spans {start:g}-{end:g} s: needs start <= end <= {duration:.2f} s")
+        if isinstance(text, str) and text_problem(text):
+            raise _Bad("forbidden character", f"{where} text {text_problem(text)}")
         if not isinstance(text, str) or not text.strip():
             raise _Bad("bad segments", f"{where} has no text")
         segments.append(Segment(start, end, text))
@@ -205,6 +220,12 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
     if off > seconds and off > fraction * duration:
         raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
+    if duration < MIN_AUDIO_SECONDS:  # an error, not the min_duration filter: evaluation filters nothing
+        reason = (
+            f"audio lasts {duration * 1000:.1f} ms, shorter than one {MIN_AUDIO_SECONDS * 1000:g} ms frame of "
+            "Whisper's features: too short to be speech"
+        )
+        raise _Bad("audio too short", reason)
     if duration > WHISPER_MAX_SECONDS and not ctx.long_audio:
         kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
         reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
@@ -219,7 +240,8 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
 
 
 def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
-    chosen, rejected = _text(row, "chosen", no_speech_allowed=True), _text(row, "rejected", no_speech_allowed=False)
+    chosen = _text(row, "chosen", no_speech_allowed=True, ctx=ctx)
+    rejected = _text(row, "rejected", no_speech_allowed=False, ctx=ctx)
     if chosen.split() == rejected.split():  # equal up to whitespace
         raise _Bad("chosen equals rejected", f"chosen equals rejected: {_short(chosen)}")
     language = _language(row, ctx)
@@ -237,7 +259,7 @@ def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     if "sentence" not in row and "text" not in row:
         raise _Bad("missing field", "missing field 'sentence' (or 'text')")
     name = "sentence" if "sentence" in row else "text"
-    text = _text(row, name, no_speech_allowed=True)
+    text = _text(row, name, no_speech_allowed=True, ctx=ctx)
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
     segments = _segments_of(row, "sentences", name, duration) if ctx.timestamps else None
@@ -293,6 +315,7 @@ def read_preference_manifest(
     rows: Iterable | None = None,
     label: str | None = None,
     long_audio: bool = False,
+    fields: dict[str, str] | None = None,
 ) -> ManifestReport:
     """Read and check a preference manifest; `report.examples` are PreferenceExample.
 
@@ -302,11 +325,13 @@ def read_preference_manifest(
     rows/label: (index, row) pairs already read from elsewhere (a dataset: data/sources.py), named
     "label, row N" in messages; `path` then only names them.
     long_audio: audio over Whisper's 30 s window is a valid row (evaluation only: training cannot hold it).
+    fields: row field -> the dataset column it came from ({"chosen": "good"}), for messages.
     Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
     """
     known = None if known_languages is None else frozenset(known_languages)
     tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio,
+                   tuple((fields or {}).items()))  # fmt: skip
     return _read(ctx, _preference_row, skip_invalid, rows)
 
 
@@ -323,6 +348,7 @@ def read_asr_manifest(
     rows: Iterable | None = None,
     label: str | None = None,
     long_audio: bool = False,
+    fields: dict[str, str] | None = None,
 ) -> ManifestReport:
     """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
 
@@ -330,5 +356,6 @@ def read_asr_manifest(
     """
     known = None if known_languages is None else frozenset(known_languages)
     tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio)
+    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio,
+                   tuple((fields or {}).items()))  # fmt: skip
     return _read(ctx, _asr_row, skip_invalid, rows)

@@ -6,10 +6,11 @@ preference row can point at them like at any other audio:
 - `generate_nonspeech`: clips made here (`synth_audio`), for users who have none. Kinds cycle
   through NONSPEECH_KINDS, so any N >= len(NONSPEECH_KINDS) holds every kind; duration and level
   are drawn from a Generator seeded by (seed, clip index): the same seed gives the same clips.
+  About 0.36 MB a clip: N that would not fit on the disk is refused before the first is written.
 - `nonspeech_windows`: the user's own noise, music or silence files, any length and any format
   soundfile reads, cut into equal windows of at most 30 s (a 70 s file gives 3 of 23.3 s rather
-  than a 10 s tail). A file that cannot be read is named in one log line and counted, never
-  silently dropped.
+  than a 10 s tail). A file that cannot be used (empty, permission denied, a symlink loop, not
+  audio) is named in one log line and counted, never silently dropped; a folder with none usable stops.
 
 `pad_speech` puts silence or such sound before and after a speech clip, for the padded pairs.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +28,18 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import soxr
+from tqdm import tqdm
 
 from rlhf_asr.data import synth_audio as synth
-from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE, AudioError, load_audio
+from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE, AudioError, check_audio_path, load_audio
 from rlhf_asr.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
 DURATIONS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)  # seconds
 LEVELS = (-60.0, -45.0, -30.0, -20.0)  # dBFS RMS: from a quiet room to loud background
+WAV_BYTES = (2, 44)  # (bytes per sample, header bytes) of a 16-bit mono WAV
+FREE_SHARE = 0.9  # of the free disk the clips may take: the pairs and the training run need room too
 
 
 def _mixture(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -98,19 +103,62 @@ def generate_nonspeech(
     durations: Sequence[float] = DURATIONS,
     levels: Sequence[float] = LEVELS,
 ) -> list[NonSpeechClip]:
-    """Write `count` generated clips under `folder` (16-bit 16 kHz WAV) and return them."""
+    """Write `count` generated clips under `folder` (16-bit 16 kHz WAV) and return them.
+
+    Refuses (UserInputError) a `count` the disk would not hold, before writing; shows a progress bar.
+    """
     if any(not 0 < d <= WHISPER_MAX_SECONDS for d in durations):
         raise ValueError(f"durations must lie in (0, {WHISPER_MAX_SECONDS:g}] s, got {list(durations)}")
     folder = Path(folder)
+    needed = check_nonspeech_space(count, folder, durations)
+    logger.info(f"--generate_nonspeech: writing {count} clips (about {_size(needed)}) to {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     clips = []
-    for index in range(count):
+    for index in tqdm(range(count), desc="non-speech clips", unit="clip"):
         kind, duration, level, samples = make_nonspeech(index, seed, durations, levels)
         level_name = "digital" if kind == "silence" else f"{-level:g}dB"
         path = folder / f"{index:04d}_{kind}_{duration:g}s_{level_name}.wav"
         soundfile.write(path, samples, synth.SAMPLING_RATE, subtype="PCM_16")
         clips.append(NonSpeechClip(path, samples.size / synth.SAMPLING_RATE, kind, f"generated:{index}"))
     return clips
+
+
+def nonspeech_folder(output: Path) -> Path:
+    """Where make-pairs writes the clips of the pairs file `output`: generated/, dir/ and padded/."""
+    return output.with_name(output.stem + ".nonspeech")
+
+
+def generated_folder(output: Path) -> Path:
+    """Where make-pairs writes the `generate_nonspeech` clips of the pairs file `output`."""
+    return nonspeech_folder(output) / "generated"
+
+
+def nonspeech_bytes(count: int, durations: Sequence[float] = DURATIONS) -> int:
+    """Expected size on disk of `count` generated clips, their durations drawn uniformly from `durations`."""
+    per_second = synth.SAMPLING_RATE * WAV_BYTES[0]
+    return round(count * (sum(durations) / len(durations) * per_second + WAV_BYTES[1]))
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
+def check_nonspeech_space(count: int, folder: str | Path, durations: Sequence[float] = DURATIONS) -> int:
+    """The bytes `count` clips take in `folder`; UserInputError when they would not fit on its disk.
+
+    Clips of an earlier run in `folder` are overwritten, so their bytes count as free.
+    """
+    needed, folder = nonspeech_bytes(count, durations), Path(folder).expanduser().absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())  # "/" always does
+    free = shutil.disk_usage(existing).free
+    free += sum(path.stat().st_size for path in folder.glob("*.wav")) if folder.is_dir() else 0
+    if needed > FREE_SHARE * free:
+        fit = int(FREE_SHARE * free / max(1, nonspeech_bytes(1, durations)))
+        raise UserInputError(
+            f"--generate_nonspeech {count}: the clips need about {_size(needed)} in {folder}, where the disk has "
+            f"{_size(free)} free; ask for fewer (about {fit} fit, keeping a tenth free) or free some space"
+        )
+    return needed
 
 
 def check_nonspeech_options(generate: int, nonspeech_dir: str | Path | None, pad_silence: float) -> None:
@@ -124,11 +172,14 @@ def check_nonspeech_options(generate: int, nonspeech_dir: str | Path | None, pad
 
 
 def _audio_files(directory: Path) -> list[Path]:
-    return sorted(path for path in directory.rglob("*") if path.is_file() and not path.name.startswith("."))
+    """Every entry but folders and hidden files: a symlink loop, a broken link or a pipe is not a
+    file either, and must be named when skipped (`_windows` says why), not passed over."""
+    return sorted(path for path in directory.rglob("*") if not path.is_dir() and not path.name.startswith("."))
 
 
 def _windows(path: Path, folder: Path, name: str, source: str) -> list[NonSpeechClip]:
     """Cut one readable file into equal windows of at most 30 s, written as 16 kHz mono WAV."""
+    check_audio_path(path)  # empty, permission denied, a link loop: said as such, not libsndfile's "System error."
     try:
         info = soundfile.info(str(path))
     except (OSError, RuntimeError) as error:
@@ -165,13 +216,21 @@ def nonspeech_windows(directory: str | Path, folder: str | Path) -> tuple[list[N
     if not directory.is_dir():
         raise AudioError(directory, "is not a folder (--nonspeech_dir)", "bad audio path")
     clips, unreadable = [], 0
-    for path in _audio_files(directory):
+    files = _audio_files(directory)
+    for path in files:
         relative = path.relative_to(directory).as_posix()
         try:
             clips += _windows(path, folder, relative.replace("/", "__"), f"nonspeech_dir:{relative}")
         except AudioError as error:
             logger.warning(f"--nonspeech_dir: {error}; file skipped")
             unreadable += 1
+    if not clips:  # the user asked for their non-speech: mining without it would not be what they asked
+        what = (
+            f"none of its {len(files)} file(s) could be used (the warnings above say why)"
+            if files
+            else "no files in it"
+        )
+        raise UserInputError(f"--nonspeech_dir {directory}: {what}")
     return clips, unreadable
 
 

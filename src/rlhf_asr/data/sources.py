@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
+from rlhf_asr.data.dataset_files import data_files
 from rlhf_asr.data.manifest import ManifestReport, read_asr_manifest, read_preference_manifest
 from rlhf_asr.data.manifest_file import BadRow
 from rlhf_asr.errors import UserInputError
@@ -58,17 +59,20 @@ class Columns:
 class DataSource:
     """A --train_data/--test_data/--data value with its dataset options (ignored for a JSONL manifest).
 
-    `split`: None takes the only split, else the one named `default_split` ("train" for training
-    data, "test" for held-out data). `limit`: read only the first N rows (a large stream's sample).
+    Which split of a DatasetDict or hub dataset is read, one rule for every command (`_pick_split`):
+    the split named (`split`) if given, and only that one; else the command's usual split
+    (`default_split`); if the dataset lacks it and has exactly one split, that one, said in a log
+    line; otherwise an error listing the splits and naming `split_option`.
     """
 
     location: str
-    split: str | None = None
-    config: str | None = None
-    columns: Columns = field(default_factory=Columns)
-    streaming: bool = False
-    default_split: str = "train"
-    limit: int | None = None
+    split: str | None = None  # the split the user named; None: `default_split`, or else the only one
+    config: str | None = None  # a hub dataset's config (e.g. a language)
+    columns: Columns = field(default_factory=Columns)  # which column holds each manifest field
+    streaming: bool = False  # rows read one at a time, no Arrow copy first
+    default_split: str = "train"  # the command's usual split: "train" for training data, "test" for held-out
+    limit: int | None = None  # read only the first N rows (a large stream's sample)
+    split_option: str | None = None  # the option naming the split in messages ("--data_split"); None: the API
 
 
 def is_manifest(location: str | Path) -> bool:
@@ -113,13 +117,28 @@ class _Opened:
         self.audio_column = "audio"  # set by _prepare
 
 
+_SPLIT_NOTES: set[tuple] = set()  # notes already logged: a source is opened once for its kind, again for rows
+
+
+def _say_once(key: tuple, message: str) -> None:
+    if key not in _SPLIT_NOTES:
+        _SPLIT_NOTES.add(key)
+        logger.info(message)
+
+
 def _pick_split(splits: dict, source: DataSource, label: str):
-    names = list(splits)
-    name = source.split or (names[0] if len(names) == 1 else source.default_split)
-    if name not in splits:
-        option = "--data_split" if source.split else "a split option (--data_split, --train_split, --test_split)"
-        raise UserInputError(f"{label}: no split {name!r} (it has {', '.join(names)}); choose one with {option}")
-    return splits[name], name
+    """(dataset, split name) by the one split rule (DataSource); UserInputError listing the splits."""
+    names, usual = list(splits), source.split or source.default_split
+    option = source.split_option or "DataSource(split=...)"
+    key = (str(Path(source.location).expanduser().absolute()), source.config, usual)
+    if usual in splits:
+        if not source.split and len(names) > 1:  # several to choose from, none named: say which
+            _say_once(key, f"{label}: split {usual!r} (it has {', '.join(names)}; {option} names another)")
+        return splits[usual], usual
+    if not source.split and len(names) == 1:
+        _say_once(key, f"{label} has no split {usual!r}: using its only split, {names[0]!r} ({option} names one)")
+        return splits[names[0]], names[0]
+    raise UserInputError(f"{label}: no split {usual!r} (it has {', '.join(names)}); choose one with {option}")
 
 
 def _load_from_disk(path: Path, source: DataSource) -> _Opened:
@@ -141,8 +160,14 @@ def _load_from_disk(path: Path, source: DataSource) -> _Opened:
 def _load_builder(builder: str, source: DataSource, label: str, base: Path, **kwargs) -> _Opened:
     """Files through a packaged builder (parquet, arrow, csv, json): one split, whatever its name."""
     from datasets import load_dataset
+    from datasets.exceptions import DatasetGenerationError
 
-    dataset = load_dataset(builder, **kwargs, split="train", streaming=source.streaming)
+    try:
+        dataset = load_dataset(builder, **kwargs, split="train", streaming=source.streaming)
+    except (DatasetGenerationError, OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        cause = error.__cause__ or error  # DatasetGenerationError wraps the reader's own error
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise UserInputError(f"{label}: cannot load it with `datasets` ({detail})") from None
     return _Opened(dataset, label, base, audiofolder=builder in ("csv", "json"))
 
 
@@ -200,9 +225,7 @@ def open_dataset(source: DataSource) -> _Opened:
         )
     builder = FILE_SUFFIXES.get(path.suffix.lower())
     if builder:
-        if not any(char in str(path) for char in "*?[") and not path.is_file():
-            raise UserInputError(f"{builder} file {path} not found")
-        files = {"train": str(path)}
+        files = {"train": data_files(builder, path)}
         return _load_builder(builder, source, f"dataset {path.name}", path.parent, data_files=files)
     return _load_hub(source)
 
@@ -215,22 +238,36 @@ def _cast_audio(opened: _Opened, column: str) -> None:
         opened.dataset = opened.dataset.cast_column(column, Audio(decode=False))
 
 
-def _audio_file(value, base: Path) -> Path:
+def _audio_file(value, base: Path, column: str) -> Path:
     """The file of one row's audio value: {"bytes", "path"} (Audio), or a path string."""
     if isinstance(value, dict) and value.get("bytes"):
         return export_audio(value["bytes"], value.get("path"))
     given = value.get("path") if isinstance(value, dict) else value
     if not isinstance(given, str) or not given.strip():
-        raise BadRow("bad audio path", f"audio should be a file path or audio bytes, got {type(value).__name__}")
+        got = f"{type(given).__name__} {given!r}" if isinstance(given, str) else type(value).__name__
+        raise BadRow("bad audio path", f"column {column!r} should hold a file path or audio bytes, got {got}")
     return (base / Path(given).expanduser()).absolute()  # relative paths: against the dataset's folder
 
 
-def _row(raw: dict, kind: str, columns: Columns, text_column: str, base: Path) -> dict:
-    path = _audio_file(raw.get(columns.audio), base)
+def _duration(value, path: Path, column: str) -> float:
+    """The audio's real duration (a dataset declares none); a bad file named as the user knows it.
+
+    Audio bytes live in a cache copy the user never saw: they are named by column (and the name
+    stored with them), the row by its index in the message around this.
+    """
     try:
-        duration = audio_duration(path)  # the real one: a dataset declares none
+        return audio_duration(path)
     except AudioError as error:
+        if isinstance(value, dict) and value.get("bytes"):
+            name = f" ({value['path']})" if value.get("path") else ""
+            raise BadRow(error.kind, f"{error.kind}: the bytes in column {column!r}{name}: {error.reason}") from None
         raise BadRow(error.kind, f"{error.kind}: {error.path}: {error.reason}") from None
+
+
+def _row(raw: dict, kind: str, columns: Columns, text_column: str, base: Path) -> dict:
+    value = raw.get(columns.audio)
+    path = _audio_file(value, base, columns.audio)
+    duration = _duration(value, path, columns.audio)
     row = {"audio": {"path": str(path)}, "duration": duration}
     if kind == "preference":
         row.update(chosen=raw.get(columns.chosen), rejected=raw.get(columns.rejected))
@@ -329,4 +366,6 @@ def read_data(data: str | Path | DataSource, kind: str, **options) -> ManifestRe
     opened, kind, text = _prepare(source, kind)
     rows = _rows(opened, kind, source, text)
     options["check_audio"] = False  # _row already read each file's real duration (and checked its samples)
-    return read(Path(source.location), rows=rows, label=opened.label, **options)
+    columns = source.columns
+    fields = {"chosen": columns.chosen, "rejected": columns.rejected, "sentence": text}  # messages name columns
+    return read(Path(source.location), rows=rows, label=opened.label, fields=fields, **options)

@@ -5,13 +5,21 @@ cost as much as an epoch. Here each row is checked when it is reached, with the 
 reader's own row checks (data/manifest.py), and named by index as there; a bad row stops the
 run at that row, or with --skip_invalid_rows is skipped and counted. What a stream cannot
 check: duplicates (that needs every row at hand) and the row count (steps come from --max_steps).
+
+A stream is read in file order, and make-pairs writes its pairs by kind (speech, then no-speech,
+then padded): trained in that order, batches would hold one kind each and a run shorter than a
+pass would never see the later kinds. `shuffled` mixes them with a bounded buffer, as `datasets`'
+`IterableDataset.shuffle` does; rows are then checked when they enter the buffer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from rlhf_asr.data.manifest import RowProblem, _asr_row, _Context, _preference_row, _short
 from rlhf_asr.data.manifest_file import BadRow
@@ -19,6 +27,53 @@ from rlhf_asr.data.sources import DataSource, open_rows
 from rlhf_asr.errors import UserInputError
 
 SKIP_HINT = "(--skip_invalid_rows True skips such rows and counts them)"
+T = TypeVar("T")
+
+
+def shuffled(items: Iterable[T], buffer_size: int, rng: np.random.Generator) -> Iterator[T]:
+    """`items` in a random order, holding at most `buffer_size` of them at a time.
+
+    The buffer is filled with the first `buffer_size` items; then a random one is given out and
+    its place taken by the next item, until the items run out and the buffer is emptied at
+    random. An item is so given out at most `buffer_size - 1` places earlier than in `items`, but
+    any number later. `buffer_size` 0 or 1: `items` in their own order. Deterministic for a given
+    `rng` state: a pass's order is a function of its seed.
+    """
+    iterator = iter(items)
+    if buffer_size <= 1:
+        yield from iterator
+        return
+    buffer = []
+    for item in iterator:
+        buffer.append(item)
+        if len(buffer) == buffer_size:
+            break
+    while buffer:
+        slot = int(rng.integers(len(buffer)))
+        yield buffer[slot]
+        try:
+            buffer[slot] = next(iterator)
+        except StopIteration:
+            buffer[slot] = buffer[-1]
+            buffer.pop()
+
+
+def pass_rng(seed: int, pass_index: int) -> np.random.Generator:
+    """The shuffle's generator for one pass: the run's seed and the pass, so each pass has its own order
+    and a resumed run (another process) draws the same one."""
+    return np.random.default_rng([seed % 2**32, pass_index])
+
+
+def read_summary(label: str, rows_read: int, skipped: Counter, finished: bool) -> str:
+    """'dataset prefs: 120 rows read in the first pass, 3 skipped (2 empty transcript, 1 not encodable)'.
+
+    `skipped` counts the skipped rows by kind; `finished`: False when the run ended inside the first pass.
+    """
+    when = "in the first pass" if finished else "before the first pass ended (the run stopped first)"
+    text = f"{label}: {rows_read} rows read {when}, {sum(skipped.values())} skipped"
+    if skipped:
+        text += " (" + ", ".join(f"{n} {kind}" for kind, n in skipped.most_common()) + ")"
+    return text
 
 
 def check_row(value: Any, index: int, label: str, preference: bool = True, **options):

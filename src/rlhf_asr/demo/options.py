@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlhf_asr.model.bundled import DEFAULT_MODEL
+
 TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+croak"]
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
 SPEEDS = [140, 160, 180, 200]
@@ -52,7 +54,7 @@ class DemoOptions:
     # the ORPO paper's lambda; 0.25 and 1 gave higher held-out WER in our sweep
     alpha: float = field(default=0.1, metadata={"help": "weight of ORPO's odds-ratio term"})
     seed: int = field(default=0, metadata={"help": "texts, voices and training"})
-    model: str = field(default="tiny.en", metadata={"help": "tiny.en (bundled) or a local Whisper folder"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "tiny.en (bundled) or a local Whisper folder"})
     train_voices: list[str] = field(default_factory=lambda: list(TRAIN_VOICES), metadata={"help": "espeak-ng voices"})
     test_voices: list[str] = field(
         default_factory=lambda: list(HELD_OUT_VOICES), metadata={"help": "held-out espeak-ng voices"}

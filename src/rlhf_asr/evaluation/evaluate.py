@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.manifest import SHOWN_PROBLEMS
 from rlhf_asr.data.sources import DataSource, data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
@@ -36,6 +38,8 @@ from rlhf_asr.inference.decode import (
     score_texts,
 )
 from rlhf_asr.model.core import whisper_core
+
+log = logging.getLogger(__name__)
 
 CSV_FIELDS = [
     "source",
@@ -150,7 +154,19 @@ def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: 
         known_languages=transcript_encoder(processor).known_languages(),
         **({"long_audio": True, "max_duration": math.inf} if long_audio else {}),
     )
+    say_skipped(report)
     return kind, report, report.examples[:max_rows] if max_rows else report.examples
+
+
+def say_skipped(report) -> None:
+    """How many rows --skip_invalid_rows left out and why, on stderr (metrics.json only counts them)."""
+    if not report.skipped:
+        return
+    log.warning(report.summary())
+    for problem in report.skipped[:SHOWN_PROBLEMS]:
+        log.warning(f"  skipped {problem}")
+    if len(report.skipped) > SHOWN_PROBLEMS:
+        log.warning(f"  ... and {len(report.skipped) - SHOWN_PROBLEMS} more")
 
 
 def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[list[dict], float]:

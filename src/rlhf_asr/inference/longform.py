@@ -14,11 +14,19 @@ file (tests/test_longform.py compares the two), so deployed models decode the sa
 Audio up to 30 s goes through the same loop (one window, timestamps on), so every file of a
 `transcribe --timestamps` run gets segments. PEFT models decode through their Whisper core:
 LoRA layers are injected in place, so the core's `generate` runs the adapted weights.
+
+Segment times are clipped to the file's own length: the model's timestamps count within a 30 s
+window, so the last segment of a short file can end well after the audio does. `progress` reports
+the seconds decoded, window by window (`generate`'s `monitor_progress`), for a bar on long files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +38,19 @@ if TYPE_CHECKING:
 # Imported inside the functions (torch, numpy, the decoding layer): `rlhf-asr transcribe --help`
 # parses `LongFormOptions` and must not import torch.
 OPENAI_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # openai/whisper transcribe(): 0 to 1 by 0.2
+# Said by transformers' own Whisper long-form loop on every call (it passes both itself): nothing
+# a caller can change, so it is dropped unless the run is verbose (`-v` shows library warnings).
+GENERATION_CONFIG_DEPRECATION = "Passing `generation_config` together with generation-related arguments"
+
+
+class _QuietGenerationConfigDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        verbose = logging.getLogger("rlhf_asr").isEnabledFor(logging.DEBUG)
+        return verbose or GENERATION_CONFIG_DEPRECATION not in record.getMessage()
+
+
+# A plain logging.Logger by name: transformers' get_logger returns this same object when imported.
+logging.getLogger("transformers.generation.utils").addFilter(_QuietGenerationConfigDeprecation())
 
 
 @dataclass(frozen=True)
@@ -42,7 +63,10 @@ class LongFormOptions:
     # Tried in turn for a window that fails a check below: 0 is greedy (or beam search), above 0 samples.
     temperature: list[float] = field(
         default_factory=lambda: list(OPENAI_TEMPERATURES),
-        metadata={"help": "temperatures tried in turn for a window that fails a check (openai's fallback)"},
+        metadata={
+            "help": "temperatures tried in turn for a window that fails a check (openai's fallback); "
+            "numbers separated by spaces or commas, up to the first word that is not one (an audio file)"
+        },
     )
     # A window's text whose zlib compression ratio is above this repeats itself: decoded again, hotter.
     compression_ratio_threshold: float | None = field(
@@ -64,7 +88,8 @@ class LongFormOptions:
     def __post_init__(self):
         temperatures = list(self.temperature)
         if not temperatures or any(not 0 <= t <= 2 for t in temperatures):
-            raise UserInputError(f"--temperature {self.temperature}: give one or more values from 0 to 2")
+            given = " ".join(f"{t:g}" for t in temperatures)
+            raise UserInputError(f"--temperature {given}: give one or more values from 0 to 2")
         for name in ("compression_ratio_threshold", "no_speech_threshold"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -115,13 +140,53 @@ def long_features(processor, audios: Sequence[np.ndarray], device, dtype) -> dic
     }
 
 
-def _segments(processor, found: list[dict]) -> tuple[TimedSegment, ...]:
+def clip_segment(start: float, end: float, duration: float) -> tuple[float, float]:
+    """(start, end) rounded to the millisecond, inside [0, duration], start <= end.
+
+    Whisper's timestamps count within its 30 s window, so a 10 ms file can get a segment ending at
+    1 s. The limit is rounded down, so rounding never puts an end after the audio.
+    """
+    limit = math.floor(duration * 1000 + 1e-6) / 1000  # the 1e-6: 1.001 * 1000 is 1000.9999999999999
+    end = max(0.0, min(round(end, 3), limit))
+    return max(0.0, min(round(start, 3), end)), end
+
+
+def _segments(processor, found: list[dict], duration: float) -> tuple[TimedSegment, ...]:
     segments = []
     for segment in found:
         text = processor.tokenizer.decode(segment["tokens"], skip_special_tokens=True).strip()
         if text:
-            segments.append(TimedSegment(round(float(segment["start"]), 3), round(float(segment["end"]), 3), text))
+            start, end = clip_segment(float(segment["start"]), float(segment["end"]), duration)
+            segments.append(TimedSegment(start, end, text))
     return tuple(segments)
+
+
+@contextlib.contextmanager
+def seconds_progress(total_seconds: float, *, file=None, desc: str = "transcribe") -> Iterator[Callable[[float], None]]:
+    """A tqdm bar over seconds of audio on stderr; yields `update(seconds decoded so far)`.
+
+    Shown on a terminal only (tqdm's own rule: a log file gets no carriage-return lines) and not with
+    `--quiet` (the rlhf_asr logger above INFO), as the CLI's other notes. Log lines print above it.
+    """
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    quiet = not logging.getLogger("rlhf_asr").isEnabledFor(logging.INFO)
+    total = max(1, math.ceil(total_seconds))
+    bar = tqdm(total=total, desc=desc, unit="s", file=file or sys.stderr, disable=True if quiet else None)
+    with bar, logging_redirect_tqdm(loggers=[logging.getLogger("rlhf_asr")]):
+        yield lambda seconds: bar.update(min(int(seconds), total) - bar.n)
+        bar.update(total - bar.n)  # all decoded: the last partial second too
+
+
+def _window_progress(report: Callable[[float], None], before: float, seconds: list[float]):
+    """`generate`'s `monitor_progress` for one batch: its rows' (seek, frames) as seconds decoded in all."""
+
+    def monitor(positions) -> None:  # [B, 2] tensor: frame reached, frames of the row
+        done = sum(s * min(1.0, seek / max(frames, 1)) for s, (seek, frames) in zip(seconds, positions.tolist()))
+        report(before + done)
+
+    return monitor
 
 
 def _batches(keys: list, batch_size: int) -> list[range]:
@@ -151,37 +216,55 @@ def transcribe_long(
     options: LongFormOptions | None = None,
     num_beams: int | None = None,
     batch_size: int = 8,
+    progress: Callable[[float], None] | bool = False,
 ) -> list[LongFormResult]:
     """Per 16 kHz audio of any length, its text and timed segments (Whisper's long-form decoding).
 
     `language`: one for all, one per audio, or None (English-only models: English; multilingual:
     detected per file by `generate`). `num_beams` None: the generation config's. Temperatures above
-    0 sample, so seed torch for repeatable runs.
+    0 sample, so seed torch for repeatable runs. `progress`: True for a bar on stderr
+    (`seconds_progress`), or a function called with the seconds of audio decoded so far.
     """
+    from rlhf_asr.data.audio import WHISPER_SAMPLING_RATE
+    from rlhf_asr.inference.decode import _per_row, check_language
+
+    languages = [check_language(processor, lang) for lang in _per_row(language, len(audios))]  # before a bar
+    seconds = [len(audio) / WHISPER_SAMPLING_RATE for audio in audios]
+    bar = seconds_progress(sum(seconds)) if progress is True else contextlib.nullcontext(progress or None)
+    with bar as report:
+        return _decode(model, processor, audios, seconds, languages, task, options, num_beams, batch_size, report)
+
+
+def _decode(model, processor, audios, seconds, languages, task, options, num_beams, batch_size, report):
+    """`transcribe_long` after its checks: batch by batch through `generate`, `report`ing seconds done."""
     import torch
 
-    from rlhf_asr.inference.decode import _per_row, check_language
     from rlhf_asr.model.core import whisper_core
 
     options = options or LongFormOptions()
     core = whisper_core(model)
-    languages = [check_language(processor, lang) for lang in _per_row(language, len(audios))]
     multilingual = bool(getattr(core.generation_config, "is_multilingual", False))
     extra = {"num_beams": num_beams} if num_beams is not None else {}
     results: list[LongFormResult] = []
     window = processor.feature_extractor.n_samples
     keys = [(multilingual and lang is None, len(audio) > window) for lang, audio in zip(languages, audios)]
+    decoded = 0.0  # seconds of audio in the batches done
     for rows in _batches(keys, batch_size):
         inputs = long_features(processor, [audios[i] for i in rows], core.device, core.dtype)
         if multilingual:
             extra["task"] = task
             given = [languages[i] for i in rows]
             extra["language"] = given if given[0] is not None else None
+        if report is not None:
+            extra["monitor_progress"] = _window_progress(report, decoded, [seconds[i] for i in rows])
         with torch.no_grad():
             out = core.generate(
                 **inputs, return_timestamps=True, return_segments=True, **options.generate_kwargs(), **extra
             )
         texts = processor.tokenizer.batch_decode(out["sequences"], skip_special_tokens=True)
-        for text, found in zip(texts, out["segments"]):
-            results.append(LongFormResult(text.strip(), _segments(processor, found)))
+        for i, text, found in zip(rows, texts, out["segments"]):
+            results.append(LongFormResult(text.strip(), _segments(processor, found, seconds[i])))
+        decoded += sum(seconds[i] for i in rows)
+        if report is not None:
+            report(decoded)
     return results

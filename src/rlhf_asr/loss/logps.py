@@ -119,6 +119,10 @@ def chunked_token_logps(
 
 
 def sequence_logps(token_logps: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of scored token log-probs and number of scored tokens per sequence: ([B], [B])."""
+    """Sum of the token log-probs `labels` scores and number of those tokens per sequence: ([B], [B]).
+
+    `labels` may score fewer positions than the labels `token_logps` was computed with (the odds
+    span of `--rejected_scope diverging` within the whole chosen): the sum is over its own.
+    """
     scored = labels != IGNORE_INDEX
-    return token_logps.sum(-1), scored.sum(-1)
+    return (token_logps * scored).sum(-1), scored.sum(-1)

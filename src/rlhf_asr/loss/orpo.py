@@ -27,10 +27,19 @@ def log1mexp(x: torch.Tensor) -> torch.Tensor:
 
     Near 0, `1 - exp(x)` cancels: use `log(-expm1(x))`. Far below 0, `exp(x)` underflows in the
     subtraction: use `log1p(-exp(x))`. A mean log-prob of exactly 0 (P = 1) gives -inf odds
-    denominators, so it is clamped to the largest float below 0.
+    denominators, so it is clamped to the smallest normal float below 0 (its gradient, about
+    1/x, stays finite there in every float type; subnormals would overflow it in fp16).
+
+    `torch.where` differentiates both branches and multiplies the one not taken by 0, and
+    0 * inf is NaN: near 0 `exp(x)` rounds to 1 (x > -2^-25 in fp32, -2^-12 in fp16) and the
+    far branch's `log1p(-1)` is -inf. So each branch is fed only inputs from its own side, the
+    other side replaced by -log 2, where both are finite.
     """
     x = x.clamp(max=-torch.finfo(x.dtype).tiny)
-    return torch.where(x > _LOG_HALF, torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+    near = x > _LOG_HALF
+    near_x = torch.where(near, x, _LOG_HALF)
+    far_x = torch.where(near, _LOG_HALF, x)
+    return torch.where(near, torch.log(-torch.expm1(near_x)), torch.log1p(-torch.exp(far_x)))
 
 
 def log_odds(mean_logps: torch.Tensor) -> torch.Tensor:
@@ -57,6 +66,9 @@ def orpo_loss(
     rejected_logps_sum: torch.Tensor,
     rejected_tokens: torch.Tensor,
     alpha: float = 1.0,
+    *,
+    chosen_odds_logps_sum: torch.Tensor | None = None,
+    chosen_odds_tokens: torch.Tensor | None = None,
 ) -> ORPOLossOutput:
     """ORPO loss from per-sequence sums of label log-probs.
 
@@ -66,12 +78,18 @@ def orpo_loss(
         rejected_logps_sum: [B] same for the rejected transcript.
         rejected_tokens: [B] same for the rejected transcript.
         alpha: weight of the odds-ratio term.
+        chosen_odds_logps_sum, chosen_odds_tokens: [B] the chosen's sum and count over the span the
+            odds ratio compares (`--rejected_scope diverging`: from the first differing token, as
+            the rejected's); None: the whole chosen, as above.
 
     The NLL is averaged over all chosen tokens of the batch (as Whisper's own loss and TRL's
-    encoder-decoder NLL do); the odds ratio uses the per-sequence mean log-prob (length-normalised,
-    as in the paper).
+    encoder-decoder NLL do), always the whole chosen transcript: ORPO's supervised term teaches
+    the preferred output, shared prefix included. The odds ratio uses the per-sequence mean
+    log-prob (length-normalised, as in the paper) over the odds span.
     """
-    chosen_mean = chosen_logps_sum.float() / chosen_tokens.float()
+    odds_sum = chosen_logps_sum if chosen_odds_logps_sum is None else chosen_odds_logps_sum
+    odds_tokens = chosen_tokens if chosen_odds_tokens is None else chosen_odds_tokens
+    chosen_mean = odds_sum.float() / odds_tokens.float()
     rejected_mean = rejected_logps_sum.float() / rejected_tokens.float()
     nll = -chosen_logps_sum.float().sum() / chosen_tokens.float().sum()
 
@@ -86,4 +104,18 @@ def orpo_loss(
         log_odds_chosen=ratio.mean().detach(),
         chosen_rewards=(alpha * chosen_mean).detach(),
         rejected_rewards=(alpha * rejected_mean).detach(),
+    )
+
+
+def preference_loss(out: dict[str, torch.Tensor], alpha: float = 1.0) -> ORPOLossOutput:
+    """`orpo_loss` from the preference engine's outputs (model/engine.py): the NLL from the whole
+    chosen (`chosen_logps`), the odds ratio from `chosen_odds_logps` against `rejected_logps`."""
+    return orpo_loss(
+        out["chosen_logps"],
+        out["chosen_tokens"],
+        out["rejected_logps"],
+        out["rejected_tokens"],
+        alpha,
+        chosen_odds_logps_sum=out.get("chosen_odds_logps"),
+        chosen_odds_tokens=out.get("chosen_odds_tokens"),
     )

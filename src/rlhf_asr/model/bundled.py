@@ -24,6 +24,9 @@ _PACKAGES: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 N_MELS = 80  # both bundled models; known up front so the processor needs no weights
+# The model every command and API function starts from unless told otherwise: bundled, so it works
+# offline, and the one the documented runs use. Named here once (torch-free), never copied.
+DEFAULT_MODEL = "tiny.en"
 
 
 def bundled_sources(name: str) -> list[Path]:

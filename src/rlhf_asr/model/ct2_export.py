@@ -47,10 +47,12 @@ def check_output_folder(output: str | Path) -> Path:
 def export_ct2(model: str | Path, output: str | Path, quantization: str = "int8") -> Path:
     """Write `model` (folder, adapter, hub id or bundled name) as a CTranslate2 Whisper to `output`."""
     from rlhf_asr.model.loading import is_adapter_folder, load_processor, resolve_model_source
+    from rlhf_asr.trainer.validate import check_model_folder
 
     check_quantization(quantization)
     output = check_output_folder(output)
     source = Path(resolve_model_source(model))
+    check_model_folder(str(source), "model")  # else a folder of audio reads as a failed hub download
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".ct2-export-", dir=output.parent) as scratch:
         if is_adapter_folder(source):

@@ -20,7 +20,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from rlhf_asr.loss.logps import chunked_token_logps, logits_token_logps, sequence_logps
+from rlhf_asr.loss.logps import IGNORE_INDEX, chunked_token_logps, logits_token_logps, sequence_logps
 from rlhf_asr.model.core import whisper_core
 from rlhf_asr.model.encoder_cache import EncoderCache, encoder_fingerprint
 
@@ -75,7 +75,10 @@ class PreferenceWhisper(nn.Module):
     forward and synchronises gradients as for any model.
 
     forward(...) returns a dict of [B] tensors: `chosen_logps`, `chosen_tokens`, `rejected_logps`,
-    `rejected_tokens` (sums of scored token log-probs and counts of scored tokens).
+    `rejected_tokens` (sums of scored token log-probs and counts of scored tokens), and
+    `chosen_odds_logps`, `chosen_odds_tokens`: the chosen's over `chosen_odds_labels` (the odds
+    ratio's span with `--rejected_scope diverging`; without it, the same as `chosen_*`). Both
+    chosen sums come from the same per-token log-probs: one decoder pass, whichever the mode.
     """
 
     def __init__(
@@ -135,7 +138,10 @@ class PreferenceWhisper(nn.Module):
         rejected_input_ids: torch.Tensor,
         rejected_labels: torch.Tensor,
         example_index: torch.Tensor | None = None,
+        chosen_odds_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """`chosen_odds_labels` [B, Lc] must score a subset of the positions `chosen_labels` scores
+        (the collator's diverging scope does): the log-probs are computed for `chosen_labels`."""
         # The collator yields float32 features; a model loaded in bf16/fp16 expects its own dtype.
         input_features = input_features.to(whisper_core(self.model).model.encoder.conv1.weight.dtype)
         if self.mode == "naive":
@@ -149,12 +155,16 @@ class PreferenceWhisper(nn.Module):
             chosen, rejected = self._packed_logps(
                 input_features, chosen_input_ids, chosen_labels, rejected_input_ids, rejected_labels, example_index
             )
-        return {
-            "chosen_logps": chosen[0],
-            "chosen_tokens": chosen[1],
-            "rejected_logps": rejected[0],
-            "rejected_tokens": rejected[1],
+        odds_labels = chosen_labels if chosen_odds_labels is None else chosen_odds_labels
+        sums = {
+            "chosen": sequence_logps(chosen, chosen_labels),
+            "chosen_odds": sequence_logps(chosen, odds_labels),
+            "rejected": sequence_logps(rejected, rejected_labels),
         }
+        out = {}
+        for name, (logps, tokens) in sums.items():
+            out[f"{name}_logps"], out[f"{name}_tokens"] = logps, tokens
+        return out
 
     def encode(self, input_features: torch.Tensor, example_index: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output [B, frames, d]; under no_grad and from the cache when the encoder is frozen.
@@ -174,9 +184,11 @@ class PreferenceWhisper(nn.Module):
         with torch.no_grad():
             return encoder(input_features).last_hidden_state
 
+    # Each mode returns the per-token label log-probs [B, L] of the chosen and the rejected.
+
     def _full_model_logps(self, input_features, input_ids, labels):
         logits = self.model(input_features=input_features, decoder_input_ids=input_ids).logits
-        return sequence_logps(logits_token_logps(logits, labels), labels)
+        return logits_token_logps(logits, labels)
 
     def _concat_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels):
         core = whisper_core(self.model)
@@ -185,11 +197,13 @@ class PreferenceWhisper(nn.Module):
         pad_id = core.config.pad_token_id
         length = max(chosen_ids.shape[1], rejected_ids.shape[1])
         ids = torch.cat([_pad_to(chosen_ids, length, pad_id), _pad_to(rejected_ids, length, pad_id)])
-        labels = torch.cat([_pad_to(chosen_labels, length, -100), _pad_to(rejected_labels, length, -100)])
+        labels = torch.cat(
+            [_pad_to(chosen_labels, length, IGNORE_INDEX), _pad_to(rejected_labels, length, IGNORE_INDEX)]
+        )
         out = core.model.decoder(input_ids=ids, encoder_hidden_states=torch.cat([hidden, hidden]), use_cache=False)
         logits = core.proj_out(out.last_hidden_state)
-        logps, counts = sequence_logps(logits_token_logps(logits, labels), labels)
-        return (logps[:batch], counts[:batch]), (logps[batch:], counts[batch:])
+        token_logps = logits_token_logps(logits, labels)
+        return token_logps[:batch, : chosen_ids.shape[1]], token_logps[batch:, : rejected_ids.shape[1]]
 
     def _packed_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels, example_index):
         core = whisper_core(self.model)
@@ -211,9 +225,7 @@ class PreferenceWhisper(nn.Module):
         token_logps = chunked_token_logps(
             out.last_hidden_state, core.get_output_embeddings().weight, labels, self.logps_chunk_size
         )
-        chosen = sequence_logps(token_logps[:, :chosen_len], chosen_labels)
-        rejected = sequence_logps(token_logps[:, chosen_len:], rejected_labels)
-        return chosen, rejected
+        return token_logps[:, :chosen_len], token_logps[:, chosen_len:]
 
 
 def _pad_to(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch
 from transformers import TrainingArguments
 
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.bundled import DEFAULT_MODEL
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
@@ -31,7 +32,7 @@ MODEL_DTYPES = ("float32", "bfloat16", "float16", "auto")
 @dataclass
 class ModelArguments:
     base_model: str = field(
-        default="openai/whisper-tiny",
+        default=DEFAULT_MODEL,
         metadata={"help": "Hub id or local folder of a Whisper checkpoint (`tiny.en`/`base` = the bundled weights)."},
     )
     use_adalora: bool = field(default=False, metadata={"help": "AdaLoRA instead of LoRA (ignored with --peft none)."})
@@ -136,8 +137,12 @@ class DataArguments:
     )
     max_train_rows: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     # Datasets as --train_data/--test_data (data/sources.py); a JSONL manifest ignores these.
-    train_split: str = field(default="train", metadata={"help": "Split of a DatasetDict/hub dataset to train on."})
-    test_split: str = field(default="test", metadata={"help": "Split of a DatasetDict/hub dataset to evaluate on."})
+    train_split: str | None = field(
+        default=None, metadata={"help": "DatasetDict/hub dataset split to train on (None: train, or its only split)."}
+    )
+    test_split: str | None = field(
+        default=None, metadata={"help": "DatasetDict/hub dataset split to evaluate on (None: test, or its only split)."}
+    )
     data_config: str | None = field(default=None, metadata={"help": "Hub dataset config (e.g. a language)."})
     audio_column: str = field(default="audio", metadata={"help": "Dataset column with the audio (bytes or path)."})
     chosen_column: str = field(default="chosen", metadata={"help": "Dataset column with the preferred transcript."})
@@ -150,6 +155,17 @@ class DataArguments:
         default=False,
         metadata={"help": "Read dataset rows one at a time (no Arrow copy first), for sets larger than memory."},
     )
+    stream_shuffle_buffer: int = field(
+        default=1000,
+        metadata={
+            "help": "--streaming training: rows held to shuffle the stream, as datasets' IterableDataset.shuffle "
+            "(a new order each pass, from --seed; memory: this many rows' text). 0 or 1: stream order."
+        },
+    )
+
+    def __post_init__(self):
+        if self.stream_shuffle_buffer < 0:
+            raise UserInputError(f"--stream_shuffle_buffer {self.stream_shuffle_buffer}: use 0 (no shuffle) or more")
 
 
 @dataclass
@@ -202,8 +218,8 @@ class ORPOConfig(TrainingArguments):
         default="all",
         metadata={
             "help": (
-                "all | diverging: score chosen and rejected both from their first differing token (the "
-                "shared prefix is left out of both)."
+                "all | diverging: the odds ratio compares chosen and rejected from their first differing token "
+                "(the shared prefix left out of both); the NLL stays over the whole chosen."
             ),
             "choices": ["all", "diverging"],
         },

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from rlhf_asr.loss.orpo import orpo_loss
+from rlhf_asr.loss.orpo import preference_loss
 from rlhf_asr.loss.orth_reg import orth_reg
 from rlhf_asr.model.loading import save_portable_files
 from rlhf_asr.trainer.adalora_state import adalora_config_of, load_adalora_state, save_adalora_state
@@ -53,13 +53,8 @@ class ORPOTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         split = "train" if model.training else "eval"
         out = model(**inputs)
-        result = orpo_loss(
-            out["chosen_logps"],
-            out["chosen_tokens"],
-            out["rejected_logps"],
-            out["rejected_tokens"],
-            alpha=self.args.alpha,
-        )
+        # NLL over the whole chosen; the odds ratio over `chosen_odds_*` (scope diverging: the suffix)
+        result = preference_loss(out, alpha=self.args.alpha)
         self._store_metrics(split, out, result)
         loss = result.loss
         adalora = adalora_config_of(self.whisper)
@@ -78,7 +73,8 @@ class ORPOTrainer(Trainer):
             "rewards/rejected": rejected_rewards.mean(),
             "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean(),
             "rewards/margins": (chosen_rewards - rejected_rewards).mean(),
-            "logps/chosen": gather((out["chosen_logps"] / out["chosen_tokens"]).detach()).mean(),
+            # over the odds span, as TRL logs the means its odds ratio compares
+            "logps/chosen": gather((out["chosen_odds_logps"] / out["chosen_odds_tokens"]).detach()).mean(),
             "logps/rejected": gather((out["rejected_logps"] / out["rejected_tokens"]).detach()).mean(),
             "nll_loss": gather(result.nll_loss).mean(),
             "log_odds_ratio": gather(result.log_odds_ratio).mean(),
@@ -128,6 +124,18 @@ class ORPOTrainer(Trainer):
                 lengths=dataset.transcript_lengths(),
             )
         return super()._get_train_sampler(train_dataset)
+
+    def get_resumed_dataloader(self, dataloader, num_batches: int):
+        """A resumed `--streaming` run: the stream itself skips to where the checkpoint was, across
+        passes and with its shuffle order (data/dataset.py `resume_after`); other sets: the Trainer's skip."""
+        dataset = self.train_dataset
+        if not hasattr(dataset, "resume_after"):
+            return super().get_resumed_dataloader(dataloader, num_batches)
+        accumulation = self.args.gradient_accumulation_steps
+        # rows per batch over all processes: accelerate hands each process its share of one such batch
+        rows = self._train_batch_size * max(self.args.world_size, 1)
+        dataset.resume_after(num_batches // accumulation, rows, accumulation, self.args.dataloader_drop_last)
+        return dataloader
 
     # ---- checkpoints ----
 

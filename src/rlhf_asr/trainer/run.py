@@ -78,8 +78,9 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
         )
 
 
-def data_source(path: str, data_args: DataArguments, split: str, limit: int | None = None) -> DataSource:
-    """--train_data/--test_data with the dataset options (a JSONL manifest ignores them)."""
+def data_source(path: str, data_args: DataArguments, which: str = "train", limit: int | None = None) -> DataSource:
+    """--train_data (`which` "train") or --test_data ("test") with the dataset options (a JSONL manifest ignores
+    them). The split: --train_split/--test_split if given, else the usual one, by data/sources.py's one rule."""
     columns = Columns(
         data_args.audio_column,
         data_args.chosen_column,
@@ -87,7 +88,9 @@ def data_source(path: str, data_args: DataArguments, split: str, limit: int | No
         data_args.text_column,
         data_args.language_column,
     )
-    return DataSource(path, split, data_args.data_config, columns, data_args.streaming, split, limit)
+    named = data_args.train_split if which == "train" else data_args.test_split
+    option = f"--{which}_split"
+    return DataSource(path, named, data_args.data_config, columns, data_args.streaming, which, limit, option)
 
 
 def build_dataset(
@@ -98,14 +101,14 @@ def build_dataset(
     augmenter=None,
     max_rows=None,
     language: str | None = None,
-    split: str | None = None,
+    split: str = "train",
 ):
     """The dataset of one manifest or dataset; `language` is the run's default_language (rows without one).
 
-    `split`: a dataset's split (default: --train_split).
+    `split`: "train" (--train_data's split rule) or "test" (--test_data's).
     """
     report = read_data(
-        data_source(path, data_args, split or data_args.train_split, max_rows),
+        data_source(path, data_args, split, max_rows),
         "preference",
         **row_checks(data_args, encoder),
     )
@@ -139,13 +142,25 @@ def build_stream(data_args: DataArguments, config: ORPOConfig, processor, encode
     if config.dataloader_num_workers > 0:
         raise UserInputError("--streaming reads one stream: each dataloader worker would repeat it; use 0 workers")
     stream = ExampleStream(
-        data_source(data_args.train_data, data_args, data_args.train_split, data_args.max_train_rows),
+        data_source(data_args.train_data, data_args, "train", data_args.max_train_rows),
         "preference",
         **row_checks(data_args, encoder),
     )
-    logger.info(f"{stream.label}: streamed, rows checked as they are reached ({config.max_steps} steps)")
+    buffer = data_args.stream_shuffle_buffer
+    shuffle = (
+        f"shuffled in a {buffer}-row buffer" if buffer > 1 else f"in stream order (--stream_shuffle_buffer {buffer})"
+    )
+    logger.info(f"{stream.label}: streamed, rows checked as they are reached, {shuffle} ({config.max_steps} steps)")
     dataset = StreamingPreferenceDataset(
-        stream, processor.feature_extractor, encoder, language, augmenter, data_args.skip_invalid_rows
+        stream,
+        processor.feature_extractor,
+        encoder,
+        language,
+        augmenter,
+        data_args.skip_invalid_rows,
+        shuffle_buffer=buffer,
+        # as the Trainer seeds its sampler: a resumed run, given the same seed, draws the same order
+        seed=config.data_seed if config.data_seed is not None else config.seed,
     )
     return dataset, stream
 
@@ -195,7 +210,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
         metrics = evaluate_manifest(
             model,
             processor,
-            data_source(data_args.test_data, data_args, data_args.test_split),
+            data_source(data_args.test_data, data_args, "test"),
             default_language=language,
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
@@ -243,9 +258,7 @@ def run_training(
         )
     eval_set = None
     if data_args.test_data:
-        eval_set, _ = build_dataset(
-            data_args.test_data, data_args, processor, encoder, language=language, split=data_args.test_split
-        )
+        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language, split="test")
     else:
         config.eval_strategy = IntervalStrategy.NO
 
@@ -285,6 +298,8 @@ def run_training(
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    if isinstance(train_set, StreamingPreferenceDataset):
+        train_set.say_rows_read()  # said at the end of the first pass; else here, for the rows reached
     train_skipped = len(train_report.skipped) + len(train_set.skipped)
     # A stream: the rows reached (and usable) before --max_steps ended the run.
     train_rows = len(train_set) if hasattr(train_set, "__len__") else train_report.rows_read - train_skipped

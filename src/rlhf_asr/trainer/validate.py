@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
@@ -30,6 +31,8 @@ CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, FULL_WEIGHTS = "adapter_config.json", "adapter_model.safetensors", "model.safetensors"
 TORCH_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_*.pth")
+# One of these makes a folder a model: a Whisper (or merged, or CTranslate2) config, or a PEFT adapter's.
+MODEL_CONFIGS = ("config.json", ADAPTER_CONFIG)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -116,15 +119,31 @@ def check_trainer_options(config: ORPOConfig) -> None:
 
 
 def check_model_folder(model: str, option: str = "--base_model") -> None:
-    """A local model folder's safetensors files must be complete (headers cover the file).
+    """A local model folder must be one (a config.json or adapter_config.json), with complete
+    safetensors files (headers cover the file).
 
-    transformers reports a truncated file with a SafetensorError traceback after a while; the
-    headers alone tell in milliseconds. (Hub ids and bundled names are checked when loaded.)
+    Without the first check a folder of audio fails as "no usable Whisper processor" with a hub
+    address, as if a download had failed; transformers reports a truncated file with a
+    SafetensorError traceback after a while, the headers alone tell in milliseconds. (Hub ids and
+    bundled names are checked when loaded; a CTranslate2 folder has a config.json of its own.)
     """
     folder = Path(str(model)).expanduser()
-    if folder.is_dir():
-        for file in sorted(folder.glob("*.safetensors")):
-            check_safetensors(file, option)
+    if not folder.is_dir():
+        return
+    if not any((folder / name).is_file() for name in MODEL_CONFIGS):
+        raise UserInputError(f"{option} {model}: not a model folder ({_what_it_holds(folder)})")
+    for file in sorted(folder.glob("*.safetensors")):
+        check_safetensors(file, option)
+
+
+def _what_it_holds(folder: Path) -> str:
+    """Why the folder is not a model, and what it is instead, for the error line."""
+    found = checkpoints_in(folder)
+    if found:
+        return f"no {' or '.join(MODEL_CONFIGS)}; it holds training checkpoints: pass one, e.g. {found[-1]}"
+    suffixes = Counter(path.suffix.lower() or path.name for path in folder.iterdir() if path.is_file())
+    held = ", ".join(f"{count} {suffix} file{'s' * (count > 1)}" for suffix, count in suffixes.most_common(3))
+    return f"no {' or '.join(MODEL_CONFIGS)} in it; it holds {held or 'no files'}"
 
 
 def check_safetensors(file: Path, option: str) -> None:
