@@ -91,7 +91,7 @@ def test_evaluate_with_the_ct2_backend_reports_both_wers(setup, tmp_path, capsys
     assert metrics["wer"] == metrics["hf_wer"] > 0 and metrics["wer_difference"] == 0
     assert metrics["transcripts_differing"] == 0 and metrics["ct2_compute_type"] == "float32"
     rows = (tmp_path / "utterances.csv").read_text().splitlines()
-    assert rows[0].startswith("source,language,reference,hypothesis,hf_hypothesis") and len(rows) == 1 + len(TEXTS)
+    assert rows[0].startswith("source,kind,language,reference,hypothesis,hf_hypothesis") and len(rows) == 1 + len(TEXTS)
     assert cli_main(["evaluate", *command[1:5], "--output", str(tmp_path / "x.json"), "--ct2_model", "ct2"]) == 2
 
 
@@ -103,3 +103,24 @@ def test_evaluate_against_a_different_ct2_model_shows_the_difference(setup, tmp_
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["transcripts_differing"] == len(TEXTS)
     assert metrics["wer_difference"] == metrics["wer"] - metrics["hf_wer"]
+
+
+def test_ct2_metrics_on_a_mixed_manifest_equal_the_hf_backend_s(setup, tmp_path):
+    """Speech and no-speech rows: WER on the speech rows alone and the same hallucination rates as
+    `--backend hf` (the float32 export decodes the same text); `manifest` is the path, not a repr."""
+    root, model_dir, *_ = setup
+    rows = [json.loads(line) for line in (root / "asr.jsonl").read_text().splitlines()]
+    rows += [{**row, "sentence": ""} for row in rows]  # the same clips as no-speech rows
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "wavs").symlink_to(root / "wavs")
+    data = ["--model", str(model_dir), "--data", str(tmp_path / "mixed.jsonl")]
+    assert cli_main(["evaluate", *data, "--output", str(tmp_path / "hf.json")]) == 0
+    ct2_run = ["--backend", "ct2", "--ct2_quantization", "float32", "--output", str(tmp_path / "ct2.json")]
+    assert cli_main(["evaluate", *data, *ct2_run]) == 0
+    hf, ct2 = (json.loads((tmp_path / name).read_text()) for name in ("hf.json", "ct2.json"))
+    assert ct2["wer"] == ct2["hf_wer"] == hf["wer"] and ct2["reference_words"] == hf["reference_words"]
+    assert ct2["rows_no_speech"] == ct2["rows_speech"] == len(TEXTS)
+    for key in ("hallucination_rate", "nonspeech_output_rate", "insertion_rate", "repetition_rate"):
+        assert ct2[key] == ct2[f"hf_{key}"] == hf[key] is not None, key
+    assert ct2["nonspeech_output_rate"] == 1.0  # a random model writes on every clip
+    assert ct2["manifest"] == hf["manifest"] == str(tmp_path / "mixed.jsonl")

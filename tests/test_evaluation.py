@@ -290,8 +290,11 @@ def test_evaluate_table_shows_the_hallucination_metrics():
 
     metrics = {"num_utterances": 5, "wer": 0.1, "cer": 0.05, "preference_accuracy": None, "audio_seconds": 5.0}
     metrics.update(rtf=0.1, rows_speech=3, rows_no_speech=2, hallucination_rate=0.5, insertion_rate=0.02)
+    metrics.update(nonspeech_output_rate=1.0)
     lines = format_table({**metrics, "repetition_rate": 0.2}).splitlines()
-    for line in ("speech rows          3", "no-speech rows       2", "hallucination rate   50.00%"):
-        assert line in lines, lines
-    assert "insertion rate       2.00%" in lines and "repetition rate      20.00%" in lines
-    assert "hallucination rate   -" in format_table({**metrics, "hallucination_rate": None}).splitlines()
+    row = "{:<22}  {}".format
+    expected = [("speech rows", 3), ("no-speech rows", 2), ("hallucination rate", "50.00%")]
+    expected += [("non-speech output rate", "100.00%"), ("insertion rate", "2.00%"), ("repetition rate", "20.00%")]
+    for name, value in expected:
+        assert row(name, value) in lines, lines
+    assert row("hallucination rate", "-") in format_table({**metrics, "hallucination_rate": None}).splitlines()

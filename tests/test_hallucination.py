@@ -9,6 +9,7 @@ from rlhf_asr.evaluation.hallucination import (
     SPEECH,
     RowOutcome,
     hallucination_metrics,
+    is_silent,
     row_kind,
     score_rows,
 )
@@ -81,16 +82,31 @@ def test_hallucination_metrics_from_outcomes():
     outcomes = [
         RowOutcome(SPEECH, words_written=4, word_insertions=1, reference_words=3, loop=False),
         RowOutcome(NO_SPEECH, words_written=0, word_insertions=0, reference_words=0, loop=False),
-        RowOutcome(NO_SPEECH, words_written=5, word_insertions=5, reference_words=0, loop=True),
+        RowOutcome(NO_SPEECH, words_written=0, word_insertions=0, reference_words=0, loop=False, any_output=True),
+        RowOutcome(NO_SPEECH, words_written=5, word_insertions=5, reference_words=0, loop=True, any_output=True),
     ]
     assert hallucination_metrics(outcomes) == {
-        "hallucination_rate": 0.5,
+        "hallucination_rate": pytest.approx(1 / 3),
+        "nonspeech_output_rate": pytest.approx(2 / 3),
         "insertion_rate": pytest.approx(1 / 3),
-        "repetition_rate": pytest.approx(1 / 3),
+        "repetition_rate": pytest.approx(1 / 4),
         "rows_speech": 1,
-        "rows_no_speech": 2,
+        "rows_no_speech": 3,
         "hallucinated_rows": 1,
+        "nonspeech_output_rows": 2,
         "inserted_words": 1,
         "loop_rows": 1,
     }
     assert hallucination_metrics([])["hallucination_rate"] is None
+
+
+@pytest.mark.parametrize(("text", "silent"), [("", True), ("  \n", True), (".", False), ("...", False), ("you", False)])
+def test_one_definition_of_silent_counts_punctuation_as_output(text, silent):
+    assert is_silent(text) is silent
+
+
+def test_a_dot_on_no_speech_is_output_but_not_a_hallucinated_word():
+    """What the deployed model shows: "." on silence is a subtitle cue, counted by the strict rate."""
+    scored = score_rows(["", "", ""], [".", "", "you"], "en")
+    assert scored["hallucination_rate"] == pytest.approx(1 / 3)
+    assert scored["nonspeech_output_rate"] == pytest.approx(2 / 3)

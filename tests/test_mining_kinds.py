@@ -42,6 +42,12 @@ def test_no_speech_rejects_the_most_probable_non_empty_output():
     assert row["rejected_loop"]
 
 
+def test_a_dot_on_no_speech_is_output_and_rejected_as_the_metrics_count_it():
+    """One definition of silent (evaluation/hallucination.is_silent): "." is output, so it is a rejected."""
+    row, _ = _miner().pair(_example(""), "en", [Candidate("", -0.1), Candidate(" .", -0.2)])
+    assert row["chosen"] == "" and row["rejected"] == "."
+
+
 def test_a_silent_model_gives_no_no_speech_pair():
     assert _miner().pair(_example(""), "en", [Candidate("", -0.1), Candidate("  ", -0.2)]) == (None, "skipped_correct")
 

@@ -69,3 +69,19 @@ def test_the_reference_script_decides_the_units():
 def test_units_are_words_or_characters():
     assert text_units("No, no. Bye-bye!") == ["no", "no", "byebye"]
     assert text_units("谢谢，观看") == ["谢", "谢", "观", "看"]
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["No, no, no, not that one.", "It is very, very, very good.", "Ha ha ha ha, that was funny", "哈哈哈哈哈哈真好笑"],
+)
+def test_a_repeat_the_reference_itself_has_is_not_a_loop(reference):
+    """A perfect transcript of a reference that repeats itself: WER 0, and no loop."""
+    assert has_repetition_loop(reference)  # without the reference the repeats alone look like a loop
+    assert not has_repetition_loop(reference, reference)
+
+
+def test_repeating_more_than_the_reference_is_still_a_loop():
+    reference = "It is very, very, very good."
+    assert has_repetition_loop("It is very, very, very, very, very good.", reference)
+    assert has_repetition_loop("It is good good good.", reference)  # a run the reference does not have

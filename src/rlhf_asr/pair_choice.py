@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
+from rlhf_asr.evaluation.hallucination import is_silent
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.evaluation.repetition import has_repetition_loop, text_units
@@ -119,8 +120,9 @@ class Miner:
         return row
 
     def _no_speech(self, example, language: str, candidates: list[Candidate]) -> tuple[dict | None, str]:
-        """Any non-empty output over non-speech is rejected; a silent model gives no pair."""
-        spoken = list({c.text.strip(): c for c in reversed(candidates) if c.text.strip()}.values())[::-1]
+        """Any output over non-speech (`is_silent` False: "." too, as the metrics count it) is rejected;
+        a silent model gives no pair."""
+        spoken = list({c.text.strip(): c for c in reversed(candidates) if not is_silent(c.text)}.values())[::-1]
         if not spoken:
             return None, "skipped_correct"
         if self.negative == "random":

@@ -85,6 +85,7 @@ def format_table(metrics: dict) -> str:
         ("speech rows", fmt(metrics.get("rows_speech"))),
         ("no-speech rows", fmt(metrics.get("rows_no_speech"))),
         ("hallucination rate", fmt(metrics.get("hallucination_rate"), True)),
+        ("non-speech output rate", fmt(metrics.get("nonspeech_output_rate"), True)),
         ("insertion rate", fmt(metrics.get("insertion_rate"), True)),
         ("repetition rate", fmt(metrics.get("repetition_rate"), True)),
         *[(name, fmt(metrics[key], True)) for name, key in CT2_ROWS if key in metrics],

@@ -5,7 +5,8 @@ worse than the model they trained, and nothing tells them. `evaluate --backend c
 each batch is decoded by the Hugging Face model and by its CTranslate2 conversion with the same
 prompt tokens (the languages the HF path resolves), the same beam width (the generation
 config's) and the same length limit, and both are scored with the same normalisation as
-`evaluate_manifest`. Reported: the CT2 model's WER/CER as `wer`/`cer`, the HF model's as
+`evaluate_manifest` (WER on speech rows; no-speech rows give the hallucination rates, for both
+backends). Reported: the CT2 model's WER/CER as `wer`/`cer`, the HF model's as
 `hf_wer`/`hf_cer`, their difference (`wer_difference` = CT2 - HF, so positive means the
 conversion lost accuracy) and how many transcripts differ at all. Preference accuracy is a
 teacher-forced score of the HF model, not of a decoding backend, so it is left to `--backend hf`.
@@ -19,8 +20,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.evaluation.evaluate import read_for_evaluation, write_outputs
-from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.data.sources import DataSource
+from rlhf_asr.evaluation.evaluate import HALLUCINATION_KEYS, read_for_evaluation, write_outputs
+from rlhf_asr.evaluation.hallucination import score_rows
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.inference.ct2_decode import CT2Whisper, decode_ct2, encode_ct2
 from rlhf_asr.inference.decode import (
@@ -31,7 +33,10 @@ from rlhf_asr.inference.decode import (
     resolve_languages,
 )
 
-CSV_FIELDS = ["source", "language", "reference", "hypothesis", "hf_hypothesis", "same", "errors", "hf_errors", "words"]
+CSV_FIELDS = [
+    *("source", "kind", "language", "reference", "hypothesis", "hf_hypothesis", "same"),
+    *("errors", "hf_errors", "words", "loop", "hf_loop"),
+]
 
 
 def compare_backends(
@@ -79,7 +84,7 @@ def compare_backends(
     metrics |= {
         "num_beams": num_beams,
         "manifest_type": kind,
-        "manifest": str(manifest_path),
+        "manifest": manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path),
         "model": model_name,
         "ct2_model": ct2.path,
         "ct2_compute_type": ct2.compute_type,
@@ -93,10 +98,12 @@ def compare_backends(
 def _summary(rows: list[dict], examples, report, processor, seconds: dict) -> dict:
     spelling = english_spelling_from(processor)
     references, languages = [r["reference"] for r in rows], [r["language"] for r in rows]
-    ct2 = error_rates(references, [r["hypothesis"] for r in rows], languages, english_spelling=spelling)
-    hf = error_rates(references, [r["hf_hypothesis"] for r in rows], languages, english_spelling=spelling)
+    # as `evaluate --backend hf` scores: WER on speech rows, no-speech rows in the hallucination rates
+    ct2 = score_rows(references, [r["hypothesis"] for r in rows], languages, english_spelling=spelling)
+    hf = score_rows(references, [r["hf_hypothesis"] for r in rows], languages, english_spelling=spelling)
     for row, mine, theirs in zip(rows, ct2["utterances"], hf["utterances"]):
         row.update(errors=mine["errors"], hf_errors=theirs["errors"], words=mine["words"])
+        row.update(kind=mine["kind"], loop=mine["loop"], hf_loop=theirs["loop"])
         row["same"] = row["hypothesis"] == row["hf_hypothesis"]
     audio_seconds = sum(example.duration for example in examples)
 
@@ -122,4 +129,6 @@ def _summary(rows: list[dict], examples, report, processor, seconds: dict) -> di
         "hf_rtf": seconds["hf"] / audio_seconds if audio_seconds else None,
         **{f"hf_{key}": hf[key] for key in ("word_errors", "reference_words")},
         **{key: ct2[key] for key in ("word_errors", "reference_words", "char_errors", "reference_chars")},
+        **{key: ct2[key] for key in HALLUCINATION_KEYS},
+        **{f"hf_{key}": hf[key] for key in HALLUCINATION_KEYS if key.endswith("_rate")},
     }

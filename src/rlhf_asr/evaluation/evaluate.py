@@ -61,11 +61,13 @@ CSV_FIELDS = [
 # From `hallucination_metrics`: rates (None where their rows are missing) and their counts.
 HALLUCINATION_KEYS = (
     "hallucination_rate",
+    "nonspeech_output_rate",
     "insertion_rate",
     "repetition_rate",
     "rows_speech",
     "rows_no_speech",
     "hallucinated_rows",
+    "nonspeech_output_rows",
     "inserted_words",
     "loop_rows",
 )

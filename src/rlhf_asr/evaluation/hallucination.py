@@ -7,6 +7,9 @@ words to divide by) and hides both inside one number, so they are counted on the
 - `hallucination_rate`: share of no-speech rows (reference "") where the model wrote at least one
   word after Whisper's normalisation (punctuation and fillers such as "hmm" or "(music)" are not);
   None when there are no such rows, since 0 would claim a measurement that was never made;
+- `nonspeech_output_rate`: share of no-speech rows where the model wrote anything at all
+  (`is_silent` is False: "." and "..." count), the stricter one and what a user of the deployed
+  model sees; the silence targets are judged on it;
 - `insertion_rate`: inserted words over reference words, on speech rows (words added that were
   not said, the hallucination inside speech);
 - `repetition_rate`: share of all outputs with a repetition loop (`has_repetition_loop`). Speech
@@ -29,6 +32,12 @@ SPEECH = "speech"
 NO_SPEECH = "no_speech"
 
 
+def is_silent(text: str) -> bool:
+    """The one definition of a silent output: nothing but whitespace. "." and "..." are output (a
+    subtitle cue nobody asked for), so they are not silent, though they hold no word."""
+    return not text.strip()
+
+
 def row_kind(reference: str) -> str:
     """NO_SPEECH for the empty reference that manifests use for no speech, else SPEECH."""
     return NO_SPEECH if reference == "" else SPEECH
@@ -43,6 +52,7 @@ class RowOutcome:
     word_insertions: int  # hypothesis words with no reference word
     reference_words: int  # words of the normalised reference (0 for no speech)
     loop: bool  # has_repetition_loop
+    any_output: bool = False  # not is_silent(hypothesis): anything written, punctuation included
 
 
 def written_words(normalized: str) -> int:
@@ -55,15 +65,18 @@ def hallucination_metrics(outcomes: Sequence[RowOutcome]) -> dict:
     speech = [o for o in outcomes if o.kind == SPEECH]
     silent = [o for o in outcomes if o.kind == NO_SPEECH]
     hallucinated = sum(o.words_written > 0 for o in silent)
+    output = sum(o.any_output for o in silent)
     inserted = sum(o.word_insertions for o in speech)
     loops = sum(o.loop for o in outcomes)
     return {
         "hallucination_rate": _ratio(hallucinated, len(silent)),
+        "nonspeech_output_rate": _ratio(output, len(silent)),
         "insertion_rate": _ratio(inserted, sum(o.reference_words for o in speech)),
         "repetition_rate": _ratio(loops, len(outcomes)),
         "rows_speech": len(speech),
         "rows_no_speech": len(silent),
         "hallucinated_rows": hallucinated,
+        "nonspeech_output_rows": output,
         "inserted_words": inserted,
         "loop_rows": loops,
     }
@@ -88,7 +101,11 @@ def score_rows(
         loop = has_repetition_loop(hypothesis, reference if kind == SPEECH else None)
         utterance.update(kind=kind, loop=loop)
         words = written_words(utterance["hypothesis_norm"])
-        outcomes.append(RowOutcome(kind, words, utterance["word_insertions"], utterance["ref_words"], loop))
+        outcomes.append(
+            RowOutcome(
+                kind, words, utterance["word_insertions"], utterance["ref_words"], loop, not is_silent(hypothesis)
+            )
+        )
     speech = [u for u in utterances if u["kind"] == SPEECH]
     return {**corpus_rates(speech), **hallucination_metrics(outcomes), "utterances": utterances}
 

@@ -13,7 +13,9 @@ Units are words, compared after case folding and with punctuation stripped ("No,
 three "no"s). Texts written without spaces (Chinese, Japanese, Thai, ...) are compared by
 characters; one character carries less than a word, so there the repeated stretch must also
 cover MIN_CHARACTER_SPAN characters ("哈哈哈" is laughter, not a loop). Nothing here depends on a
-language's vocabulary: two repeats ("no no", "bye bye") are ordinary speech and never count.
+language's vocabulary: two repeats ("no no", "bye bye") are ordinary speech and never count, and
+neither do the repeats the reference itself has ("very, very, very good": the hypothesis loops
+only when it repeats more than that).
 """
 
 from __future__ import annotations
@@ -53,9 +55,11 @@ def text_units(text: str, characters: bool | None = None) -> list[str]:
     return [word for word in words if word]
 
 
-def _has_loop(units: list[str], characters: bool) -> bool:
+def _loops(units: list[str], characters: bool) -> list[tuple[tuple[str, ...], int]]:
+    """(n-gram, times in a row) of every run of MIN_REPEATS+ repeats in `units`."""
     max_ngram = MAX_CHARACTER_NGRAM if characters else MAX_NGRAM
     min_span = MIN_CHARACTER_SPAN if characters else 0
+    found = []
     for n in range(1, max_ngram + 1):
         for start in range(len(units) - n * MIN_REPEATS + 1):
             gram = units[start : start + n]
@@ -63,8 +67,19 @@ def _has_loop(units: list[str], characters: bool) -> bool:
             while units[start + repeats * n : start + (repeats + 1) * n] == gram:
                 repeats += 1
             if repeats >= MIN_REPEATS and n * repeats >= min_span:
-                return True
-    return False
+                found.append((tuple(gram), repeats))
+    return found
+
+
+def _longest_run(units: list[str], gram: tuple[str, ...]) -> int:
+    """The most times `gram` stands in a row in `units` (0 when it is not there)."""
+    n, best = len(gram), 0
+    for start in range(len(units) - n + 1):
+        repeats = 0
+        while tuple(units[start + repeats * n : start + (repeats + 1) * n]) == gram:
+            repeats += 1
+        best = max(best, repeats)
+    return best
 
 
 def far_longer(hypothesis: list[str], reference: list[str], characters: bool) -> bool:
@@ -76,11 +91,14 @@ def far_longer(hypothesis: list[str], reference: list[str], characters: bool) ->
 def has_repetition_loop(text: str, reference: str | None = None) -> bool:
     """True when `text` repeats an n-gram MIN_REPEATS+ times in a row, or is far longer than `reference`.
 
-    `reference` None: only the repeats count. An empty reference ("" for no speech) makes any text
-    over LENGTH_SLACK words a loop: the model went on and on over silence.
+    A repeat the reference itself has is speech, not a loop ("No, no, no, not that one." written as
+    said): with a `reference`, a run counts only when it repeats its n-gram more times in a row
+    than the reference does. `reference` None: every run counts. An empty reference ("" for no
+    speech) makes any text over LENGTH_SLACK words a loop: the model went on and on over silence.
     """
     characters = _spaceless(text) or (reference is not None and _spaceless(reference))
     units = text_units(text, characters)
-    if _has_loop(units, characters):
+    reference_units = [] if reference is None else text_units(reference, characters)
+    if any(repeats > _longest_run(reference_units, gram) for gram, repeats in _loops(units, characters)):
         return True
-    return reference is not None and far_longer(units, text_units(reference, characters), characters)
+    return reference is not None and far_longer(units, reference_units, characters)
