@@ -124,3 +124,32 @@ def test_ct2_metrics_on_a_mixed_manifest_equal_the_hf_backend_s(setup, tmp_path)
         assert ct2[key] == ct2[f"hf_{key}"] == hf[key] is not None, key
     assert ct2["nonspeech_output_rate"] == 1.0  # a random model writes on every clip
     assert ct2["manifest"] == hf["manifest"] == str(tmp_path / "mixed.jsonl")
+
+
+def test_faster_whisper_backend_scores_what_faster_whisper_writes(setup, tmp_path):
+    """The real faster-whisper on the export, with its own defaults: the same text as calling it by
+    hand, scored with the hf backend's rules (WER on speech rows, non-speech output on the rest)."""
+    faster_whisper = pytest.importorskip("faster_whisper")
+    root, model_dir, *_ = setup
+    rows = [json.loads(line) for line in (root / "asr.jsonl").read_text().splitlines()][:2]
+    rows += [{**rows[0], "sentence": ""}]
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "wavs").symlink_to(root / "wavs")
+    command = ["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "mixed.jsonl")]
+    command += ["--backend", "faster-whisper", "--ct2_model", str(root / "ct2"), "--output", str(tmp_path / "m.json")]
+    assert cli_main(command) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["backend"] == "faster-whisper" and metrics["num_beams"] == 5
+    assert metrics["rows_speech"] == 2 and metrics["rows_no_speech"] == 1
+    by_hand = faster_whisper.WhisperModel(str(root / "ct2"), device="cpu")
+    texts = []
+    for row in rows:
+        segments, _ = by_hand.transcribe(load_audio(root / row["audio"]["path"]))  # the samples we decode
+        texts.append("".join(segment.text for segment in segments).strip())
+    csv_rows = (tmp_path / "utterances.csv").read_text().splitlines()[1:]
+    assert len(csv_rows) == 3
+    assert metrics["nonspeech_output_rate"] == (1.0 if texts[2] else 0.0)
+    from rlhf_asr.evaluation.hallucination import score_rows
+
+    expected = score_rows([row["sentence"] for row in rows], texts, "en")
+    assert metrics["wer"] == expected["wer"] and metrics["hallucination_rate"] == expected["hallucination_rate"]

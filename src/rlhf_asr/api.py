@@ -140,7 +140,7 @@ def evaluate(
     max_rows: int | None = None,
     skip_invalid_rows: bool = False,
     long_form: LongFormOptions | None = None,
-    backend: Literal["hf", "ct2"] = "hf",
+    backend: Literal["hf", "ct2", "faster-whisper"] = "hf",
     ct2_model: str | Path | None = None,
     ct2_quantization: str = "int8",
     device: str | None = None,
@@ -158,7 +158,8 @@ def evaluate(
         skip_invalid_rows: skip (and count) bad rows instead of stopping at the first.
         long_form: how rows over 30 s are decoded (`transcribe`'s options); None: openai's defaults.
         backend: `hf` (transformers), or `ct2`: decode with the model's CTranslate2 conversion as
-            well and report both WERs (`wer` = CT2's, `hf_wer`, `wer_difference` = CT2 - HF).
+            well and report both WERs (`wer` = CT2's, `hf_wer`, `wer_difference` = CT2 - HF), or
+            `faster-whisper`: the export through faster-whisper with its own defaults (beam 5...).
         ct2_model: an `export-ct2` folder of `model`; None: exported now (`ct2_quantization`).
     Returns the metrics that metrics.json holds.
     """
@@ -166,8 +167,8 @@ def evaluate(
     from rlhf_asr.evaluation.evaluate import check_output, evaluate_manifest
 
     _check(evaluate, locals(), positive=("num_beams", "batch_size", "max_rows"))
-    if ct2_model is not None and backend != "ct2":
-        raise UserInputError("--ct2_model is for --backend ct2")
+    if ct2_model is not None and backend == "hf":
+        raise UserInputError("--ct2_model is for --backend ct2 or faster-whisper")
     target = check_output(str(output)) if output is not None else None  # before hours of decoding
     source = _source(data, "test", max_rows)
     data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
@@ -177,7 +178,7 @@ def evaluate(
     if backend == "hf":
         decode = partial(evaluate_manifest, long_form=long_form)
     else:
-        decode = _ct2_comparison(loaded, ct2_model, ct2_quantization, device)
+        decode = _ct2_backend(backend, loaded, ct2_model, ct2_quantization, device)
     return decode(
         loaded.model,
         loaded.processor,
@@ -347,13 +348,18 @@ def _source(data: str | Path | DataSource, default_split: str, limit: int | None
     return DataSource(str(data), default_split=default_split, limit=limit)
 
 
-def _ct2_comparison(loaded: LoadedModel, ct2_model, quantization: str, device: str | None):
-    """`compare_backends` bound to the model's CTranslate2 conversion: `ct2_model`, or the model
-    exported now to a temporary folder (kept until the process ends)."""
+def _ct2_backend(backend: str, loaded: LoadedModel, ct2_model, quantization: str, device: str | None):
+    """`compare_backends` (ct2) or `evaluate_faster_whisper` bound to the model's CTranslate2
+    conversion: `ct2_model`, or the model exported now to a temporary folder (kept until exit)."""
+    folder = ct2_model or _exported(loaded.name, quantization)
+    if backend == "faster-whisper":
+        from rlhf_asr.evaluation.faster_whisper_eval import evaluate_faster_whisper, faster_whisper_model
+
+        fw_model = faster_whisper_model(folder, device=device)
+        return lambda _model, *args, **kwargs: evaluate_faster_whisper(fw_model, *args, folder=folder, **kwargs)
     from rlhf_asr.evaluation.ct2_compare import compare_backends
     from rlhf_asr.inference.ct2_decode import load_ct2_whisper
 
-    folder = ct2_model or _exported(loaded.name, quantization)
     ct2 = load_ct2_whisper(folder, device=device or "auto", processor=loaded.processor)
     return partial(compare_backends, ct2=ct2)
 

@@ -43,24 +43,26 @@ class EvaluateOptions:
     )
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
-    backend: Literal["hf", "ct2"] = field(
+    backend: Literal["hf", "ct2", "faster-whisper"] = field(
         default="hf",
         metadata={
             "help": "hf: transformers; ct2: decode with --model's CTranslate2 conversion too and report both WERs "
-            "and wer_difference (ct2 - hf) on the same clips"
+            "and wer_difference (ct2 - hf) on the same clips; faster-whisper: the conversion through "
+            "faster-whisper with its own defaults (beam 5, its thresholds), what its users get"
         },
     )
     ct2_model: str | None = field(
-        default=None, metadata={"help": "--backend ct2: an export-ct2 folder of --model (None: export it now)"}
+        default=None,
+        metadata={"help": "--backend ct2/faster-whisper: an export-ct2 folder of --model (None: export it now)"},
     )
     ct2_quantization: Literal["int8", "int8_float32", "int8_float16", "float16", "float32"] = field(
-        default="int8", metadata={"help": "--backend ct2 without --ct2_model: weight type of the export"}
+        default="int8", metadata={"help": "--backend ct2/faster-whisper without --ct2_model: weight type of the export"}
     )
 
     def __post_init__(self):
         check_positive(self, "num_beams", "batch_size", "max_rows")
-        if self.ct2_model is not None and self.backend != "ct2":
-            raise UserInputError("--ct2_model is for --backend ct2")
+        if self.ct2_model is not None and self.backend == "hf":
+            raise UserInputError("--ct2_model is for --backend ct2 or faster-whisper")
 
 
 def build_parser():
