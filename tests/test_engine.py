@@ -23,19 +23,7 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def batch():
-    processor = bundled_processor("tiny.en")
-    encoder = TranscriptEncoder(processor.tokenizer)
-    gen = torch.Generator().manual_seed(0)
-    items = [
-        {
-            "input_features": torch.randn(80, 3000, generator=gen).numpy(),
-            "chosen": encoder.encode(chosen, None),
-            "rejected": encoder.encode(rejected, None),
-            "index": i,
-        }
-        for i, (chosen, rejected) in enumerate(PAIRS)
-    ]
-    return PreferenceCollator(pad_token_id=processor.tokenizer.eos_token_id)(items)
+    return _batches(["all"])[0]
 
 
 def _loss_and_grads(model, mode, batch, **engine_kwargs):
