@@ -130,6 +130,10 @@ def test_faster_whisper_backend_scores_what_faster_whisper_writes(setup, tmp_pat
     """The real faster-whisper on the export, with its own defaults: the same text as calling it by
     hand, scored with the hf backend's rules (WER on speech rows, non-speech output on the rest)."""
     faster_whisper = pytest.importorskip("faster_whisper")
+    import ctranslate2
+
+    from rlhf_asr.evaluation.faster_whisper_eval import SEED
+
     root, model_dir, *_ = setup
     rows = [json.loads(line) for line in (root / "asr.jsonl").read_text().splitlines()][:2]
     rows += [{**rows[0], "sentence": ""}]
@@ -144,6 +148,7 @@ def test_faster_whisper_backend_scores_what_faster_whisper_writes(setup, tmp_pat
     by_hand = faster_whisper.WhisperModel(str(root / "ct2"), device="cpu")
     texts = []
     for row in rows:
+        ctranslate2.set_random_seed(SEED)  # the temperature fallback samples: seeded per clip, as evaluate does
         segments, _ = by_hand.transcribe(load_audio(root / row["audio"]["path"]))  # the samples we decode
         texts.append("".join(segment.text for segment in segments).strip())
     csv_rows = (tmp_path / "utterances.csv").read_text().splitlines()[1:]

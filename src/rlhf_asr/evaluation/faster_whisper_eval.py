@@ -44,9 +44,17 @@ def default_beam_size(model) -> int:
     return inspect.signature(type(model).transcribe).parameters["beam_size"].default
 
 
-def transcribe_clip(model, audio, language: str | None, beam_size: int | None) -> str:
+# faster-whisper's temperature fallback samples (CTranslate2's generator): seeded per clip, so a
+# row's text does not depend on the rows before it and a rerun writes the same text.
+SEED = 0
+
+
+def transcribe_clip(model, audio, language: str | None, beam_size: int | None, seed: int = SEED) -> str:
     """One clip's text as faster-whisper writes it: its segments joined, with its own defaults."""
+    import ctranslate2
+
     options = {} if beam_size is None else {"beam_size": beam_size}
+    ctranslate2.set_random_seed(seed)
     segments, _ = model.transcribe(audio, language=language, **options)
     return "".join(segment.text for segment in segments).strip()  # a generator: decoding happens here
 
