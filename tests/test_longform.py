@@ -36,11 +36,11 @@ def noise(seconds: float, seed: int) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * (200 + 50 * seed) * t) + 0.05 * rng.standard_normal(t.shape)).astype(np.float32)
 
 
-def pipeline_texts(model, processor, audios, options: LongFormOptions) -> list[str]:
+def pipeline_texts(model, processor, audios, options: LongFormOptions, num_beams: int | None = None) -> list[str]:
     """What transformers' ASR pipeline gives without chunking (its own long-form path).
 
-    The pipeline adds num_beams=5 where the generation config sets none (docs/decoding.md);
-    the model's generation config (greedy) is asked for explicitly.
+    `num_beams` None: the pipeline's own default (5 where the generation config sets none, as the
+    tool's: docs/decoding.md).
     """
     from transformers import pipeline
 
@@ -52,7 +52,7 @@ def pipeline_texts(model, processor, audios, options: LongFormOptions) -> list[s
         chunk_length_s=None,
         device="cpu",
     )
-    kwargs = {**options.generate_kwargs(), "num_beams": model.generation_config.num_beams or 1}
+    kwargs = {**options.generate_kwargs(), **({"num_beams": num_beams} if num_beams else {})}
     return [asr(audio.copy(), return_timestamps=True, generate_kwargs=kwargs)["text"].strip() for audio in audios]
 
 
@@ -60,7 +60,7 @@ def test_long_form_equals_the_pipeline_and_covers_the_whole_file():
     model, processor = timestamp_model()
     audios = [noise(50.0, 1), noise(12.0, 2)]
     ours = transcribe_long(model, processor, audios, options=GREEDY, batch_size=2)
-    assert [r.text for r in ours] == pipeline_texts(model, processor, audios, GREEDY)
+    assert [r.text for r in ours] == pipeline_texts(model, processor, audios, GREEDY, num_beams=1)
     first = ours[0].segments
     assert first and first[-1].end > 30  # decoding went past the first window
     assert all(a.start <= a.end <= b.start + 1e-6 for a, b in zip(first, first[1:]))
@@ -257,7 +257,7 @@ def test_real_tiny_en_hears_every_part_of_a_minute_as_the_pipeline_does(real_tin
 
     model, processor, audio, root = real_tiny_en
     assert len(audio) / RATE >= 55
-    result = transcribe_long(model, processor, [audio], options=GREEDY)[0]
+    result = transcribe_long(model, processor, [audio], options=GREEDY, num_beams=1)[0]
     heard = set(normalize_text(result.text, "en").split())
     for part in PARTS:
         words = set(normalize_text(" ".join(part), "en").split())
@@ -265,12 +265,24 @@ def test_real_tiny_en_hears_every_part_of_a_minute_as_the_pipeline_does(real_tin
     starts = [s.start for s in result.segments]
     assert starts == sorted(starts) and result.segments[-1].end > 40
     assert result.text == " ".join(s.text for s in result.segments)
-    assert result.text == pipeline_texts(model, processor, [audio], GREEDY)[0]
+    assert result.text == pipeline_texts(model, processor, [audio], GREEDY, num_beams=1)[0]
 
     from rlhf_asr.evaluation.evaluate import evaluate_manifest
 
     reference = " ".join(" ".join(part) for part in PARTS)
     row = {"audio": {"path": str(root / "minute.wav")}, "duration": len(audio) / RATE, "text": reference}
     (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n")
-    metrics = evaluate_manifest(model, processor, tmp_path / "m.jsonl", long_form=GREEDY)
+    metrics = evaluate_manifest(model, processor, tmp_path / "m.jsonl", long_form=GREEDY, num_beams=1)
     assert metrics["num_utterances"] == 1 and metrics["wer"] < 0.3, metrics
+
+
+def test_long_form_beam_search_fails_in_transformers_so_the_default_is_the_configs(tmp_path):
+    """Why long-form does not take the pipeline's 5 beams by default: transformers' own long-form
+    beam search raises on this input (the pipeline's too). If this starts passing, revisit the default."""
+    from whisper_fixtures import make_tiny_model, write_tone
+
+    model, processor = make_tiny_model("tiny.en", max_length=16)
+    audio = soundfile.read(write_tone(tmp_path / "long.wav", seconds=31.5, seed=7), dtype="float32")[0]
+    with pytest.raises(IndexError):
+        pipeline_texts(model, processor, [audio], LongFormOptions(temperature=[0.0]), num_beams=5)
+    assert transcribe_long(model, processor, [audio], options=LongFormOptions(temperature=[0.0]))[0].segments

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 # config's 448 tokens, so batches stop at this cap and only the rows it cut are decoded again, alone
 # and uncapped: every transcript is then exactly what `generate` gives (what users deploy).
 MAX_NEW_TOKENS = 48
+# The studies and the demo decode greedily, as every committed result was measured (the tool's own
+# default is the pipeline's 5 beams); docs/results.md says so.
+STUDY_NUM_BEAMS = 1
 
 
 class Stages:
@@ -122,11 +125,19 @@ def decode_hidden(model, processor, hidden: torch.Tensor, durations: list[float]
     texts: list[str] = [""] * len(order)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        found = decode_encoded(model, processor, hidden[rows], [prefix] * len(rows), max_new_tokens=MAX_NEW_TOKENS)
+        found = decode_encoded(
+            model,
+            processor,
+            hidden[rows],
+            [prefix] * len(rows),
+            num_beams=STUDY_NUM_BEAMS,
+            max_new_tokens=MAX_NEW_TOKENS,
+        )
         for row, candidates in zip(rows, found):
             texts[row] = candidates[0].text
             if not candidates[0].finished:  # cut by the cap: decode again to the generation config's limit
-                texts[row] = decode_encoded(model, processor, hidden[[row]], [prefix])[0][0].text
+                again = decode_encoded(model, processor, hidden[[row]], [prefix], num_beams=STUDY_NUM_BEAMS)
+                texts[row] = again[0][0].text
     return texts
 
 

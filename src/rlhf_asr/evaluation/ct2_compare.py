@@ -29,9 +29,11 @@ from rlhf_asr.inference.decode import (
     check_language,
     decode_encoded,
     decoder_prefixes,
+    default_num_beams,
     encode_audio,
     resolve_languages,
 )
+from rlhf_asr.model.core import whisper_core
 
 CSV_FIELDS = [
     *("source", "kind", "language", "reference", "hypothesis", "hf_hypothesis", "same"),
@@ -56,7 +58,7 @@ def compare_backends(
 ) -> dict:
     """Metrics of both backends on every row of `manifest_path` (see the module doc); writes
     metrics.json and utterances.csv (both hypotheses per row) with `output_dir`."""
-    num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
+    num_beams = num_beams or default_num_beams(whisper_core(model).generation_config)
     language = check_language(processor, language)
     # Rows over 30 s are invalid here: the CTranslate2 path decodes one window per clip.
     kind, report, examples = read_for_evaluation(manifest_path, processor, skip_invalid, max_rows, long_audio=False)

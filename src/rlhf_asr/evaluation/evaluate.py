@@ -33,6 +33,7 @@ from rlhf_asr.inference.decode import (
     check_language,
     decode_encoded,
     decoder_prefixes,
+    default_num_beams,
     encode_audio,
     resolve_languages,
     score_texts,
@@ -114,8 +115,9 @@ def evaluate_manifest(
     (`long_rows`, with `long_form`: LongFormOptions, None: openai's defaults). `manifest_path` may
     also be a dataset (data/sources.py).
     """
-    # None: the model's generation config, as Whisper's generate and deployed decoding use it.
-    num_beams = num_beams or getattr(model.generation_config, "num_beams", None) or 1
+    # None: the pipeline's rule (the generation config's beams, else 5) for rows within 30 s; long
+    # rows keep the generation config's (inference/longform.py says why).
+    given_beams, num_beams = num_beams, num_beams or default_num_beams(whisper_core(model).generation_config)
     language = check_language(processor, language)
     default_language = check_language(processor, default_language)
     kind, report, examples = read_for_evaluation(manifest_path, processor, skip_invalid, max_rows, long_audio=True)
@@ -127,7 +129,7 @@ def evaluate_manifest(
             wanted = [language or example.language or default_language for example in batch]
             batch_rows, seconds = evaluate_in_order(
                 lambda part, langs: _evaluate_batch(model, processor, part, kind, langs, num_beams),
-                lambda part, langs: evaluate_long_rows(model, processor, part, kind, langs, num_beams, long_form),
+                lambda part, langs: evaluate_long_rows(model, processor, part, kind, langs, given_beams, long_form),
                 batch,
                 wanted,
             )

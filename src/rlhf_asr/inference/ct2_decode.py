@@ -27,7 +27,7 @@ import numpy as np
 from rlhf_asr.data.audio import WHISPER_SAMPLING_RATE
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens, transcript_encoder
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.inference.decode import Candidate, check_language, decoder_prefixes
+from rlhf_asr.inference.decode import Candidate, check_language, decoder_prefixes, default_num_beams
 
 # (audios, wanted language per audio or None) -> (language per audio, candidates per audio)
 CandidatesProvider = Callable[[Sequence[np.ndarray], list], tuple[list[str], list[list[Candidate]]]]
@@ -120,7 +120,7 @@ def decode_ct2(
 ) -> list[list[Candidate]]:
     """`num_return_sequences` candidates per encoded audio, with CT2's mean log-probs (see module doc)."""
     generation = ct2.generation_config
-    beams = num_beams or generation.num_beams or 1
+    beams = num_beams or default_num_beams(generation)
     new_tokens = new_token_limit(generation, max(len(prefix) for prefix in prefixes))
     options = dict(num_hypotheses=num_return_sequences, max_length=2 * new_tokens, return_scores=True)
     if generation.suppress_tokens is not None:

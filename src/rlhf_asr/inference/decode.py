@@ -13,11 +13,11 @@ n-best lists, applies the same suppress-token rules from the generation config, 
 encoder output, so each audio is encoded once for language detection, decoding and scoring.
 Audio is cut to Whisper's 30 s window here; longer audio goes through `inference.longform` (see `over_window`).
 
-The transcripts equal `WhisperForConditionalGeneration.generate` with the model's generation
-config (prompt, suppressed tokens, length rule, and `num_beams` when not given), which is what
-`transformers.pipeline("automatic-speech-recognition")` runs too, except that the pipeline adds
-its own default of `num_beams=5` when the generation config sets none: its transcripts are then
-beam search, the tool's are greedy (tests/test_evaluation.py checks both, docs/decoding.md).
+The transcripts equal `transformers.pipeline("automatic-speech-recognition")`'s, which calls
+`WhisperForConditionalGeneration.generate` with the model's generation config (prompt, suppressed
+tokens, length rule) plus its own default of `num_beams=5` where the generation config sets no
+beam width: `default_num_beams` applies the same rule, so `num_beams=None` decodes as the pipeline
+does and `num_beams=1` is greedy (tests/test_evaluation.py checks both, docs/decoding.md).
 
 Scores are teacher-forced mean per-token log-probs of the text as training tokenises it
 (`TranscriptEncoder`: leading space, `<|endoftext|>` scored, prompt not scored), so a pair's
@@ -56,6 +56,18 @@ class _NoPaddingToMask(logging.Filter):
 logging.getLogger("transformers.generation.utils").addFilter(_NoPaddingToMask())
 
 Languages = str | None | Sequence[str | None]
+
+# transformers.pipeline's beam width where the generation config sets none
+# (AutomaticSpeechRecognitionPipeline._default_generation_config, "follows openai's whisper"); faster-whisper's too.
+PIPELINE_NUM_BEAMS = 5
+
+
+def default_num_beams(generation_config) -> int:
+    """The beam width the pipeline decodes with: the generation config's if it sets one, else 5.
+
+    "Sets one" as the pipeline reads it: a value that differs from GenerationConfig's default (1).
+    """
+    return generation_config.num_beams if "num_beams" in generation_config.to_diff_dict() else PIPELINE_NUM_BEAMS
 
 
 @dataclass(frozen=True)
@@ -144,11 +156,11 @@ def _generate(
 ) -> torch.Tensor:
     """Generated ids after the prompt, [B * num_return_sequences, L], grouped by audio.
 
-    `num_beams=None` takes the generation config's, as Whisper's `generate` does.
+    `num_beams=None`: the pipeline's (`default_num_beams`).
     """
     core = whisper_core(model)
     if num_beams is None:
-        num_beams = core.generation_config.num_beams or 1
+        num_beams = default_num_beams(core.generation_config)
     prompt = torch.tensor(prefixes, dtype=torch.long, device=hidden.device)
     options = dict(num_return_sequences=num_return_sequences, do_sample=do_sample)
     if do_sample:

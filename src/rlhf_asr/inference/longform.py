@@ -221,7 +221,7 @@ def transcribe_long(
     """Per 16 kHz audio of any length, its text and timed segments (Whisper's long-form decoding).
 
     `language`: one for all, one per audio, or None (English-only models: English; multilingual:
-    detected per file by `generate`). `num_beams` None: the generation config's. Temperatures above
+    detected per file by `generate`). `num_beams` None: the generation config's (see `_decode`). Temperatures above
     0 sample, so seed torch for repeatable runs. `progress`: True for a bar on stderr
     (`seconds_progress`), or a function called with the seconds of audio decoded so far.
     """
@@ -244,6 +244,8 @@ def _decode(model, processor, audios, seconds, languages, task, options, num_bea
     options = options or LongFormOptions()
     core = whisper_core(model)
     multilingual = bool(getattr(core.generation_config, "is_multilingual", False))
+    # Not the pipeline's 5 beams by default: transformers' long-form beam search fails on some windows
+    # (IndexError in `generate`, the pipeline's too: tests/test_longform.py), so the generation config's.
     extra = {"num_beams": num_beams} if num_beams is not None else {}
     results: list[LongFormResult] = []
     window = processor.feature_extractor.n_samples
