@@ -92,7 +92,7 @@ def transcribe(
 
     Args:
         language: e.g. `English` or `en`; None: each file's detected language (multilingual models).
-        num_beams: None: the model's generation config.
+        num_beams: None: the pipeline's (the generation config's, else 5; long-form: the config's); 1: greedy.
         batch_size: files decoded at once.
         timestamps: return `LongFormResult`s (text and timed segments) instead of strings.
         long_form: the long-form options; None: openai/whisper's defaults.
@@ -153,7 +153,7 @@ def evaluate(
             `DataSource` naming a dataset's split and columns.
         output: metrics.json path; utterances.csv is written beside it. None: nothing written.
         language: overrides the rows' own languages; None: each row's (else detected).
-        num_beams: None: the model's generation config.
+        num_beams: None: the pipeline's (the generation config's, else 5; long-form: the config's); 1: greedy.
         max_rows: score only the first N rows.
         skip_invalid_rows: skip (and count) bad rows instead of stopping at the first.
         long_form: how rows over 30 s are decoded (`transcribe`'s options); None: openai's defaults.

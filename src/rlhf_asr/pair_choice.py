@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
-from rlhf_asr.evaluation.hallucination import is_silent
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.evaluation.repetition import has_repetition_loop, text_units

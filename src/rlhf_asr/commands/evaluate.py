@@ -34,7 +34,10 @@ class EvaluateOptions:
         default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
     )
     num_beams: int | None = field(
-        default=None, metadata={"help": "beam width; None: the model's generation config (1 if unset)"}
+        default=None,
+        metadata={
+            "help": "beam width; None: the pipeline's (the generation config's, else 5), faster-whisper's 5; 1: greedy"
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
     max_rows: int | None = field(default=None, metadata={"help": "evaluate only the first N rows (None: all)"})

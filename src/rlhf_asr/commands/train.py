@@ -25,6 +25,7 @@ HELP_SOURCES = [
     _PACKAGE / "commands" / "parser.py",
     _PACKAGE / "trainer" / "config.py",
     _PACKAGE / "trainer" / "config_file.py",
+    _PACKAGE / "data" / "nospeech_target.py",  # the choices of --nospeech_target
 ]
 
 

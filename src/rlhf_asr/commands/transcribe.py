@@ -36,7 +36,9 @@ FORMAT_NAMES = ("json", "srt", "vtt", "text")  # inference.subtitles.FORMATS (no
 class TranscribeOptions:
     model: str = field(metadata={"help": MODEL_HELP})
     language: str | None = field(default=None, metadata={"help": "None: detected by multilingual models"})
-    num_beams: int | None = field(default=None, metadata={"help": "None: the model's generation config (1 if unset)"})
+    num_beams: int | None = field(
+        default=None, metadata={"help": "None: the pipeline's (the generation config's, else 5); 1: greedy"}
+    )
     batch_size: int = field(default=8, metadata={"help": "files decoded at once"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})

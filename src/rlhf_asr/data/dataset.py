@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from rlhf_asr.data.audio import AudioError, load_audio
 from rlhf_asr.data.stream import pass_rng, read_summary, shuffled
+from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, EncodedTranscript, TranscriptEncoder, TranscriptError
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.encoder_cache import audio_key
@@ -31,13 +32,26 @@ Augmenter = Callable[[np.ndarray, int], np.ndarray]
 def encode_pair(
     example, encoder: TranscriptEncoder, language: str | None
 ) -> tuple[EncodedTranscript, EncodedTranscript]:
-    """Chosen and rejected token sequences of one example (segments when timestamps are on)."""
+    """Chosen and rejected token sequences of one example (segments when timestamps are on).
+
+    A no-speech chosen (no text, or no segment) is the encoder's no-speech target.
+    """
     if encoder.timestamps:
-        return (
-            encoder.encode_segments(example.chosen_segments, language),
-            encoder.encode_segments(example.rejected_segments, language),
-        )
-    return encoder.encode(example.chosen, language), encoder.encode(example.rejected, language)
+        rejected = encoder.encode_segments(example.rejected_segments, language)
+        chosen = example.chosen_segments
+    else:
+        rejected = encoder.encode(example.rejected, language)
+        chosen = example.chosen
+    if is_no_speech(example, encoder):
+        return encoder.encode_no_speech(language), rejected
+    if encoder.timestamps:
+        return encoder.encode_segments(chosen, language), rejected
+    return encoder.encode(chosen, language), rejected
+
+
+def is_no_speech(example, encoder: TranscriptEncoder) -> bool:
+    """A no-speech pair: its chosen has no text (or, with timestamps, no segment)."""
+    return not example.chosen_segments if encoder.timestamps else is_silent(example.chosen)
 
 
 def non_finite_features(example, augmented: bool) -> str:
@@ -79,6 +93,7 @@ class PreferenceDataset(Dataset):
         self.feature_extractor = feature_extractor
         self.augmenter = augmenter
         self.examples, self.pairs, self.skipped = [], [], []
+        self.no_speech_rows = 0  # pairs whose chosen is the no-speech target
         for example in examples:
             language = (example.language or default_language) if encoder.multilingual else None
             try:
@@ -94,6 +109,7 @@ class PreferenceDataset(Dataset):
                 continue
             self.examples.append(example)
             self.pairs.append(pair)
+            self.no_speech_rows += is_no_speech(example, encoder)
         if len(self.skipped) == 1 and not skip_invalid:  # one bad row: one line
             raise UserInputError(f"{self.skipped[0]} (--skip_invalid_rows True skips such rows and reports how many)")
         if self.skipped and not skip_invalid:

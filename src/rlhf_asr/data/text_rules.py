@@ -38,3 +38,9 @@ def text_problem(text: str) -> str | None:
         if category == "Cs":
             return f"holds a lone surrogate {_describe(char)} at character {position} (not valid UTF-8)"
     return None
+
+
+def is_silent(text: str) -> bool:
+    """The one definition of a silent transcript or output: nothing but whitespace. "." and "..." are
+    output (a subtitle cue nobody asked for), so they are not silent, though they hold no word."""
+    return not text.strip()

@@ -3,7 +3,8 @@
 A full sequence is `<|startoftranscript|> [<|lang|> <|task|>] [<|notimestamps|>] text <|endoftext|>`.
 English-only checkpoints have no language or task token. With timestamps, each segment is wrapped
 in its start and end timestamp tokens and `<|notimestamps|>` is left out. A no-speech transcript
-("", or no segments) is the prompt then `<|endoftext|>`.
+("", or no segments) is the prompt then `<|endoftext|>`; the chosen of a no-speech pair is what the
+encoder's no-speech target builds (`encode_no_speech`, `data/nospeech_target.py`), by default the same.
 
 Text is encoded as text only: a control token written inside a transcript (`<|endoftext|>`,
 `<|0.00|>`) would otherwise become a real control token mid-target and teach the model to stop
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS
 from rlhf_asr.data.manifest import SEGMENT_SLACK_SECONDS
+from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, no_speech_token_id, nospeech_target
 
 TIMESTAMP_STEP_S = 0.02
 MULTILINGUAL_VOCAB_SIZE = 51865
@@ -55,10 +57,11 @@ class EncodedTranscript:
 class TranscriptEncoder:
     """Builds decoder sequences for one tokenizer, task and timestamp setting."""
 
-    def __init__(self, tokenizer, task: str = "transcribe", timestamps: bool = False):
+    def __init__(self, tokenizer, task: str = "transcribe", timestamps: bool = False, nospeech: str = DEFAULT_TARGET):
         self.tokenizer = tokenizer
         self.task = task
         self.timestamps = timestamps
+        self.nospeech_target = nospeech_target(nospeech)  # ValueError naming the choices
         vocab = tokenizer.get_vocab()
         # English-only vocabularies also list language tokens, unused; openai/whisper tells the two
         # kinds apart by size, as here.
@@ -66,6 +69,7 @@ class TranscriptEncoder:
         self.sot = vocab["<|startoftranscript|>"]
         self.eot = vocab["<|endoftext|>"]
         self.no_timestamps = vocab["<|notimestamps|>"]
+        self.no_speech = no_speech_token_id(vocab)
         self.task_id = vocab[f"<|{task}|>"]
         if timestamps and "<|0.00|>" not in vocab:
             raise ValueError("this tokenizer has no timestamp tokens (<|0.00|>); it cannot train with timestamps")
@@ -126,6 +130,13 @@ class TranscriptEncoder:
     def encode(self, text: str, language: str | None) -> EncodedTranscript:
         prefix = self.prefix(language)
         return EncodedTranscript(tuple(prefix + self.text_ids(text) + [self.eot]), len(prefix))
+
+    def encode_no_speech(self, language: str | None) -> EncodedTranscript:
+        """The chosen of a no-speech pair, as the no-speech target builds it (a rejected "" stays `encode("")`)."""
+        try:
+            return EncodedTranscript(*self.nospeech_target.chosen_ids(self, language))
+        except ValueError as error:
+            raise TranscriptError(str(error)) from None
 
     def encode_segments(self, segments: Sequence, language: str | None) -> EncodedTranscript:
         """Segments with `.start`, `.end`, `.text` (seconds from the clip start)."""

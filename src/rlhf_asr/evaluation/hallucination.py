@@ -25,17 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.evaluation.metrics import corpus_rates, error_rates
 from rlhf_asr.evaluation.repetition import has_repetition_loop
 
 SPEECH = "speech"
 NO_SPEECH = "no_speech"
-
-
-def is_silent(text: str) -> bool:
-    """The one definition of a silent output: nothing but whitespace. "." and "..." are output (a
-    subtitle cue nobody asked for), so they are not silent, though they hold no word."""
-    return not text.strip()
 
 
 def row_kind(reference: str) -> str:

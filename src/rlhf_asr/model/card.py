@@ -48,6 +48,9 @@ class CardFacts:
     wer_rows: int | None = None  # test rows decoded for the WER
     wer_after_step: int | None = None  # step of the last evaluation (before the end: said in the card)
     merged: bool = False  # this card describes the merged folder of the adapter
+    no_speech_pairs: int | None = None  # pairs whose chosen is silence; None: a stream, not counted
+    nospeech_target: str = "eot"  # the chosen of those pairs (data/nospeech_target.py)
+    empty_output: bool = False  # the saved generation config lets <|endoftext|> come first
 
 
 def base_hub_id(name: str, is_folder: bool = False) -> str | None:
@@ -136,6 +139,31 @@ def _usage(facts: CardFacts) -> list[str]:
     ]
 
 
+def _silence(facts: CardFacts) -> list[str]:
+    """Which decoders can write nothing on audio without speech (docs/decoding.md measures them)."""
+    if facts.no_speech_pairs == 0:
+        return ["Trained on speech pairs only: on silence, noise or music it writes text as its base model does."]
+    lines = []
+    if facts.empty_output:
+        lines.append(
+            "The saved generation config lets `<|endoftext|>` come first (Whisper's own suppresses it), so "
+            "`transformers.pipeline`, `generate` with this folder's generation config, and faster-whisper on an "
+            "`rlhf-asr export-ct2` export, each at its defaults, can write nothing on audio without speech."
+        )
+    if facts.nospeech_target in ("nospeech", "both"):
+        lines.append(
+            "No-speech pairs trained Whisper's `<|nospeech|>` path: faster-whisper, openai-whisper's `transcribe` "
+            "and long-form `generate` skip a window whose no-speech probability is over `no_speech_threshold` "
+            "and whose text's average log-prob is under `log_prob_threshold`."
+        )
+    if not facts.empty_output:
+        lines.append(
+            "Short-form `generate` and the pipeline still suppress `<|endoftext|>` as the first token: there "
+            "the model writes at least one token on silence."
+        )
+    return lines
+
+
 def model_card(facts: CardFacts) -> str:
     """The Markdown of the card (YAML front matter, then text); a pure function of `facts`."""
     hub_id = base_hub_id(facts.base_model, facts.base_is_folder)
@@ -184,6 +212,10 @@ def model_card(facts: CardFacts) -> str:
         "| option | value |",
         "|---|---|",
         *_options(facts),
+        "",
+        "## Silence",
+        "",
+        *_silence(facts),
         "",
         "## Use",
         "",

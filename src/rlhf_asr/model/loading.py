@@ -173,6 +173,19 @@ def load_base_model(source: str, dtype: str | torch.dtype | None = None):
     return model
 
 
+def use_adapter_generation_config(base, adapter_dir: str | Path) -> None:
+    """The generation config a training run saved beside its adapter (model/empty_output.py), if any.
+
+    It is the one the adapter was trained and evaluated with (e.g. <|endoftext|> allowed first);
+    adapters saved without one decode with their base model's.
+    """
+    from transformers import GenerationConfig
+
+    if (Path(adapter_dir) / "generation_config.json").is_file():
+        base.generation_config = GenerationConfig.from_pretrained(str(adapter_dir))
+        limit_new_tokens(base, base.generation_config.max_new_tokens)
+
+
 def load_for_inference(
     name_or_path: str | Path, device: str | torch.device = "cpu", dtype=None, max_new_tokens: int | None = None
 ):
@@ -186,6 +199,7 @@ def load_for_inference(
         from peft import PeftModel
 
         base = load_base_model(resolve_adapter_base(source), dtype)
+        use_adapter_generation_config(base, source)
         with quiet_peft_deprecations():
             model = PeftModel.from_pretrained(base, source)
     else:

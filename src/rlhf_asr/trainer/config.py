@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, TARGETS
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
@@ -125,6 +126,16 @@ class DataArguments:
     max_audio_len: float = field(default=30.0, metadata={"help": "Longer audio is skipped (seconds, at most 30)."})
     timestamps: bool = field(
         default=False, metadata={"help": "Train on `chosens`/`rejecteds` segments with timestamp tokens."}
+    )
+    nospeech_target: str = field(
+        default=DEFAULT_TARGET,
+        metadata={
+            "help": "The chosen of a no-speech pair. eot: the prompt then <|endoftext|>, and the saved generation "
+            "config lets <|endoftext|> come first, so the pipeline, generate and faster-whisper can write nothing; "
+            "nospeech: Whisper's <|nospeech|> path, generation config unchanged; both: that path and that config "
+            "(docs/decoding.md).",
+            "choices": list(TARGETS),
+        },
     )
     augment_config_path: str | None = field(
         default=None, metadata={"help": "JSON/YAML audio augmentation config (train only)."}

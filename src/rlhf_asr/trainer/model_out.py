@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.card import CardFacts, write_model_card
+from rlhf_asr.model.core import whisper_generation_config
+from rlhf_asr.model.empty_output import lets_empty_output, save_generation_config
 from rlhf_asr.model.loading import _offline, portable_model_name
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
 
@@ -95,6 +97,7 @@ def card_facts(
     language: str | None,
 ) -> CardFacts:
     """The facts of this run that its model card states (`train_rows`: usable rows, a stream's as reached)."""
+    generation = whisper_generation_config(trainer.model.model)  # the engine's model: PeftModel or Whisper
     examples = getattr(train_set, "examples", None)  # a --streaming set keeps no rows
     if multilingual and examples is not None:
         languages = tuple(sorted({example.language or language for example in examples} - {None}))
@@ -132,6 +135,9 @@ def card_facts(
         wer_after=after,
         wer_after_step=after_step,
         wer_rows=min(config.eval_wer_max_rows, len(eval_set)) if evaluated else None,
+        no_speech_pairs=getattr(train_set, "no_speech_rows", None),
+        nospeech_target=data_args.nospeech_target,
+        empty_output=lets_empty_output(generation, generation.eos_token_id),
     )
 
 
@@ -147,6 +153,8 @@ def finish_model_out(trainer, config: ORPOConfig, facts: CardFacts) -> dict:
     trainer.save_model(config.output_dir, _internal_call=True)
     if not trainer.is_world_process_zero():
         return {}
+    # The config it was trained and evaluated with (PEFT saves none beside an adapter): merge and export read it.
+    save_generation_config(trainer.model.model, output)
     written = {"card": str(write_model_card(output, facts)), "merged": None, "pushed": None}
     if config.merge_at_end:
         merged = output / MERGED_DIR

@@ -23,6 +23,7 @@ from rlhf_asr.data.sources import Columns, DataSource, is_manifest, read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
+from rlhf_asr.model.empty_output import allow_empty_output
 from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
@@ -221,6 +222,22 @@ def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, langu
     return evaluate
 
 
+def let_empty_output(model, encoder: TranscriptEncoder, train_set) -> bool:
+    """With no-speech pairs and a target that allows it (--nospeech_target eot or both), the trained
+    model's generation config lets <|endoftext|> come first, so deployed decoders can write nothing
+    (model/empty_output.py). A stream's rows are not known up front: its target decides alone."""
+    target = encoder.nospeech_target
+    rows = getattr(train_set, "no_speech_rows", None)  # None: a stream
+    if not target.lets_empty_output or rows == 0 or not allow_empty_output(model, encoder.eot):
+        return False
+    counted = "a stream, rows not counted up front" if rows is None else f"{rows} no-speech pair(s)"
+    logger.info(
+        f"--nospeech_target {target.name} ({counted}): the saved generation config lets <|endoftext|> come first, "
+        "so generate, the pipeline and a CTranslate2 export can write nothing on silence"
+    )
+    return True
+
+
 def last_eval_metrics(log_history: list[dict]) -> dict | None:
     evals = [row for row in log_history if "eval_loss" in row]
     return evals[-1] if evals else None
@@ -244,7 +261,12 @@ def run_training(
     source = resolve_model_source(model_args.base_model)
     processor = load_processor(source)
     try:
-        encoder = TranscriptEncoder(processor.tokenizer, task=data_args.task, timestamps=data_args.timestamps)
+        encoder = TranscriptEncoder(
+            processor.tokenizer,
+            task=data_args.task,
+            timestamps=data_args.timestamps,
+            nospeech=data_args.nospeech_target,
+        )
     except ValueError as error:
         raise UserInputError(str(error)) from None
     language = default_language(data_args, encoder)
@@ -265,6 +287,7 @@ def run_training(
     total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
     name_portably(model, source)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
+    let_empty_output(model, encoder, train_set)
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
         model,
