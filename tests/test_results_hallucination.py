@@ -195,7 +195,7 @@ def test_study_writes_its_own_files_beside_the_output_dir():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--study", "silence"], "--study silence: choose from wer, hallucination"),
+        (["--study", "quiet"], "--study quiet: choose from wer, hallucination, silence"),
         (["--study", "hallucination", "--nonspeech_test", "0"], "--nonspeech_train and --nonspeech_test"),
     ],
 )

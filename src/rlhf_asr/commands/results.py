@@ -39,7 +39,10 @@ def build_parser():
 
 
 # --study hallucination writes these file names instead of results.md and raw.json
-STUDY_FILES = {"hallucination": {"report_path": "hallucination.md", "raw_path": "hallucination_raw.json"}}
+STUDY_FILES = {
+    "hallucination": {"report_path": "hallucination.md", "raw_path": "hallucination_raw.json"},
+    "silence": {"report_path": "silence.md", "raw_path": "silence_raw.json"},
+}
 
 
 def _beside_output_dir(options):
@@ -82,11 +85,15 @@ def main(argv: list[str]) -> int:
     if unknown:
         raise UserInputError(f"--variants {' '.join(unknown)}: choose from {', '.join(VARIANTS)}")
     check_counts(options)
-    if options.study == "hallucination" and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
-        raise UserInputError("--study hallucination needs --nonspeech_train and --nonspeech_test of at least 1")
+    if options.study in ("hallucination", "silence") and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
+        raise UserInputError(f"--study {options.study} needs --nonspeech_train and --nonspeech_test of at least 1")
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    if options.study == "hallucination":
+    if options.study == "silence":
+        from rlhf_asr.recipes.silence import run_silence
+
+        run_silence(options)
+    elif options.study == "hallucination":
         from rlhf_asr.recipes.hallucination import run_hallucination
 
         run_hallucination(options)

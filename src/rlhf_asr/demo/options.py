@@ -32,7 +32,7 @@ HALLUCINATION_VARIANTS = {
 }
 # The trained variants also decoded behind the decode-time guard, reported as `<variant>_guard`.
 GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
-STUDIES = ("wer", "hallucination")
+STUDIES = ("wer", "hallucination", "silence")
 
 
 def default_workers() -> int:
@@ -108,7 +108,8 @@ class ResultsOptions(DemoOptions):
         default="wer",
         metadata={
             "help": "wer: base, SFT and ORPO on speech pairs (--variants); hallucination: base, decode-time guard, "
-            "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md)"
+            "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md); silence: "
+            "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, silence.md)"
         },
     )
 

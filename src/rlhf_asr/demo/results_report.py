@@ -69,6 +69,10 @@ def render_from_raw(raw: dict, provenance: Provenance) -> str:
 
 def render_any(raw: dict, provenance: Provenance) -> str:
     """The report of either study, by the raw file's "study" (the WER study's files have none)."""
+    if raw.get("study") == "silence":
+        from rlhf_asr.demo.silence_report import render_silence
+
+        return render_silence(raw, provenance)
     if raw.get("study") == "hallucination":
         from rlhf_asr.demo.hallucination_report import render_hallucination
 
