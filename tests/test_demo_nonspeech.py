@@ -100,11 +100,16 @@ def test_demo_reports_hallucination_before_and_after_next_to_wer(tmp_path, monke
     held_out = [row["before"] for row in transcripts if row["split"] == "nonspeech_test"]
     assert nonspeech["hallucination_rate_before"] == hallucination_rate(held_out)
     report = (out / "report.md").read_text()
-    assert "| held-out non-speech | clips | hallucination before | hallucination after |" in report
+    assert "| decoder, its defaults | any output before | any output after | words before | words after |" in report
+    assert set(nonspeech["decoders"]) == {"pipeline", "faster_whisper"}  # users' decoders, before and after
+    for decoder, label in (("pipeline", "transformers.pipeline"), ("faster_whisper", "faster-whisper, float32")):
+        rates = nonspeech["decoders"][decoder]
+        assert set(rates) == {"before", "after"} and 0 <= rates["after"]["nonspeech_output_rate"] <= 1
+        assert f"| {label}" in report
     loops = sum(pair.get("kind") == "loop" for pair in pairs)
     assert loops == metrics["loop_pairs"] == 0  # off by default
     speech = metrics["pairs"] - nonspeech["pairs"] - loops
     assert f"(the rest give no pair), {nonspeech['pairs']} from non-speech clips it wrote words for" in report
     assert f"{metrics['pairs']} preference pairs: {speech} from speech clips" in report
     assert "running into a repetition loop" not in report
-    assert "hallucination rate on 3 held-out non-speech clips" in caplog.text
+    assert "held-out non-speech clips with any output (3 clips)" in caplog.text and "(faster_whisper)" in caplog.text

@@ -24,6 +24,7 @@ import soundfile
 from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
 from rlhf_asr.data.synth_audio import SAMPLING_RATE
 from rlhf_asr.demo.corpus import Corpus, Utterance, write_jsonl
+from rlhf_asr.evaluation.deployed import nonspeech_rates
 from rlhf_asr.evaluation.hallucination import score_rows
 
 TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "band_noise", "tone", "chords")
@@ -94,8 +95,11 @@ def repetition_rate(references: list[str], hypotheses: list[str]) -> float | Non
     return score_rows(references, hypotheses, "en")["repetition_rate"] if hypotheses else None
 
 
-def evaluate_nonspeech(corpus: Corpus, before: list[str], after: list[str], pairs: int) -> dict:
-    """The demo's non-speech scores: hallucination (and loops) on the held-out clips before and after training."""
+def evaluate_nonspeech(
+    corpus: Corpus, before: list[str], after: list[str], pairs: int, deployed: dict | None = None
+) -> dict:
+    """The demo's non-speech scores on the held-out clips before and after training: any output, words
+    and loops under the demo's decoding, and `deployed` (evaluation/deployed.py) under users' decoders."""
     rows = corpus.splits["nonspeech_test"]
     references = [""] * len(rows)
     return {
@@ -105,8 +109,11 @@ def evaluate_nonspeech(corpus: Corpus, before: list[str], after: list[str], pair
         "train_clips": len(corpus.splits.get("nonspeech_train", [])),
         "train_kinds": sorted({u.voice for u in corpus.splits.get("nonspeech_train", [])}),
         "pairs": pairs,
+        "nonspeech_output_rate_before": nonspeech_rates(before)["nonspeech_output_rate"],
+        "nonspeech_output_rate_after": nonspeech_rates(after)["nonspeech_output_rate"],
         "hallucination_rate_before": hallucination_rate(before),
         "hallucination_rate_after": hallucination_rate(after),
         "repetition_rate_before": repetition_rate(references, before),
         "repetition_rate_after": repetition_rate(references, after),
+        "decoders": deployed,  # {"pipeline" | "faster_whisper": {"before" | "after": rates}}
     }

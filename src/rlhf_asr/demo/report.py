@@ -90,12 +90,22 @@ def log_summary(metrics: dict, out: Path) -> None:
     nonspeech = metrics.get("nonspeech")
     if nonspeech:
         logger.info(
-            "hallucination rate on %d held-out non-speech clips: %s -> %s",
+            "held-out non-speech clips with any output (%d clips): %s -> %s (demo's decoding)%s",
             nonspeech["clips"],
-            _pct(nonspeech["hallucination_rate_before"]),
-            _pct(nonspeech["hallucination_rate_after"]),
+            _pct(nonspeech["nonspeech_output_rate_before"]),
+            _pct(nonspeech["nonspeech_output_rate_after"]),
+            "".join(
+                f", {_pct(r['before']['nonspeech_output_rate'])} -> {_pct(r['after']['nonspeech_output_rate'])} ({d})"
+                for d, r in (nonspeech.get("decoders") or {}).items()
+            ),
         )
     logger.info("report: %s", out / "report.md")
+
+
+DEPLOYED_LABELS = {
+    "pipeline": "transformers.pipeline (= `rlhf-asr transcribe`)",
+    "faster_whisper": "faster-whisper, float32 export",
+}
 
 
 def _pct(value: float | None) -> str:
@@ -103,20 +113,39 @@ def _pct(value: float | None) -> str:
 
 
 def _nonspeech_lines(nonspeech: dict | None) -> list[str]:
-    """The held-out non-speech row beside the WER table: share of clips the model wrote words for."""
+    """The held-out non-speech rows beside the WER table: any output and words, per decoder."""
     if not nonspeech:
         return []
+    rows = [("the demo's decoding (greedy)", nonspeech["nonspeech_output_rate_before"],
+             nonspeech["nonspeech_output_rate_after"], nonspeech["hallucination_rate_before"],
+             nonspeech["hallucination_rate_after"])]  # fmt: skip
+    for decoder, label in DEPLOYED_LABELS.items():
+        rates = (nonspeech.get("decoders") or {}).get(decoder)
+        if rates:
+            rows.append(
+                (
+                    label,
+                    *(
+                        rates[w][k]
+                        for k in ("nonspeech_output_rate", "hallucination_rate")
+                        for w in ("before", "after")
+                    ),
+                )
+            )
     return [
         "",
-        "| held-out non-speech | clips | hallucination before | hallucination after | loops before | loops after |",
-        "|---|---|---|---|---|---|",
-        f"| {', '.join(nonspeech['kinds'])}; {'/'.join(map(str, nonspeech['durations_s']))} s | {nonspeech['clips']} | "
-        f"{_pct(nonspeech['hallucination_rate_before'])} | {_pct(nonspeech['hallucination_rate_after'])} | "
-        f"{_pct(nonspeech['repetition_rate_before'])} | {_pct(nonspeech['repetition_rate_after'])} |",
-        "",
-        "Hallucination: share of clips where the model wrote at least one word. Training heard other kinds and "
-        f"lengths: {nonspeech['train_clips']} clips of {', '.join(nonspeech['train_kinds']) or 'none'} "
+        f"Held-out non-speech: {nonspeech['clips']} clips of {', '.join(nonspeech['kinds'])}; "
+        f"{'/'.join(map(str, nonspeech['durations_s']))} s. Training heard other kinds and lengths: "
+        f"{nonspeech['train_clips']} clips of {', '.join(nonspeech['train_kinds']) or 'none'} "
         f"({nonspeech['pairs']} no-speech pairs: chosen empty, rejected = what the base model wrote).",
+        "",
+        "| decoder, its defaults | any output before | any output after | words before | words after |",
+        "|---|---|---|---|---|",
+        *(f"| {label} | " + " | ".join(_pct(v) for v in values) + " |" for label, *values in rows),
+        "",
+        'Any output: share of clips with any text, "." included; words: at least one word (hallucination). '
+        f"Repetition loops on them: {_pct(nonspeech['repetition_rate_before'])} -> "
+        f"{_pct(nonspeech['repetition_rate_after'])} (the demo's decoding).",
     ]
 
 

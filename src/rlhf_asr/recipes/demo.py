@@ -5,7 +5,8 @@ become ORPO preference pairs (chosen = the text spoken, rejected = the model's o
 -> the training recipe fine-tunes LoRA on the decoder -> WER before and after on held-out texts
 spoken by the training voices and by voices training never heard. Generated non-speech clips
 (`demo/nonspeech.py`) add no-speech pairs (chosen "", rejected = what the model wrote on them), and
-the hallucination rate is reported before and after on held-out clips of other kinds and durations.
+the non-speech output and hallucination rates are reported before and after on held-out clips of
+other kinds and durations, under the demo's decoding, `transformers.pipeline` and faster-whisper defaults.
 
 The encoder runs once per clip and its outputs serve decoding, training and evaluation
 (`demo/stages.py` says why that is valid). The pieces live in `rlhf_asr.demo`; this is their order.
@@ -38,6 +39,7 @@ from rlhf_asr.demo.stages import (
     load_decoding_model,
     make_split_pairs,
 )
+from rlhf_asr.evaluation.deployed import nonspeech_by_decoder
 
 __all__ = ["DemoOptions", "HELD_OUT_VOICES", "SPEEDS", "TRAIN_VOICES", "run_demo"]
 
@@ -71,7 +73,9 @@ def run_demo(options: DemoOptions) -> dict:
             del hidden[split]
     model_dir = out / "model"
     with stages("ORPO training", compute=True):
-        summary = run_training(*training_args(options, base, pairs_path, model_dir), encoder_cache=cache)
+        summary = run_training(
+            *training_args(options, base, pairs_path, model_dir, merge_at_end=True), encoder_cache=cache
+        )
         if (model_dir / "training_curves.png").is_file():
             shutil.copyfile(model_dir / "training_curves.png", out / "training_curves.png")
     with stages("fine-tuned model transcribes", compute=True):
@@ -82,6 +86,11 @@ def run_demo(options: DemoOptions) -> dict:
             if split in hidden
         }
     nonspeech_after = after.pop("nonspeech_test", None)
+    deployed = None
+    if nonspeech_after is not None:
+        with stages("pipeline and faster-whisper on non-speech", compute=True):
+            paths = [str(corpus.folder / u.path) for u in corpus.splits["nonspeech_test"]]
+            deployed = nonspeech_by_decoder({"before": base, "after": model_dir / "merged"}, paths)
     metrics = {
         "evaluation": {split: evaluate_split(corpus, split, before[split], after[split]) for split in after},
         "train_wer_before": score(corpus.texts("train"), before["train"])["wer"],
@@ -90,7 +99,7 @@ def run_demo(options: DemoOptions) -> dict:
         "nonspeech": None
         if nonspeech_after is None
         else evaluate_nonspeech(
-            corpus, before["nonspeech_test"], nonspeech_after, sum(row["chosen"] == "" for _, row in pairs)
+            corpus, before["nonspeech_test"], nonspeech_after, sum(row["chosen"] == "" for _, row in pairs), deployed
         ),
         "train_utterances": len(corpus.splits["train"]),
         "clips_encoded": clips,
