@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import soundfile
 
 from rlhf_asr.demo.results_report import regenerate
@@ -82,3 +83,21 @@ def test_report_renders_from_the_raw_file_alone(tmp_path):
     assert "## Silence where it is deployed (tiny.en)" in report
     assert "| ORPO, target eot | 11.0 ± 1.0 | 11.0 ± 1.0 | 11.0 ± 1.0 | - |" in report
     assert f"--from_raw {path}" in report and (tmp_path / "r.md").read_text() == report
+
+
+def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_options(tmp_path):
+    from dataclasses import asdict, replace
+
+    from rlhf_asr.demo.options import ResultsOptions
+    from rlhf_asr.recipes.silence import _earlier_runs
+
+    options = ResultsOptions(output_dir=str(tmp_path), raw_path=str(tmp_path / "silence_raw.json"), study="silence")
+    assert _earlier_runs(options) == {}  # nothing measured yet
+    raw = _raw({"orpo_eot": 0.1})
+    raw["options"] = asdict(options)
+    raw["runs"].append({"variant": "guard", "seed": None, "decoders": {}})
+    (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
+    earlier = _earlier_runs(replace(options, seeds=[0, 1, 2, 3]))  # more seeds: the same study, continued
+    assert set(earlier) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}  # guard redone
+    assert earlier["orpo_eot", 1][0]["decoders"]["pipeline"]["nonspeech_output_rate"] == pytest.approx(0.11)
+    assert _earlier_runs(replace(options, epochs=1.0)) == {}  # other options: never mixed in

@@ -63,8 +63,8 @@ def _table(raw: dict, metric: str, decoders, long: bool = False) -> list[str]:
     return lines
 
 
-def _mean(raw, variant, decoder, metric) -> float | None:
-    values = _values(raw, variant, decoder, metric)
+def _mean(raw, variant, decoder, metric, long: bool = False) -> float | None:
+    values = _values(raw, variant, decoder, metric, long)
     return statistics.mean(values) if values else None
 
 
@@ -96,12 +96,31 @@ def check_targets(raw: dict) -> list[str]:
                 f"- ORPO eot speech WER ({split[4:]}, {DECODERS[decoder]}): {ours:.1f} against speech-only "
                 f"{statistics.mean(speech):.1f} (allowed up to {limit:.1f}): {'met' if ours <= limit else 'not met'}"
             )
-    hf, int8 = _mean(raw, "orpo_eot", "pipeline", "wer_test"), _mean(raw, "orpo_eot", "fw_int8", "wer_test")
-    if hf is not None and int8 is not None:
-        lines.append(
-            f"- int8 export WER within 2 points of the pipeline's (ORPO eot, held-out texts): {int8:.1f} against "
-            f"{hf:.1f}: {'met' if abs(int8 - hf) <= 2 else 'not met'}"
+    for decoder in ("pipeline", "fw_float32", "fw_int8"):
+        sft, ours = (
+            _mean(raw, "sft_eot", decoder, "nonspeech_output_rate"),
+            _mean(raw, "orpo_eot", decoder, "nonspeech_output_rate"),
         )
+        if sft is not None and ours is not None:
+            lines.append(
+                f"- ORPO eot no worse than SFT on non-speech output, {DECODERS[decoder]}: {ours:.1f}% against "
+                f"{sft:.1f}%: {'met' if ours <= sft else 'not met'}"
+            )
+    int8 = _mean(raw, "orpo_eot", "fw_int8", "wer_test")
+    for decoder in ("fw_float32", "pipeline"):  # the float32 export: the same decoder, so quantization alone
+        other = _mean(raw, "orpo_eot", decoder, "wer_test")
+        if other is not None and int8 is not None:
+            lines.append(
+                f"- int8 export WER within 2 points of {DECODERS[decoder]} (ORPO eot, held-out texts): {int8:.1f} "
+                f"against {other:.1f}: {'met' if abs(int8 - other) <= 2 else 'not met'}"
+            )
+    for decoder in ("transcribe_long", "fw_float32"):
+        gap = _mean(raw, "orpo_eot", decoder, "gap_output_rate", long=True)
+        if gap is not None:
+            lines.append(
+                f"- long recordings, {DECODERS[decoder]}: ORPO eot writes text inside the non-speech stretch of "
+                f"{gap:.1f}% of files (target 0): {'met' if gap == 0 else 'not met'}"
+            )
     return lines
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from rlhf_asr.demo.nonspeech import add_nonspeech
 from rlhf_asr.demo.options import ORPO_ALPHA, ResultsOptions, synthesize_corpus, training_args
 from rlhf_asr.demo.results_report import environment, regenerate, write_text
 from rlhf_asr.demo.stages import base_transcripts, make_split_pairs, pick_threads, timed_training
+from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_texts, nonspeech_rates, pipeline_texts
 from rlhf_asr.evaluation.hallucination import score_rows
 
 logger = logging.getLogger(__name__)
@@ -80,8 +80,7 @@ def scores(corpus, transcripts: dict[str, list[str]]) -> dict:
     result = {
         f"wer_{split}": score_rows(corpus.texts(split), transcripts[split], "en")["wer"] for split in SPEECH_SPLITS
     }
-    rates = score_rows([""] * len(transcripts["nonspeech_test"]), transcripts["nonspeech_test"], "en")
-    result.update({key: rates[key] for key in ("nonspeech_output_rate", "hallucination_rate")})
+    result.update(nonspeech_rates(transcripts["nonspeech_test"]))
     written = Counter(t if len(t) <= 60 else f"{t[:60]}... ({len(t)} chars)" for t in transcripts["nonspeech_test"])
     result["outputs"] = dict(written.most_common(8))  # what was written on non-speech ("" included), counted
     return result
@@ -92,31 +91,11 @@ def _paths(corpus, split: str) -> list[str]:
 
 
 def pipeline_transcripts(folder: Path, corpus) -> dict[str, list[str]]:
-    from transformers import pipeline
-
-    asr = pipeline("automatic-speech-recognition", model=str(folder), device="cpu")
-    return {
-        split: [out["text"].strip() for out in asr([load_audio(p) for p in _paths(corpus, split)], batch_size=8)]
-        for split in (*SPEECH_SPLITS, "nonspeech_test")
-    }
-
-
-def faster_whisper_model(folder: Path, out: Path, quantization: str):
-    from rlhf_asr.evaluation.faster_whisper_eval import faster_whisper_model as load
-    from rlhf_asr.model.ct2_export import export_ct2
-
-    if out.exists():
-        shutil.rmtree(out)
-    return load(export_ct2(folder, out, quantization=quantization), device="cpu")
+    return {split: pipeline_texts(folder, _paths(corpus, split)) for split in (*SPEECH_SPLITS, "nonspeech_test")}
 
 
 def fw_transcripts(fw, corpus) -> dict[str, list[str]]:
-    from rlhf_asr.evaluation.faster_whisper_eval import transcribe_clip
-
-    return {
-        split: [transcribe_clip(fw, load_audio(p), None, None) for p in _paths(corpus, split)]
-        for split in (*SPEECH_SPLITS, "nonspeech_test")
-    }
+    return {split: faster_whisper_texts(fw, _paths(corpus, split)) for split in (*SPEECH_SPLITS, "nonspeech_test")}
 
 
 def long_scores(decoded: list[list[tuple[float, float, str]]], files: list[dict]) -> dict:
@@ -151,12 +130,12 @@ def score_model(merged: Path, adapter: Path, corpus, files, work: Path) -> dict[
     """Per decoder, the held-out scores of one model (merged folder for the pipeline and the exports)."""
     pick_threads(2)
     out = {"pipeline": scores(corpus, pipeline_transcripts(merged, corpus))}
-    fw32 = faster_whisper_model(merged, work / "ct2_float32", "float32")
+    fw32 = export_faster_whisper(merged, work / "ct2_float32", "float32")
     out["fw_float32"] = {
         **scores(corpus, fw_transcripts(fw32, corpus)),
         "long": long_scores(long_fw(fw32, files), files),
     }
-    out["fw_int8"] = scores(corpus, fw_transcripts(faster_whisper_model(merged, work / "ct2_int8", "int8"), corpus))
+    out["fw_int8"] = scores(corpus, fw_transcripts(export_faster_whisper(merged, work / "ct2_int8", "int8"), corpus))
     out["transcribe_long"] = {"long": long_scores(long_transcribe(adapter, files), files)}
     return out
 
@@ -178,6 +157,7 @@ def run_silence(options: ResultsOptions) -> dict:
     guarded = {
         s: guard_transcripts(model, processor, _paths(corpus, s), guard) for s in (*SPEECH_SPLITS, "nonspeech_test")
     }
+    earlier = _earlier_runs(options)
     raw = {
         "study": "silence",
         "options": asdict(options),
@@ -188,16 +168,19 @@ def run_silence(options: ResultsOptions) -> dict:
         "max_steps": max_steps,
         "long_files": [{"gap_s": [round(x, 2) for x in f["gap"]]} for f in files],
         "planned_runs": 2 + len(options.seeds) * len(SILENCE_VARIANTS),
-        "runs": [
-            {"variant": "base", "seed": None, "decoders": score_model(base, base, corpus, files, out / "base")},
-            {"variant": "guard", "seed": None, "decoders": {"guard": scores(corpus, guarded)}},
-        ],
+        "runs": earlier.get(("base", None))
+        or [{"variant": "base", "seed": None, "decoders": score_model(base, base, corpus, files, out / "base")}],
         "environment": environment(),
     }
+    raw["runs"].append({"variant": "guard", "seed": None, "decoders": {"guard": scores(corpus, guarded)}})
     _save(raw, options)
     pairs = {"mixed": mixed_path, "speech": speech_path}
     for seed in options.seeds:
         for variant, (alpha, pair_file, target) in SILENCE_VARIANTS.items():
+            if (variant, seed) in earlier:  # measured by an earlier, interrupted run of the same study
+                raw["runs"] += earlier[variant, seed]
+                _save(raw, options)
+                continue
             run_dir = out / f"{variant}_seed{seed}"
             args = training_args(
                 replace(options, alpha=alpha, seed=seed), base, pairs[pair_file], run_dir,
@@ -210,6 +193,31 @@ def run_silence(options: ResultsOptions) -> dict:
             logger.info("%s seed %s: %s", variant, seed, json.dumps(decoders)[:400])
             _save(raw, options)
     return raw
+
+
+def _earlier_runs(options: ResultsOptions) -> dict[tuple[str, int | None], list[dict]]:
+    """The runs an interrupted study of the same options left in its raw file, by (variant, seed).
+
+    A study of 3 seeds takes hours on 2 cores; rerunning the same command continues where it stopped
+    (raw is saved after every model). Runs of other options are never mixed in: the file is redone.
+    The guard is not reused: it costs one decoding pass and has no training run to save.
+    """
+    path = Path(options.raw_path)
+    if not path.is_file():
+        return {}
+    earlier = json.loads(path.read_text())
+    same = {k: v for k, v in earlier.get("options", {}).items() if k != "seeds"} == {
+        k: v for k, v in asdict(options).items() if k != "seeds"
+    }
+    if earlier.get("study") != "silence" or not same:
+        logger.info("%s holds another study's runs: starting over", path)
+        return {}
+    runs: dict[tuple[str, int | None], list[dict]] = {}
+    for run in earlier.get("runs", []):
+        if run["variant"] != "guard":
+            runs.setdefault((run["variant"], run["seed"]), []).append(run)
+    logger.info("continuing %s: %d runs already measured", path, len(runs))
+    return runs
 
 
 def _save(raw: dict, options: ResultsOptions) -> None:
