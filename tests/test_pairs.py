@@ -196,6 +196,20 @@ def test_loop_text_is_a_loop_that_starts_inside_the_reference():
         loop_text("...", "en", rng)
 
 
+def test_a_thai_loop_repeats_characters_as_written_marks_included():
+    """Thai is edited by characters, and its vowel and tone marks are characters of the text: the
+    looped n-gram is a stretch of the reference as written. With marks skipped (the rule corruption
+    had before `data/text_rules.is_letter`), "สวัสดี" looped as "สวส", a syllable nobody wrote."""
+    from rlhf_asr.text_corruption import LOOP_REPEATS
+
+    text = "สวัสดีครับ"
+    as_written = {text[:start] + text[start:stop] * LOOP_REPEATS for start in range(len(text))
+                  for stop in range(start + 1, len(text) + 1)}  # fmt: skip
+    for seed in range(20):
+        looped = loop_text(text, "th", random.Random(seed))
+        assert has_repetition_loop(looped, text) and looped in as_written, looped
+
+
 def test_sampling_strategy_and_command(setup, tmp_path, capsys):
     root, model_dir, model, processor = setup
     output = tmp_path / "sampled.jsonl"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rlhf_asr.data.text_rules import is_silent
+from rlhf_asr.data.text_rules import NO_SPEECH, is_silent, row_kind
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
@@ -35,11 +35,6 @@ logger = logging.getLogger(__name__)
 CORRUPTION_NAME = "corruption"
 LOOP_NAME = "loop"
 KINDS = ("speech", "no_speech", "padded", "loop")
-
-
-def row_kind(text: str) -> str:
-    """'no_speech' for an empty reference (nothing was said), else 'speech'."""
-    return "speech" if text.strip() else "no_speech"
 
 
 class Miner:
@@ -69,7 +64,7 @@ class Miner:
         `kind` None: `row_kind` of the reference ("padded" is only ever given).
         """
         kind = kind or row_kind(example.text)
-        if kind == "no_speech":
+        if kind == NO_SPEECH:
             return self._no_speech(example, language, candidates)
         if self.encoder is not None:
             try:
@@ -130,7 +125,7 @@ class Miner:
         else:
             candidate = max(spoken, key=_logprob)
         text, name = candidate.text.strip(), self.model_name
-        row = self._row(example, language, text, None, name, candidate.logprob, "no_speech")
+        row = self._row(example, language, text, None, name, candidate.logprob, NO_SPEECH)
         row["rejected_words"] = len(text_units(row["rejected"]))
         if has_repetition_loop(row["rejected"], ""):
             row["rejected_loop"] = True
