@@ -34,9 +34,8 @@ def test_unsafe_characters_are_named(text, expected):
 
 def test_one_row_kind_for_mining_and_evaluation():
     """Mining's Miner and evaluation's score_rows read a reference's kind by the same rule."""
-    from rlhf_asr import pair_choice as choice
-    from rlhf_asr import pair_sources as items
     from rlhf_asr.evaluation import hallucination
+    from rlhf_asr.pairs import choice, items
 
     assert hallucination.row_kind is choice.row_kind is items.row_kind is row_kind
     assert [row_kind(text) for text in ("", "hello", ".", "  ")] == [NO_SPEECH, SPEECH, SPEECH, NO_SPEECH]
@@ -64,8 +63,8 @@ def test_one_row_kind_for_mining_and_evaluation():
     ],
 )
 def test_one_letter_rule_counts_marks_digits_and_cjk(character, letter):
-    from rlhf_asr import text_corruption as corruption
     from rlhf_asr.evaluation import repetition
+    from rlhf_asr.pairs import corruption
 
     assert repetition.is_letter is corruption.is_letter is is_letter
     assert is_letter(character) is letter
@@ -73,7 +72,7 @@ def test_one_letter_rule_counts_marks_digits_and_cjk(character, letter):
 
 def test_marks_stay_in_the_units_of_both_users():
     from rlhf_asr.evaluation.repetition import text_units
-    from rlhf_asr.text_corruption import reference_vocabulary
+    from rlhf_asr.pairs.corruption import reference_vocabulary
 
     assert text_units("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]  # whole words, vowel signs and virama kept
     assert "\u0e31" in reference_vocabulary(["สวัสดี"])["chars"]  # a character unit for Thai edits

@@ -1,4 +1,5 @@
-"""Synthetic rejected transcripts: one controlled edit of a reference (the `corruption` miner).
+"""Synthetic rejected transcripts: one controlled edit of a reference (the `corruption` miner), or
+the reference running into a repetition loop (loop pairs).
 
 Used where the model makes no mistake to mine: the edit is a substitution, deletion or insertion
 of a word (or a character for languages scored by CER) drawn from the manifest's own vocabulary,
