@@ -287,18 +287,7 @@ def test_results_files_follow_the_output_dir_unless_given():
 
 
 # ---- options defined apart from the library stay equal to it ----
-
-
-def test_make_pairs_choices_are_the_miners():
-    from rlhf_asr import pairs
-    from rlhf_asr.commands.make_pairs import MakePairsOptions
-
-    hints = {
-        name: kind.__args__
-        for name, kind in __import__("typing").get_type_hints(MakePairsOptions).items()
-        if hasattr(kind, "__args__")
-    }
-    assert hints["strategy"] == pairs.STRATEGIES and hints["negative"] == pairs.NEGATIVES
+# (make-pairs' mining options are the library's own: tests/pairs/test_pair_options.py)
 
 
 def test_bench_options_match_the_per_mode_process():

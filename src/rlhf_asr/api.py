@@ -30,6 +30,8 @@ from rlhf_asr.data.sources import Columns, DataSource
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference.longform import LongFormOptions
 from rlhf_asr.model.bundled import DEFAULT_MODEL
+from rlhf_asr.pairs.options import DEFAULTS as MINING
+from rlhf_asr.pairs.options import OPTION_NAMES, MiningOptions, Negative, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -199,18 +201,18 @@ def make_pairs(
     data: str | Path | DataSource,
     output: str | Path,
     *,
-    num_candidates: int = 4,
-    strategy: Literal["beam", "sample"] = "beam",
-    temperature: float = 0.7,
-    negative: Literal["hardest", "worst", "random"] = "hardest",
-    corrupt_correct: bool = False,
-    generate_nonspeech: int = 0,
-    nonspeech_dir: str | Path | None = None,
-    pad_silence: float = 0.0,
-    loop_pairs: bool = False,
-    language: str | None = None,
-    seed: int = 0,
-    batch_size: int = 8,
+    num_candidates: int = MINING.num_candidates,
+    strategy: Strategy = MINING.strategy,
+    temperature: float = MINING.temperature,
+    negative: Negative = MINING.negative,
+    corrupt_correct: bool = MINING.corrupt_correct,
+    generate_nonspeech: int = MINING.generate_nonspeech,
+    nonspeech_dir: str | Path | None = MINING.nonspeech_dir,
+    pad_silence: float = MINING.pad_silence,
+    loop_pairs: bool = MINING.loop_pairs,
+    language: str | None = MINING.language,
+    seed: int = MINING.seed,
+    batch_size: int = MINING.batch_size,
     resume: bool = True,
     skip_invalid_rows: bool = False,
     backend: Literal["hf", "ct2"] = "hf",
@@ -239,8 +241,9 @@ def make_pairs(
     from rlhf_asr.data.sources import data_kind
     from rlhf_asr.pairs import mine_pairs
 
-    _check(make_pairs, locals(), positive=("num_candidates", "batch_size"), above_zero=("temperature",))
-    nonspeech.check_nonspeech_options(generate_nonspeech, nonspeech_dir, pad_silence)
+    arguments = locals()
+    _check(make_pairs, arguments)  # the types; MiningOptions checks the values, as the command's options do
+    options = MiningOptions(**{name: arguments[name] for name in OPTION_NAMES})
     if generate_nonspeech:  # the disk the clips need, before the model loads
         nonspeech.check_nonspeech_space(generate_nonspeech, nonspeech.generated_folder(Path(output).expanduser()))
     source = _source(data, "train")
@@ -256,21 +259,10 @@ def make_pairs(
         processor,
         source,
         output,
-        num_candidates=num_candidates,
-        strategy=strategy,
-        temperature=temperature,
-        negative=negative,
-        corrupt_correct=corrupt_correct,
-        seed=seed,
-        batch_size=batch_size,
-        language=language,
+        options,
         resume=resume,
         model_name=name,
         skip_invalid=skip_invalid_rows,
-        generate_nonspeech=generate_nonspeech,
-        nonspeech_dir=nonspeech_dir,
-        pad_silence=pad_silence,
-        loop_pairs=loop_pairs,
         candidates_from=candidates_from,
     )
 
@@ -303,15 +295,14 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODE
     return {**summary, "output_dir": str(output_dir)}
 
 
-def _check(function, arguments: dict, positive: Sequence[str] = (), above_zero: Sequence[str] = ()) -> None:
+def _check(function, arguments: dict, positive: Sequence[str] = ()) -> None:
     """`function`'s arguments checked as its command checks its options, in the command's words: the
-    types (which the command's parser guarantees), then the ranges its options dataclass checks
+    types (which the command's parser guarantees), then the counts its options dataclass checks
     (the same names: tests/test_api.py tries every count on both)."""
-    from rlhf_asr.option_checks import check_arguments, check_finite_positive, check_positive
+    from rlhf_asr.option_checks import check_arguments, check_positive
 
     values = SimpleNamespace(**check_arguments(function, arguments, {"resume": "resume"}))  # --no_resume's inverse
     check_positive(values, *positive)
-    check_finite_positive(values, *above_zero)
 
 
 def _audio_items(audio) -> list:

@@ -9,56 +9,32 @@ from typing import Literal
 
 from rlhf_asr.commands.data_options import DatasetOptions
 from rlhf_asr.commands.evaluate import MODEL_HELP
-from rlhf_asr.commands.parser import check_finite_positive, check_positive, options_parser, parse_options
+from rlhf_asr.commands.parser import options_parser, parse_options
+from rlhf_asr.pairs.options import OPTION_NAMES, MiningOptions  # torch-free: the package loads its names lazily
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class MakePairsOptions:
+class _Files:
+    """The model and the files: first in --help."""
+
     model: str = field(metadata={"help": MODEL_HELP})
     data: str = field(
         metadata={"help": "ASR manifest (audio, duration, sentence[, language]) or a dataset (see the dataset options)"}
     )
     output: str = field(metadata={"help": "preference manifest to write (JSON lines; resumed if present)"})
-    language: str | None = field(
-        default=None, metadata={"help": "language of all rows (None: each row's, else detected)"}
-    )
-    num_candidates: int = field(default=4, metadata={"help": "candidates decoded per utterance"})
-    # The choices are rlhf_asr.pairs.STRATEGIES / NEGATIVES (a test keeps them equal; pairs imports torch).
-    strategy: Literal["beam", "sample"] = field(default="beam", metadata={"help": "n-best beam search or sampling"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature (--strategy sample)"})
-    negative: Literal["hardest", "worst", "random"] = field(
-        default="hardest",
-        metadata={
-            "help": "rejected = most probable wrong candidate (hardest), highest-WER one (worst), or any (random)"
-        },
-    )
-    corrupt_correct: bool = field(default=False, metadata={"help": "corrupt the reference where the model is right"})
-    seed: int = field(default=0, metadata={"help": "sampling and corruption"})
-    batch_size: int = field(default=8, metadata={"help": "utterances decoded at once"})
+
+
+@dataclass(frozen=True)
+class MakePairsOptions(MiningOptions, _Files):
+    """The model and files, the mining options (MiningOptions' fields and checks, stated there once),
+    then how the run reads, resumes and decodes."""
+
     no_resume: bool = field(default=False, metadata={"help": "start the output afresh instead of resuming"})
     skip_invalid_rows: bool = field(default=False, metadata={"help": "skip (and count) invalid manifest rows"})
     device: str | None = field(default=None, metadata={"help": "None: cuda when available, else cpu"})
     dtype: str | None = field(default=None, metadata={"help": "float32, float16 or bfloat16 (None: as saved)"})
-    generate_nonspeech: int = field(
-        default=0,
-        metadata={"help": "also mine N non-speech clips made here (silence, noises, tones, hum, music; --seed)"},
-    )
-    nonspeech_dir: str | None = field(
-        default=None, metadata={"help": "also mine your own noise/music/silence files (any length: 30 s windows)"}
-    )
-    pad_silence: float = field(
-        default=0.0,
-        metadata={"help": "also mine each speech clip with this many seconds of silence or noise around it (0: off)"},
-    )
-    loop_pairs: bool = field(
-        default=False,
-        metadata={
-            "help": "also pair each speech clip's reference against itself running into a repetition loop "
-            "(off: with no-speech pairs they cost silence, docs/results/hallucination_runs.md)"
-        },
-    )
     backend: Literal["hf", "ct2"] = field(
         default="hf",
         metadata={"help": "hf: transformers; ct2: CTranslate2 (--model a CT2 folder, or exported to one first)"},
@@ -68,12 +44,10 @@ class MakePairsOptions:
     )
 
     def __post_init__(self):
-        check_positive(self, "num_candidates", "batch_size")
-        check_finite_positive(self, "temperature")
-        from rlhf_asr.data import nonspeech  # numpy and soundfile, not torch
-
-        nonspeech.check_nonspeech_options(self.generate_nonspeech, self.nonspeech_dir, self.pad_silence)
+        super().__post_init__()  # the mining options' checks
         if self.generate_nonspeech:  # the disk it needs, said before any data or model is read
+            from rlhf_asr.data import nonspeech  # numpy and soundfile, not torch
+
             folder = nonspeech.generated_folder(Path(self.output).expanduser())
             nonspeech.check_nonspeech_space(self.generate_nonspeech, folder)
 
@@ -99,18 +73,7 @@ def main(argv: list[str]) -> int:
         args.model,
         dataset_options.source(args.data, "train"),
         args.output,
-        num_candidates=args.num_candidates,
-        strategy=args.strategy,
-        temperature=args.temperature,
-        negative=args.negative,
-        corrupt_correct=args.corrupt_correct,
-        generate_nonspeech=args.generate_nonspeech,
-        nonspeech_dir=args.nonspeech_dir,
-        pad_silence=args.pad_silence,
-        loop_pairs=args.loop_pairs,
-        language=args.language,
-        seed=args.seed,
-        batch_size=args.batch_size,
+        **{name: getattr(args, name) for name in OPTION_NAMES},
         resume=not args.no_resume,
         skip_invalid_rows=args.skip_invalid_rows,
         backend=args.backend,

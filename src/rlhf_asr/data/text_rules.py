@@ -8,11 +8,17 @@ stripped: stripping would change the words a person typed or a pipeline wrote wi
   sees on the review page and in a terminal, so a transcript could read differently from what trains.
 - Lone surrogates (U+D800-U+DFFF): not encodable as UTF-8; they cannot be written to a manifest.
 - Other unassigned or private-use characters are kept: some scripts and tokenisers use them.
+
+It also holds the text rules that mining and evaluation must read alike: what is silent
+(`is_silent`), what a reference's kind is (`row_kind`) and what a letter is (`is_letter`).
 """
 
 from __future__ import annotations
 
 import unicodedata
+
+SPEECH = "speech"
+NO_SPEECH = "no_speech"
 
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 _BIDI_CONTROLS = frozenset(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
@@ -44,3 +50,25 @@ def is_silent(text: str) -> bool:
     """The one definition of a silent transcript or output: nothing but whitespace. "." and "..." are
     output (a subtitle cue nobody asked for), so they are not silent, though they hold no word."""
     return not text.strip()
+
+
+def row_kind(reference: str) -> str:
+    """NO_SPEECH for a silent reference (`is_silent`: nothing was said), else SPEECH.
+
+    Mining (which pair a clip makes) and evaluation (which rate a row counts in) both ask. The
+    manifest and dataset readers refuse whitespace-only text as an error (a broken export, not a
+    label), so the only silent reference that reaches either is "": on every row that can get
+    here this rule and the stricter `reference == ""` agree.
+    """
+    return NO_SPEECH if is_silent(reference) else SPEECH
+
+
+def is_letter(character: str) -> bool:
+    """A letter, digit or mark (Unicode categories L*, N*, M*): what a word or a character unit is made of.
+
+    Marks count: Thai vowel and tone marks (Mn) and Devanagari vowel signs (Mc) are written inside
+    the syllable, so a word without them is another word, and a loop or an edit that skipped them
+    would repeat or insert text that was never written. CJK characters are letters (Lo); digits
+    are said, so they are units too. Punctuation, symbols and spaces are none.
+    """
+    return unicodedata.category(character)[0] in "LNM"

@@ -23,9 +23,11 @@ import soundfile
 
 from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
 from rlhf_asr.data.synth_audio import SAMPLING_RATE
+from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.demo.corpus import Corpus, Utterance, write_jsonl
 from rlhf_asr.evaluation.deployed import nonspeech_rates
 from rlhf_asr.evaluation.hallucination import score_rows
+from rlhf_asr.pairs.rows import preference_row
 
 TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "band_noise", "tone", "chords")
 TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
@@ -68,20 +70,12 @@ def add_nonspeech(corpus: Corpus, train: int, test: int, seed: int) -> Corpus:
 
 
 def no_speech_rows(rows: list[Utterance], hypotheses: list[str]) -> list[tuple[int, dict]]:
-    """(index, preference row) for every non-speech clip the model wrote anything for: chosen "", rejected it."""
+    """(index, preference row) for every non-speech clip the model wrote anything for (`is_silent`
+    False): chosen "", rejected it."""
     return [
-        (
-            index,
-            {
-                "audio": {"path": u.path},
-                "duration": round(u.duration, 3),
-                "chosen": "",
-                "rejected": hypothesis,
-                "language": "English",
-            },
-        )
+        (index, preference_row(u.path, u.duration, "", hypothesis, "English"))
         for index, (u, hypothesis) in enumerate(zip(rows, hypotheses))
-        if hypothesis.strip()
+        if not is_silent(hypothesis)
     ]
 
 

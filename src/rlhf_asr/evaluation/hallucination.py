@@ -25,17 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rlhf_asr.data.text_rules import is_silent
+# row_kind (SPEECH or NO_SPEECH) is the one mining uses too: one rule for what a reference's kind is
+from rlhf_asr.data.text_rules import NO_SPEECH, SPEECH, is_silent, row_kind
 from rlhf_asr.evaluation.metrics import corpus_rates, error_rates
 from rlhf_asr.evaluation.repetition import has_repetition_loop
-
-SPEECH = "speech"
-NO_SPEECH = "no_speech"
-
-
-def row_kind(reference: str) -> str:
-    """NO_SPEECH for the empty reference that manifests use for no speech, else SPEECH."""
-    return NO_SPEECH if reference == "" else SPEECH
 
 
 @dataclass(frozen=True)

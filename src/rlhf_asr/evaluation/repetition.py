@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from rlhf_asr.data.text_rules import is_letter
+
 MIN_REPEATS = 3
 MAX_NGRAM = 8  # words
 MAX_CHARACTER_NGRAM = 24  # characters, for texts without spaces (about 8 words of Chinese)
@@ -34,13 +36,9 @@ CHARACTERS_PER_WORD = 2
 _SPACELESS_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR", "TIBETAN")
 
 
-def _is_letter(character: str) -> bool:
-    return unicodedata.category(character)[0] in "LNM"
-
-
 def _spaceless(text: str) -> bool:
     """True when most letters are in a script written without spaces between words."""
-    letters = [c for c in text if _is_letter(c)]
+    letters = [c for c in text if is_letter(c)]
     spaceless = sum(unicodedata.name(c, "").startswith(_SPACELESS_SCRIPTS) for c in letters)
     return spaceless * 2 > len(letters)
 
@@ -50,8 +48,8 @@ def text_units(text: str, characters: bool | None = None) -> list[str]:
     if characters is None:
         characters = _spaceless(text)
     if characters:
-        return [c for c in text.casefold() if _is_letter(c)]
-    words = ("".join(c for c in word if _is_letter(c)) for word in text.casefold().split())
+        return [c for c in text.casefold() if is_letter(c)]
+    words = ("".join(c for c in word if is_letter(c)) for word in text.casefold().split())
     return [word for word in words if word]
 
 

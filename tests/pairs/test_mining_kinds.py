@@ -11,21 +11,22 @@ import numpy as np
 import pytest
 import soundfile
 
-from rlhf_asr import pairs
 from rlhf_asr.commands import cli
 from rlhf_asr.commands.make_pairs import parse_args
 from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference
-from rlhf_asr.pairs import mine_pairs
+from rlhf_asr.pairs import mine, mine_pairs
+from rlhf_asr.pairs.choice import Miner
+from rlhf_asr.pairs.items import mining_items
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
 VOCABULARY = {"words": [], "chars": []}
 
 
-def _miner(negative: str = "hardest") -> pairs._Miner:
-    return pairs._Miner(object(), random.Random(0), negative, False, "m", Path("/out"), VOCABULARY)
+def _miner(negative: str = "hardest") -> Miner:
+    return Miner(object(), random.Random(0), negative, False, "m", Path("/out"), VOCABULARY)
 
 
 def _example(text: str) -> AsrExample:
@@ -43,7 +44,7 @@ def test_no_speech_rejects_the_most_probable_non_empty_output():
 
 
 def test_a_dot_on_no_speech_is_output_and_rejected_as_the_metrics_count_it():
-    """One definition of silent (evaluation/hallucination.is_silent): "." is output, so it is a rejected."""
+    """One definition of silent (data/text_rules.is_silent): "." is output, so it is a rejected."""
     row, _ = _miner().pair(_example(""), "en", [Candidate("", -0.1), Candidate(" .", -0.2)])
     assert row["chosen"] == "" and row["rejected"] == "."
 
@@ -75,8 +76,6 @@ def test_padded_rows_are_mined_as_speech_and_tagged():
 
 
 def test_non_speech_clips_take_the_manifests_most_common_language(tmp_path):
-    from rlhf_asr.pair_sources import mining_items
-
     rows = [AsrExample(Path("/a.wav"), 1.0, "hola", lang, None, f"m:{i}") for i, lang in enumerate(["es", "es", "fr"])]
     items, unreadable = mining_items(rows, tmp_path / "p.jsonl", generate=2)
     assert [item.example.language for item in items if item.kind == "no_speech"] == ["es", "es"]
@@ -107,7 +106,7 @@ def hallucinating(monkeypatch):
     def fake_decode(model, processor, hidden, prefixes, **options):
         return [[Candidate("you", -0.2), Candidate("the the the", -1.0)] for _ in range(hidden.shape[0])]
 
-    monkeypatch.setattr(pairs, "decode_encoded", fake_decode)
+    monkeypatch.setattr(mine, "decode_encoded", fake_decode)
 
 
 def test_manifest_generated_directory_and_padded_clips_each_make_their_kind(setup, hallucinating, tmp_path):

@@ -27,7 +27,7 @@ from rlhf_asr.data.nonspeech import (
     nonspeech_windows,
     pad_speech,
 )
-from rlhf_asr.pair_choice import row_kind
+from rlhf_asr.data.text_rules import SPEECH, row_kind
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ def mining_items(
     items += [_plain(AsrExample(c.path, c.duration, "", language, None, c.source)) for c in clips]
     if pad_silence > 0:
         fillers = [clip.path for clip in clips if clip.kind != "silence"]
-        speech = [e for e in examples if e.text.strip() and e.duration <= WHISPER_MAX_SECONDS - MIN_PAD_ROOM]
+        room = WHISPER_MAX_SECONDS - MIN_PAD_ROOM
+        speech = [e for e in examples if row_kind(e.text) == SPEECH and e.duration <= room]
         items += [
             _padded(example, pad_silence, seed, index, folder / "padded", fillers)
             for index, example in enumerate(speech)

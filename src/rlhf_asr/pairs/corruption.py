@@ -1,34 +1,32 @@
-"""Synthetic rejected transcripts: one controlled edit of a reference (the `corruption` miner).
+"""Synthetic rejected transcripts: one controlled edit of a reference (the `corruption` miner), or
+the reference running into a repetition loop (loop pairs).
 
 Used where the model makes no mistake to mine: the edit is a substitution, deletion or insertion
 of a word (or a character for languages scored by CER) drawn from the manifest's own vocabulary,
-so the rejected side looks like an ASR error rather than noise.
+so the rejected side looks like an ASR error rather than noise. Units are made of letters as
+`data/text_rules.is_letter` says, the rule the repetition metric counts with.
 """
 
 from __future__ import annotations
 
 import random
 import string
-import unicodedata
 
+from rlhf_asr.data.text_rules import is_letter
 from rlhf_asr.evaluation.normalize import normalize_text, uses_cer
 from rlhf_asr.evaluation.repetition import has_repetition_loop
 
 _PUNCTUATION = string.punctuation + "“”‘’«»¿¡…"
 
 
-def _is_letter(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "LN"
-
-
 def _editable(unit: str, by_char: bool) -> bool:
-    return _is_letter(unit) if by_char else any(_is_letter(ch) for ch in unit)
+    return is_letter(unit) if by_char else any(is_letter(ch) for ch in unit)
 
 
 def reference_vocabulary(texts: list[str]) -> dict[str, list[str]]:
     """Words and non-Latin letters of the manifest's references, in first-seen order (deterministic)."""
     words = (word.strip(_PUNCTUATION) for text in texts for word in text.split())
-    letters = dict.fromkeys(ch for text in texts for ch in text if _is_letter(ch) and ord(ch) > 0x2FF)
+    letters = dict.fromkeys(ch for text in texts for ch in text if is_letter(ch) and ord(ch) > 0x2FF)
     return {"words": list(dict.fromkeys(word for word in words if word)), "chars": list(letters)}
 
 
@@ -74,7 +72,7 @@ LOOP_MAX_NGRAM = 3  # units; Whisper's loops are mostly a word or a short phrase
 
 def loopable(text: str) -> bool:
     """True when `loop_text` can loop `text`: it has a word (a letter) and does not itself repeat ("no no no")."""
-    return any(_is_letter(ch) for ch in text) and not has_repetition_loop(text)
+    return any(is_letter(ch) for ch in text) and not has_repetition_loop(text)
 
 
 def loop_text(text: str, language: str | None, rng: random.Random) -> str:

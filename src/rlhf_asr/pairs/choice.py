@@ -22,24 +22,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rlhf_asr.data.text_rules import is_silent
+from rlhf_asr.data.text_rules import NO_SPEECH, is_silent, row_kind
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, TranscriptEncoder, TranscriptError, max_text_tokens
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.evaluation.normalize import english_spelling_from
 from rlhf_asr.evaluation.repetition import has_repetition_loop, text_units
 from rlhf_asr.inference.decode import Candidate
-from rlhf_asr.text_corruption import corrupt_text, loop_text, loopable
+from rlhf_asr.pairs.corruption import corrupt_text, loop_text, loopable
+from rlhf_asr.pairs.rows import preference_row
 
 logger = logging.getLogger(__name__)
 
-CORRUPTION_NAME = "corruption"
-LOOP_NAME = "loop"
-KINDS = ("speech", "no_speech", "padded", "loop")
-
-
-def row_kind(text: str) -> str:
-    """'no_speech' for an empty reference (nothing was said), else 'speech'."""
-    return "speech" if text.strip() else "no_speech"
+CORRUPTION_NAME = "corruption"  # `rejected_by` of a corrupted reference
+LOOP_NAME = "loop"  # `rejected_by` of a loop pair
 
 
 class Miner:
@@ -69,7 +64,7 @@ class Miner:
         `kind` None: `row_kind` of the reference ("padded" is only ever given).
         """
         kind = kind or row_kind(example.text)
-        if kind == "no_speech":
+        if kind == NO_SPEECH:
             return self._no_speech(example, language, candidates)
         if self.encoder is not None:
             try:
@@ -130,7 +125,7 @@ class Miner:
         else:
             candidate = max(spoken, key=_logprob)
         text, name = candidate.text.strip(), self.model_name
-        row = self._row(example, language, text, None, name, candidate.logprob, "no_speech")
+        row = self._row(example, language, text, None, name, candidate.logprob, NO_SPEECH)
         row["rejected_words"] = len(text_units(row["rejected"]))
         if has_repetition_loop(row["rejected"], ""):
             row["rejected_loop"] = True
@@ -161,20 +156,11 @@ class Miner:
         # the rate of what is written; the log-prob stays the model's score of its whole output
         if truncated and rate is not None:
             rate = score_utterance(example.text, rejected, language, english_spelling=self.spelling).rate
-        row = {
-            "audio": {"path": self._audio_path(example.audio_path)},
-            "duration": round(example.duration, 3),
-            "chosen": example.text,
-            "rejected": rejected,
-            "language": language,
-            "kind": kind,
-            "rejected_by": rejected_by,
-            "source": example.source,
-        }
-        if rate is not None:
-            row["rejected_wer"] = round(rate, 4)
-        if logprob is not None:
-            row["rejected_logprob"] = round(logprob, 4)
+        path = self._audio_path(example.audio_path)
+        row = preference_row(
+            path, example.duration, example.text, rejected, language, wer=rate, logprob=logprob,
+            kind=kind, rejected_by=rejected_by, source=example.source,
+        )  # fmt: skip
         if truncated:
             row["rejected_truncated"] = True
         return row
