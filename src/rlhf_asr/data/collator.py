@@ -1,4 +1,4 @@
-"""Batches of preference pairs: one audio per pair, two label sequences.
+"""Batches of preference pairs (one audio, two label sequences) and of K candidates (one audio, K).
 
 For each transcript the full token sequence s is split the way Whisper expects:
 decoder input = s[:-1], labels = s[1:], so the logits at position t score labels[t].
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlhf_asr.data.tokens import EncodedTranscript
 from rlhf_asr.loss.logps import IGNORE_INDEX
 
 
@@ -57,6 +58,14 @@ def pad_decoder_sequences(
     return input_ids, labels
 
 
+def scored_from(transcripts: list[EncodedTranscript], disable_prompt_loss: bool) -> list[int]:
+    """Per transcript, the index of its first scored token: after the prompt, or else 1.
+
+    1 skips only <|startoftranscript|>, which is never predicted.
+    """
+    return [t.prefix_len if disable_prompt_loss else 1 for t in transcripts]
+
+
 @dataclass
 class PreferenceCollator:
     """Turns dataset items into a batch for the preference engine.
@@ -78,9 +87,8 @@ class PreferenceCollator:
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         chosen = [item["chosen"] for item in items]
         rejected = [item["rejected"] for item in items]
-        # The first scored token: 1 skips only <|startoftranscript|>, which is never predicted.
-        chosen_from = [c.prefix_len if self.disable_prompt_loss else 1 for c in chosen]
-        rejected_from = [r.prefix_len if self.disable_prompt_loss else 1 for r in rejected]
+        chosen_from = scored_from(chosen, self.disable_prompt_loss)
+        rejected_from = scored_from(rejected, self.disable_prompt_loss)
         odds_from = chosen_from
         if self.rejected_scope == "diverging":
             diverge = [first_divergence(c.ids, r.ids) for c, r in zip(chosen, rejected)]
@@ -105,3 +113,41 @@ class PreferenceCollator:
                 1
             ]
         return batch
+
+
+@dataclass
+class CandidateCollator:
+    """Turns dataset items with K candidate transcripts each into a batch for `forward_candidates`.
+
+    Items: `input_features` [n_mels, frames], `index`, and `candidates`: a list of
+    EncodedTranscript, not necessarily as many per item (a K-best cut short). Every item is
+    padded to the batch's K with absent slots: pad ids, labels -100 throughout, which the engine
+    scores as 0 tokens and 0 log-prob. Each candidate is scored as PreferenceCollator scores a
+    transcript: from its first text token with `disable_prompt_loss`, else from 1.
+    Batch: `input_features` [B, n_mels, frames], `candidate_input_ids` [B, K, L],
+    `candidate_labels` [B, K, L] (L = the longest sequence - 1), `example_index` [B]: the
+    keyword arguments of `forward_candidates`. Which slots hold a candidate needs no tensor of its
+    own: a present candidate always scores its <|endoftext|>, so the engine's `present` (tokens > 0) says it.
+    """
+
+    pad_token_id: int
+    disable_prompt_loss: bool = False
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        slots = [(row, k) for row, item in enumerate(items) for k in range(len(item["candidates"]))]
+        if not slots:
+            raise ValueError("a candidate batch needs at least one candidate transcript")
+        candidates = [items[row]["candidates"][k] for row, k in slots]
+        starts = scored_from(candidates, self.disable_prompt_loss)
+        flat_ids, flat_labels = pad_decoder_sequences([c.ids for c in candidates], starts, self.pad_token_id)
+        shape = (len(items), max(len(item["candidates"]) for item in items), flat_ids.shape[1])  # [B, K, L]
+        input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
+        labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
+        rows, columns = torch.tensor(slots).T
+        input_ids[rows, columns], labels[rows, columns] = flat_ids, flat_labels
+        return {
+            "input_features": torch.from_numpy(np.stack([item["input_features"] for item in items])),
+            "candidate_input_ids": input_ids,
+            "candidate_labels": labels,
+            "example_index": torch.tensor([item["index"] for item in items], dtype=torch.long),
+        }

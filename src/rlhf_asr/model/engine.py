@@ -1,20 +1,23 @@
-"""The preference forward pass: per-sequence log-probs of the chosen and rejected transcripts.
+"""The preference forward pass: per-sequence log-probs of K transcripts of one audio.
 
-Three ways to compute the same numbers (they are compared in the tests and in `rlhf-asr bench`):
+A pair (chosen, rejected) is K = 2; a K-best (minimum-WER training, several rejected per audio)
+is any K. Three ways to compute the same numbers (they are compared in the tests and in
+`rlhf-asr bench`):
 
-- "naive": the whole model twice, once per transcript (encoder twice, full logits twice).
-- "concat": encoder once, its output copied to double batch, decoder on [chosen; rejected]
-  stacked along the batch, full logits (what earlier ORPO-for-Whisper code did).
-- "packed" (ours): encoder once; each pair's two transcripts are packed side by side along the
-  decoder's time axis, with a block-causal mask and positions restarting at 0 for the rejected
-  block. One decoder pass, the audio's cross-attention keys and values computed once and shared,
-  no copy of the encoder output, and the label log-probs taken chunk by chunk from the hidden
-  states, never as a [2B, L, vocab] tensor.
+- "naive": the whole model once per transcript (encoder K times, full logits K times).
+- "concat": encoder once, its output copied K times, decoder on the K transcripts stacked along
+  the batch, full logits (what earlier ORPO-for-Whisper code did for K = 2).
+- "packed" (ours): encoder once; each audio's K transcripts are packed side by side along the
+  decoder's time axis, with a block-causal mask and positions restarting at 0 in each block
+  (model/packing.py, which also says what packing costs). One decoder pass, the audio's
+  cross-attention keys and values computed once and shared, no copy of the encoder output, and
+  the label log-probs taken chunk by chunk from the hidden states, never as a [B, T, vocab] tensor.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import torch
 import torch.utils.checkpoint
@@ -23,30 +26,27 @@ from torch import nn
 from rlhf_asr.loss.logps import IGNORE_INDEX, chunked_token_logps, logits_token_logps, sequence_logps
 from rlhf_asr.model.core import whisper_core
 from rlhf_asr.model.encoder_cache import EncoderCache, encoder_fingerprint
+from rlhf_asr.model.packing import block_causal_mask, block_positions, candidate_blocks
+from rlhf_asr.model.packing import packed_attention_mask as packed_attention_mask  # the K = 2 mask, kept here
 
 MODES = ("packed", "naive", "concat")
 
 
-def packed_attention_mask(
-    chosen_len: int, rejected_len: int, batch: int, device, additive_dtype: torch.dtype | None = None
-) -> torch.Tensor:
-    """[B, 1, Lc+Lr, Lc+Lr] mask: causal within each block, nothing across blocks.
+@dataclass(frozen=True)
+class CandidateLogps:
+    """What `PreferenceWhisper.forward_candidates` returns: per audio and candidate slot.
 
-    Boolean (True = may attend) for SDPA; additive in `additive_dtype` for eager attention, which
-    adds the mask to the scores. Padding needs no mask: each block is right-padded, so real tokens
-    never see their pads, and pads are never scored.
+    An absent slot (a ragged K-best: an audio with fewer candidates than the batch's K) has
+    `tokens` 0 and `logps` exactly 0, with no gradient: mask it with `present`, or a mean
+    log-prob (`logps / tokens`) divides by zero there.
     """
-    total = chosen_len + rejected_len
-    causal = torch.ones(total, total, dtype=torch.bool, device=device).tril()
-    block = torch.zeros(total, total, dtype=torch.bool, device=device)
-    block[:chosen_len, :chosen_len] = True
-    block[chosen_len:, chosen_len:] = True
-    mask = causal & block
-    if additive_dtype is not None:
-        mask = torch.zeros(total, total, dtype=additive_dtype, device=device).masked_fill(
-            ~mask, torch.finfo(additive_dtype).min
-        )
-    return mask.expand(batch, 1, total, total)
+
+    logps: torch.Tensor  # [B, K] float32, summed log-probs of each candidate's scored label tokens
+    tokens: torch.Tensor  # [B, K] long, number of scored tokens (0 for an absent slot)
+
+    @property
+    def present(self) -> torch.Tensor:
+        return self.tokens > 0  # [B, K] bool
 
 
 def checkpoint_decoder_layers(model: nn.Module) -> None:
@@ -79,6 +79,8 @@ class PreferenceWhisper(nn.Module):
     `chosen_odds_logps`, `chosen_odds_tokens`: the chosen's over `chosen_odds_labels` (the odds
     ratio's span with `--rejected_scope diverging`; without it, the same as `chosen_*`). Both
     chosen sums come from the same per-token log-probs: one decoder pass, whichever the mode.
+    forward_candidates(...) scores K transcripts per audio the same way ([B, K] `CandidateLogps`);
+    the pair is its K = 2 case, through the same per-mode code.
     """
 
     def __init__(
@@ -140,21 +142,14 @@ class PreferenceWhisper(nn.Module):
         example_index: torch.Tensor | None = None,
         chosen_odds_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """`chosen_odds_labels` [B, Lc] must score a subset of the positions `chosen_labels` scores
-        (the collator's diverging scope does): the log-probs are computed for `chosen_labels`."""
-        # The collator yields float32 features; a model loaded in bf16/fp16 expects its own dtype.
-        input_features = input_features.to(whisper_core(self.model).model.encoder.conv1.weight.dtype)
-        if self.mode == "naive":
-            chosen = self._full_model_logps(input_features, chosen_input_ids, chosen_labels)
-            rejected = self._full_model_logps(input_features, rejected_input_ids, rejected_labels)
-        elif self.mode == "concat":
-            chosen, rejected = self._concat_logps(
-                input_features, chosen_input_ids, chosen_labels, rejected_input_ids, rejected_labels
-            )
-        else:
-            chosen, rejected = self._packed_logps(
-                input_features, chosen_input_ids, chosen_labels, rejected_input_ids, rejected_labels, example_index
-            )
+        """The pair: K = 2 blocks, chosen then rejected, each as long as the collator padded it.
+
+        `chosen_odds_labels` [B, Lc] must score a subset of the positions `chosen_labels` scores
+        (the collator's diverging scope does): the log-probs are computed for `chosen_labels`.
+        """
+        chosen, rejected = self._token_logps(
+            input_features, [chosen_input_ids, rejected_input_ids], [chosen_labels, rejected_labels], example_index
+        )
         odds_labels = chosen_labels if chosen_odds_labels is None else chosen_odds_labels
         sums = {
             "chosen": sequence_logps(chosen, chosen_labels),
@@ -165,6 +160,53 @@ class PreferenceWhisper(nn.Module):
         for name, (logps, tokens) in sums.items():
             out[f"{name}_logps"], out[f"{name}_tokens"] = logps, tokens
         return out
+
+    def forward_candidates(
+        self,
+        input_features: torch.Tensor,
+        candidate_input_ids: torch.Tensor,
+        candidate_labels: torch.Tensor,
+        example_index: torch.Tensor | None = None,
+    ) -> CandidateLogps:
+        """Summed label log-probs of K candidate transcripts per audio, in this engine's mode.
+
+        Args:
+            input_features: [B, n_mels, frames].
+            candidate_input_ids: [B, K, L] decoder inputs.
+            candidate_labels: [B, K, L], -100 where not scored; an absent slot is -100 throughout.
+            example_index: [B] audio keys for the encoder cache, as in `forward`.
+        The argument names are `CandidateCollator`'s batch keys: `forward_candidates(**batch)`.
+
+        One padded [B, K, L] tensor rather than K tensors: it is what a collator can hand a
+        Trainer (a dict of tensors, moved and split by the usual code), and the engine trims
+        each slot back to its own length (`candidate_blocks`): a slot costs its own longest
+        candidate, not the batch's longest.
+        A method beside `forward`, which keeps the pair API: under DistributedDataParallel a call
+        that bypasses the wrapper's `forward` skips its gradient-synchronisation set-up, so a
+        distributed trainer must reach this through the wrapper (e.g. a forward that dispatches here).
+        """
+        ids, label_blocks = candidate_blocks(candidate_input_ids, candidate_labels)
+        token_logps = self._token_logps(input_features, ids, label_blocks, example_index)
+        sums = [sequence_logps(logps, block) for logps, block in zip(token_logps, label_blocks)]
+        return CandidateLogps(
+            logps=torch.stack([logps for logps, _ in sums], dim=1), tokens=torch.stack([n for _, n in sums], dim=1)
+        )
+
+    def _token_logps(
+        self,
+        input_features: torch.Tensor,
+        ids: list[torch.Tensor],
+        labels: list[torch.Tensor],
+        example_index: torch.Tensor | None,
+    ) -> list[torch.Tensor]:
+        """Per-token label log-probs [B, L_k] of each of K blocks ([B, L_k] ids and labels), by mode."""
+        # The collator yields float32 features; a model loaded in bf16/fp16 expects its own dtype.
+        input_features = input_features.to(whisper_core(self.model).model.encoder.conv1.weight.dtype)
+        if self.mode == "naive":
+            return [self._full_model_logps(input_features, i, block) for i, block in zip(ids, labels)]
+        if self.mode == "concat":
+            return self._concat_logps(input_features, ids, labels)
+        return self._packed_logps(input_features, ids, labels, example_index)
 
     def encode(self, input_features: torch.Tensor, example_index: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output [B, frames, d]; under no_grad and from the cache when the encoder is frozen.
@@ -184,48 +226,47 @@ class PreferenceWhisper(nn.Module):
         with torch.no_grad():
             return encoder(input_features).last_hidden_state
 
-    # Each mode returns the per-token label log-probs [B, L] of the chosen and the rejected.
+    # Each mode returns the per-token label log-probs [B, L_k] of each of the K blocks.
 
     def _full_model_logps(self, input_features, input_ids, labels):
         logits = self.model(input_features=input_features, decoder_input_ids=input_ids).logits
         return logits_token_logps(logits, labels)
 
-    def _concat_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels):
+    def _concat_logps(self, input_features, ids, labels):
         core = whisper_core(self.model)
         batch = input_features.shape[0]
         hidden = self.encode(input_features)
         pad_id = core.config.pad_token_id
-        length = max(chosen_ids.shape[1], rejected_ids.shape[1])
-        ids = torch.cat([_pad_to(chosen_ids, length, pad_id), _pad_to(rejected_ids, length, pad_id)])
-        labels = torch.cat(
-            [_pad_to(chosen_labels, length, IGNORE_INDEX), _pad_to(rejected_labels, length, IGNORE_INDEX)]
+        length = max(block.shape[1] for block in ids)
+        stacked_ids = torch.cat([_pad_to(block, length, pad_id) for block in ids])  # [K*B, length]
+        stacked_labels = torch.cat([_pad_to(block, length, IGNORE_INDEX) for block in labels])  # [K*B, length]
+        out = core.model.decoder(
+            input_ids=stacked_ids, encoder_hidden_states=torch.cat([hidden] * len(ids)), use_cache=False
         )
-        out = core.model.decoder(input_ids=ids, encoder_hidden_states=torch.cat([hidden, hidden]), use_cache=False)
         logits = core.proj_out(out.last_hidden_state)
-        token_logps = logits_token_logps(logits, labels)
-        return token_logps[:batch, : chosen_ids.shape[1]], token_logps[batch:, : rejected_ids.shape[1]]
+        token_logps = logits_token_logps(logits, stacked_labels)  # [K*B, length]
+        return [token_logps[k * batch : (k + 1) * batch, : block.shape[1]] for k, block in enumerate(ids)]
 
-    def _packed_logps(self, input_features, chosen_ids, chosen_labels, rejected_ids, rejected_labels, example_index):
+    def _packed_logps(self, input_features, ids, labels, example_index):
         core = whisper_core(self.model)
-        batch, chosen_len = chosen_ids.shape
-        rejected_len = rejected_ids.shape[1]
+        batch = input_features.shape[0]
+        lengths = [block.shape[1] for block in ids]
         hidden = self.encode(input_features, example_index)
-        ids = torch.cat([chosen_ids, rejected_ids], dim=1)
-        positions = torch.cat(
-            [torch.arange(chosen_len, device=ids.device), torch.arange(rejected_len, device=ids.device)]
-        ).expand(batch, -1)
+        device = ids[0].device
         # Eager attention adds the mask to its scores: in the weights' dtype, or a bf16/fp16 model's
         # scores would be promoted to fp32 and no longer match its value projections.
         eager = core.config._attn_implementation == "eager"
-        mask = packed_attention_mask(chosen_len, rejected_len, batch, ids.device, core.dtype if eager else None)
         out = core.model.decoder(
-            input_ids=ids, attention_mask=mask, position_ids=positions, encoder_hidden_states=hidden, use_cache=False
+            input_ids=torch.cat(ids, dim=1),  # [B, T], T = sum(lengths)
+            attention_mask=block_causal_mask(lengths, batch, device, core.dtype if eager else None),
+            position_ids=block_positions(lengths, batch, device),
+            encoder_hidden_states=hidden,
+            use_cache=False,
         )
-        labels = torch.cat([chosen_labels, rejected_labels], dim=1)
         token_logps = chunked_token_logps(
-            out.last_hidden_state, core.get_output_embeddings().weight, labels, self.logps_chunk_size
-        )
-        return token_logps[:, :chosen_len], token_logps[:, chosen_len:]
+            out.last_hidden_state, core.get_output_embeddings().weight, torch.cat(labels, dim=1), self.logps_chunk_size
+        )  # [B, T]
+        return list(token_logps.split(lengths, dim=1))
 
 
 def _pad_to(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
