@@ -79,3 +79,15 @@ def test_base_names():
     assert base_hub_id("/data/models/whisper") is None and base_hub_id("./runs/x") is None
     assert base_hub_id("runs/x", is_folder=True) is None and base_hub_id("runs/x") == "runs/x"
     assert base_license("openai/whisper-large-v3") == "mit" and base_license("someone/whisper-de") is None
+
+
+def test_card_names_the_objective_and_its_weights():
+    orpo = model_card(FACTS)
+    assert "| objective `--loss` | orpo |\n| ORPO `--alpha` | 0.1 |" in orpo
+    weights = (("beta", 0.1), ("label_smoothing", 0.0), ("rpo_alpha", 0.0))
+    dpo = model_card(replace(FACTS, loss="dpo", loss_weights=weights))
+    assert "# Whisper fine-tuned with DPO from tiny.en" in dpo and "Rafailov et al. 2023" in dpo
+    assert "| DPO weights | `--beta` 0.1, `--label_smoothing` 0, `--rpo_alpha` 0 |" in dpo
+    assert "ORPO" not in dpo and "- dpo\n" in dpo  # the hub tag names the objective
+    sft = model_card(replace(FACTS, loss="sft"))
+    assert "# Whisper fine-tuned with supervised fine-tuning from tiny.en" in sft and " weights |" not in sft

@@ -230,18 +230,18 @@ def test_absurd_learning_rate_stops_with_one_line_and_saves_nothing_non_finite(w
 
 def test_injected_nan_loss_stops_before_the_weights_change(ws, tmp_path, capsys, monkeypatch):
     """A NaN in the loss (as NaN audio gives) at step 2: checkpoint-1 stays, nothing after it is written."""
-    from rlhf_asr.trainer import orpo_trainer
+    from rlhf_asr.loss.objectives.orpo import ORPO  # the default --loss
 
-    real, calls = orpo_trainer.preference_loss, []
+    real, calls = ORPO.compute, []
 
-    def nan_after_first_step(*args, **kwargs):
-        result = real(*args, **kwargs)
+    def nan_after_first_step(self, scores):
+        result = real(self, scores)
         calls.append(1)
         if len(calls) > 1:
             result = dataclasses.replace(result, loss=result.loss * float("nan"))
         return result
 
-    monkeypatch.setattr(orpo_trainer, "preference_loss", nan_after_first_step)
+    monkeypatch.setattr(ORPO, "compute", nan_after_first_step)
     out = tmp_path / "out"
     rc, _, err = run(capsys, *train_argv(ws, out, "--max_steps", "3", "--save_strategy", "steps", "--save_steps", "1"))
     assert_one_line(rc, err, "step 2", "gradient", only_line=False)

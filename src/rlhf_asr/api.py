@@ -268,24 +268,25 @@ def make_pairs(
 
 
 def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODEL, **options) -> dict:
-    """ORPO fine-tuning on a preference manifest (or dataset); saves into `output_dir`.
+    """Preference fine-tuning (ORPO by default) on a preference manifest (or dataset); saves into `output_dir`.
 
     Args:
         data: training pairs (`--train_data`).
         output_dir: where the adapter (or model), its card and run_summary.json go.
         model: the model to start from (`--base_model`).
         options: any `rlhf-asr train` option by its field name (`rlhf-asr train --help`), e.g.
-            `test_data`, `peft`, `lora_r`, `alpha`, `num_train_epochs`, `learning_rate`,
-            `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
+            `test_data`, `peft`, `lora_r`, `loss` ("orpo", "sft", "dpo", "simpo") and its weights
+            (`alpha`; `beta`, `gamma`, `label_smoothing`, `rpo_alpha`, `cpo_alpha`), `num_train_epochs`,
+            `learning_rate`, `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
     Returns the run summary (also in OUTPUT_DIR/run_summary.json).
     """
     from rlhf_asr.option_checks import build_options
-    from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+    from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
     from rlhf_asr.trainer.run import run_training
 
     given = {"base_model": model, "train_data": data, "output_dir": output_dir, **options}
     parts = []
-    for cls in (ModelArguments, DataArguments, ORPOConfig):
+    for cls in (ModelArguments, DataArguments, PreferenceConfig):
         names = {field.name for field in dataclasses.fields(cls) if field.init}
         values = {name: given.pop(name) for name in list(given) if name in names}
         parts.append(build_options(cls, values, TRAIN_OPTION_NAMES))

@@ -1,12 +1,13 @@
 """`rlhf-asr train` (and `python finetune.py`): parse options, run the training recipe.
 
-Options are the fields of ModelArguments, DataArguments and ORPOConfig (every Hugging Face
-TrainingArguments option included). `--config FILE.yaml|json` supplies options from a file;
-options given on the command line win.
+Options are the fields of ModelArguments, DataArguments and PreferenceConfig (every Hugging Face
+TrainingArguments option included; `--loss` and the objective weights among them).
+`--config FILE.yaml|json` supplies options from a file; options given on the command line win.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -25,17 +26,19 @@ HELP_SOURCES = [
     _PACKAGE / "commands" / "parser.py",
     _PACKAGE / "trainer" / "config.py",
     _PACKAGE / "trainer" / "config_file.py",
+    _PACKAGE / "trainer" / "objective_options.py",  # --loss's choices and the weights' help
     _PACKAGE / "data" / "nospeech_target.py",  # the choices of --nospeech_target
+    *sorted((_PACKAGE / "loss" / "objectives").glob("*.py")),  # the objectives' weights and their help
 ]
 
 
 def build_parser():
-    """ModelArguments, DataArguments and ORPOConfig as one parser, with the cross-command names."""
+    """ModelArguments, DataArguments and PreferenceConfig as one parser, with the cross-command names."""
     from rlhf_asr.commands.parser import options_parser, redirect
-    from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+    from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 
     parser = options_parser(
-        "rlhf-asr train", [ModelArguments, DataArguments, ORPOConfig], __doc__.splitlines()[0], names=NAMES
+        "rlhf-asr train", [ModelArguments, DataArguments, PreferenceConfig], __doc__.splitlines()[0], names=NAMES
     )
     # Duplicate switches become aliases: one option decides, and the last one given wins.
     redirect(
@@ -46,11 +49,13 @@ def build_parser():
         help="alias: --use_adalora [True] = --peft adalora, --use_adalora False = --peft lora",
     )
     redirect(parser, "--use_compile", "torch_compile", help="alias of --torch_compile")
+    # TRL's CPOConfig spelling of SimPO's margin; the option keeps the objective's own name, --gamma.
+    parser.add_argument("--simpo_gamma", dest="gamma", type=float, default=argparse.SUPPRESS, help="alias of --gamma")
     return parser
 
 
 def parse_args(argv: list[str]):
-    """(ModelArguments, DataArguments, ORPOConfig); any parsing error is one UserInputError line."""
+    """(ModelArguments, DataArguments, PreferenceConfig); any parsing error is one UserInputError line."""
     from rlhf_asr.commands.parser import parse_options
 
     if wants_help(argv):

@@ -18,6 +18,18 @@ BUNDLED_HUB_IDS = {"tiny.en": "openai/whisper-tiny.en", "base": "openai/whisper-
 WHISPER_LICENSE = "mit"  # OpenAI released Whisper's code and weights under the MIT licence
 CARD_FILE = "README.md"
 METHOD_NAMES = {"lora": "LoRA", "adalora": "AdaLoRA"}
+# The objective (`--loss`) as the card's title names it, and how the text says it trained.
+OBJECTIVE_TITLES = {"orpo": "ORPO", "sft": "supervised fine-tuning", "dpo": "DPO", "simpo": "SimPO"}
+OBJECTIVE_TEXTS = {
+    "orpo": "with ORPO (odds-ratio preference optimisation, Hong et al. 2024) on pairs of a preferred and a "
+    "rejected transcript of the same audio",
+    "sft": "with supervised fine-tuning on the preferred transcript of each pair of a preferred and a rejected "
+    "transcript of the same audio (the rejected ones unused)",
+    "dpo": "with DPO (direct preference optimisation, Rafailov et al. 2023; the starting model's log-probs as its "
+    "reference, computed once) on pairs of a preferred and a rejected transcript of the same audio",
+    "simpo": "with SimPO (simple preference optimisation, Meng et al. 2024) on pairs of a preferred and a rejected "
+    "transcript of the same audio",
+}
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,7 @@ class CardFacts:
     lora_r: int | None  # rank (AdaLoRA: initial rank); None for full fine-tuning
     lora_alpha: int | None  # LoRA scaling; None for full fine-tuning
     target_modules: str | None  # comma-separated module names; None for full fine-tuning
-    alpha: float  # weight of ORPO's odds-ratio term
+    alpha: float  # weight of ORPO's odds-ratio term (--alpha; read by --loss orpo only)
     epochs: float
     learning_rate: float
     steps: int  # optimizer steps taken
@@ -51,6 +63,8 @@ class CardFacts:
     no_speech_pairs: int | None = None  # pairs whose chosen is silence; None: a stream, not counted
     nospeech_target: str = "eot"  # the chosen of those pairs (data/nospeech_target.py)
     empty_output: bool = False  # the saved generation config lets <|endoftext|> come first
+    loss: str = "orpo"  # the objective (--loss)
+    loss_weights: tuple[tuple[str, float], ...] = ()  # its weights as trained, (name, value)
 
 
 def base_hub_id(name: str, is_folder: bool = False) -> str | None:
@@ -86,7 +100,7 @@ def front_matter(facts: CardFacts) -> str:
     from huggingface_hub import ModelCardData
 
     hub_id = base_hub_id(facts.base_model, facts.base_is_folder)
-    tags = ["whisper", "automatic-speech-recognition", "orpo", "rlhf-asr"]
+    tags = ["whisper", "automatic-speech-recognition", facts.loss, "rlhf-asr"]
     if facts.peft != "none":
         tags.append(facts.peft)
     if hub_id and facts.library == "peft":
@@ -108,9 +122,15 @@ def _options(facts: CardFacts) -> list[str]:
     else:
         name = METHOD_NAMES.get(facts.peft, facts.peft)
         method = f"{name} (rank {facts.lora_r}, alpha {facts.lora_alpha}, modules {facts.target_modules})"
+    if facts.loss == "orpo":
+        weights = [f"| ORPO `--alpha` | {facts.alpha:g} |"]
+    else:  # SFT has none
+        told = ", ".join(f"`--{name}` {value:g}" for name, value in facts.loss_weights)
+        weights = [f"| {OBJECTIVE_TITLES.get(facts.loss, facts.loss)} weights | {told} |"] if told else []
     return [
         f"| method | {method} |",
-        f"| ORPO `--alpha` | {facts.alpha:g} |",
+        f"| objective `--loss` | {facts.loss} |",
+        *weights,
         f"| epochs | {facts.epochs:g} ({facts.steps} optimizer steps) |",
         f"| learning rate | {facts.learning_rate:g} |",
         f"| pairs per device step | {facts.batch_size} |",
@@ -187,11 +207,10 @@ def model_card(facts: CardFacts) -> str:
     rows = f" ({facts.wer_rows} held-out rows decoded)" if facts.wer_rows else ""
     lines = [
         front_matter(facts),
-        f"# Whisper fine-tuned with ORPO from {facts.base_model}",
+        f"# Whisper fine-tuned with {OBJECTIVE_TITLES.get(facts.loss, facts.loss)} from {facts.base_model}",
         "",
-        f"This folder holds {what}, trained with ORPO (odds-ratio preference optimisation, Hong et al. "
-        "2024) on pairs of a preferred and a rejected transcript of the same audio, by `rlhf-asr train` "
-        "(batch-opt-rlhf-asr).",
+        f"This folder holds {what}, trained {OBJECTIVE_TEXTS.get(facts.loss, f'with --loss {facts.loss}')}, by "
+        "`rlhf-asr train` (batch-opt-rlhf-asr).",
         "",
         f"- **Base model:** {base}",
         f"- **Training data:** {facts.train_pairs} preference pairs{skipped}; {test}",

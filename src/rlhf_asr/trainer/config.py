@@ -1,9 +1,11 @@
-"""Options of a training run: model, data, and `ORPOConfig` (the Trainer's own arguments).
+"""Options of a training run: model, data, and `PreferenceConfig` (the Trainer's own arguments).
 
 The three dataclasses are parsed together by HfArgumentParser, so every Hugging Face
 `TrainingArguments` option passes through unchanged, and the classic `finetune.py` flags keep
 their names and meanings. Two defaults differ from finetune.py, following the documented runs
 (docs/results.md): LoRA instead of AdaLoRA, and `--alpha 0.1` (the ORPO paper's and TRL's) instead of 1.0.
+`--loss` picks the objective (loss/objectives/); its weights are options named as the objective
+names them (trainer/objective_options.py builds it and refuses a weight it does not read).
 
 Model options are checked when parsed, so a bad value fails in one line before any loading.
 """
@@ -20,6 +22,7 @@ from transformers import TrainingArguments
 from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, TARGETS
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
+from rlhf_asr.trainer.objective_options import DEFAULT_LOSS, LOSS_CHOICES, loss_help, weight_help
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 
 DEFAULT_TARGET_MODULES = "q_proj,k_proj,v_proj,out_proj,fc1,fc2"
@@ -180,16 +183,29 @@ class DataArguments:
 
 
 @dataclass
-class ORPOConfig(TrainingArguments):
-    """TrainingArguments with the ORPO options and the classic finetune.py defaults.
+class PreferenceConfig(TrainingArguments):
+    """TrainingArguments with the preference-objective options (`--loss` and its weights) and the
+    classic finetune.py defaults. Defaults it changes from TrainingArguments, and why:
 
-    One default differs from Whisper fine-tuning recipes, which keep the task prompt
+    - `learning_rate` 1e-3 (not 5e-5), `warmup_steps` 50, `logging_steps` 10, `save_total_limit` 5,
+      `eval_strategy`/`save_strategy` epoch, `output_dir` output/: finetune.py's values, kept for the
+      classic flags (an adapter trains at a higher rate than full fine-tuning).
+    - `fp16` on: finetune.py's; switched off with one line where there is no GPU.
+    - `remove_unused_columns` False: the collator's batch is not a model signature's columns.
+    - `report_to` auto: TensorBoard where installed, else nothing.
+
+    And one from Whisper fine-tuning recipes, which keep the task prompt
     (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `disable_prompt_loss` is on, so both
-    log-probs score the transcript and its <|endoftext|> only, as TRL's ORPO scores the completion
-    and never the prompt. The prompt is the same in chosen and rejected, so it can only dilute the
-    contrast, and most for the shortest transcript: a no-speech pair's chosen is <|endoftext|>
-    alone. Measured in docs/results.md (hallucination study, 3 seeds): words on held-out non-speech
-    at 0.25x the base model's with the prompt out, 0.37x with it in, at the same speech WER.
+    log-probs score the transcript and its <|endoftext|> only, as TRL's preference trainers score
+    the completion and never the prompt. The prompt is the same in chosen and rejected, so it can
+    only dilute the contrast, and most for the shortest transcript: a no-speech pair's chosen is
+    <|endoftext|> alone. Measured in docs/results.md (hallucination study, 3 seeds): words on
+    held-out non-speech at 0.25x the base model's with the prompt out, 0.37x with it in, at the same
+    speech WER.
+
+    The objective: `loss` orpo (the default until the results study compares them), sft, dpo or
+    simpo; `alpha` 0.1 for ORPO (the paper's and TRL's `beta`, not finetune.py's 1.0); the other
+    weights None, each the objective's own default (DPO `beta` 0.1, SimPO `beta` 2.0, `gamma` 1.0).
     """
 
     output_dir: str = field(default="output/", metadata={"help": "Where checkpoints, logs and the final model go."})
@@ -212,10 +228,21 @@ class ORPOConfig(TrainingArguments):
         metadata={"help": "Delete checkpoints of an earlier run in --output_dir (else such a folder is refused)."},
     )
 
+    loss: str = field(default=DEFAULT_LOSS, metadata={"help": loss_help(), "choices": list(LOSS_CHOICES)})
     alpha: float = field(
         default=0.1,
-        metadata={"help": "Weight of the odds-ratio term (0 = plain SFT on chosen; 0.1 as in the ORPO paper and TRL)."},
+        metadata={
+            "help": "--loss orpo: weight of the odds-ratio term (the paper's lambda, TRL's ORPOConfig `beta`); 0.1 as "
+            "in the ORPO paper and TRL. 0 leaves the NLL alone, as before; --loss sft is the way to train that."
+        },
     )
+    beta: float | None = field(default=None, metadata={"help": weight_help("beta")})
+    gamma: float | None = field(
+        default=None, metadata={"help": weight_help("gamma", "TRL's CPOConfig spells it simpo_gamma: an alias.")}
+    )
+    label_smoothing: float | None = field(default=None, metadata={"help": weight_help("label_smoothing")})
+    rpo_alpha: float | None = field(default=None, metadata={"help": weight_help("rpo_alpha")})
+    cpo_alpha: float | None = field(default=None, metadata={"help": weight_help("cpo_alpha")})
     disable_prompt_loss: bool = field(
         default=True,
         metadata={
@@ -299,3 +326,6 @@ class ORPOConfig(TrainingArguments):
         if self.group_by_length:
             self.train_sampling_strategy = "group_by_length"
         super().__post_init__()
+
+
+ORPOConfig = PreferenceConfig  # the name before --loss; training_args.bin of earlier runs unpickles through it

@@ -20,16 +20,19 @@ from rlhf_asr.model.card import CardFacts, write_model_card
 from rlhf_asr.model.core import whisper_generation_config
 from rlhf_asr.model.empty_output import lets_empty_output, save_generation_config
 from rlhf_asr.model.loading import _offline, portable_model_name
-from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
+from rlhf_asr.trainer.objective_options import weights_of
+from rlhf_asr.trainer.reference import REFERENCE_FILE
 
 logger = logging.getLogger(__name__)
 
 MERGED_DIR = "merged"
-# Not uploaded at the end: checkpoints and `_*` (as the Trainer's own push), the merged copy, the encoder cache.
-PUSH_IGNORE = ["_*", "checkpoint-*", "checkpoint-*/**", f"{MERGED_DIR}/**", "encoder_cache/**"]
+# Not uploaded at the end: checkpoints and `_*` (as the Trainer's own push), the merged copy, the encoder
+# cache, DPO's reference log-probs.
+PUSH_IGNORE = ["_*", "checkpoint-*", "checkpoint-*/**", f"{MERGED_DIR}/**", "encoder_cache/**", REFERENCE_FILE]
 
 
-def check_model_out(model_args: ModelArguments, config: ORPOConfig) -> None:
+def check_model_out(model_args: ModelArguments, config: PreferenceConfig) -> None:
     """Option checks of the run's ending, before any data or model is loaded."""
     if config.merge_at_end:
         if model_args.peft_method == "none":
@@ -46,7 +49,7 @@ def check_model_out(model_args: ModelArguments, config: ORPOConfig) -> None:
         check_hub_push(config)
 
 
-def check_hub_push(config: ORPOConfig) -> None:
+def check_hub_push(config: PreferenceConfig) -> None:
     """--push_to_hub needs the network and a token with write access; the Trainer would find out late."""
     from huggingface_hub import get_token
 
@@ -87,7 +90,7 @@ def _wer_rows(log_history: list[dict]) -> tuple[float | None, float | None, int 
 def card_facts(
     model_args: ModelArguments,
     data_args: DataArguments,
-    config: ORPOConfig,
+    config: PreferenceConfig,
     trainer,
     train_set,
     train_rows: int,
@@ -120,6 +123,8 @@ def card_facts(
         lora_alpha=model_args.lora_alpha if adapter else None,
         target_modules=model_args.target_modules if adapter else None,
         alpha=config.alpha,
+        loss=trainer.objective.name,
+        loss_weights=tuple(weights_of(trainer.objective).items()),
         epochs=config.num_train_epochs,
         learning_rate=config.learning_rate,
         steps=trainer.state.global_step,
@@ -141,7 +146,7 @@ def card_facts(
     )
 
 
-def finish_model_out(trainer, config: ORPOConfig, facts: CardFacts) -> dict:
+def finish_model_out(trainer, config: PreferenceConfig, facts: CardFacts) -> dict:
     """Saves the final model with its card, merges it (--merge_at_end) and pushes it (--push_to_hub).
 
     Returns what was written: {"card": ..., "merged": ... or None, "pushed": repo id or None}.
@@ -169,7 +174,7 @@ def finish_model_out(trainer, config: ORPOConfig, facts: CardFacts) -> dict:
     return written
 
 
-def push_output(trainer, config: ORPOConfig) -> str:
+def push_output(trainer, config: PreferenceConfig) -> str:
     """Uploads the output folder (adapter, processor, card, run summary) to the run's hub repo."""
     from transformers.trainer import hf_api
 

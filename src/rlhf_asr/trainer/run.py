@@ -1,7 +1,8 @@
-"""One ORPO training run of Whisper on a preference manifest, end to end (`rlhf-asr train`, the demo, results).
+"""One preference training run of Whisper on a preference manifest, end to end (`rlhf-asr train`, the demo, results).
 
 Assembles the components (manifest reader, dataset, collator, model with PEFT, the packed
-engine, ORPOTrainer and its callbacks), trains, and saves the final model with its processor.
+engine, PreferenceTrainer with `--loss`'s objective, its callbacks and, for DPO, the starting
+model's log-probs), trains, and saves the final model with its processor.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.collator import PreferenceCollator
 from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
 from rlhf_asr.data.manifest import normalize_language
-from rlhf_asr.data.sources import Columns, DataSource, is_manifest, read_data
+from rlhf_asr.data.sources import Columns, DataSource, read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
@@ -29,12 +30,14 @@ from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback, log_metrics_instead_of_printing
-from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.model_out import card_facts, check_model_out, finish_model_out, name_portably
-from rlhf_asr.trainer.orpo_trainer import ORPOTrainer
+from rlhf_asr.trainer.objective_options import weights_of
+from rlhf_asr.trainer.preference_trainer import PreferenceTrainer
+from rlhf_asr.trainer.reference import attach_reference, model_files
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
-from rlhf_asr.trainer.validate import validate_training_run
+from rlhf_asr.trainer.validate import streams_training, validate_training_run
 
 logger = logging.getLogger(__name__)
 
@@ -129,14 +132,7 @@ def build_dataset(
     return dataset, report
 
 
-def streams_training(data_args: DataArguments, config: ORPOConfig) -> bool:
-    """--streaming with --max_steps and a dataset: rows are read while training, none up front."""
-    return bool(data_args.streaming and config.max_steps and config.max_steps > 0) and not is_manifest(
-        data_args.train_data
-    )
-
-
-def build_stream(data_args: DataArguments, config: ORPOConfig, processor, encoder, augmenter, language):
+def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, encoder, augmenter, language):
     """The training set as a torch IterableDataset over the dataset's rows, each checked when reached."""
     if config.group_by_length:
         raise UserInputError("--group_by_length needs every row's length up front: not with --streaming")
@@ -178,14 +174,16 @@ def row_checks(data_args: DataArguments, encoder: TranscriptEncoder) -> dict:
     )
 
 
-def total_training_steps(num_examples: int, config: ORPOConfig) -> int:
+def total_training_steps(num_examples: int, config: PreferenceConfig) -> int:
     if config.max_steps and config.max_steps > 0:
         return int(config.max_steps)
     batches = math.ceil(num_examples / (config.per_device_train_batch_size * max(config.world_size, 1)))
     return max(1, math.ceil(config.num_train_epochs * math.ceil(batches / config.gradient_accumulation_steps)))
 
 
-def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args: DataArguments) -> EncoderCache | None:
+def make_encoder_cache(
+    config: PreferenceConfig, model_args: ModelArguments, data_args: DataArguments
+) -> EncoderCache | None:
     if config.encoder_cache == "none":
         return None
     if not model_args.freeze_encoder or data_args.augment_config_path:
@@ -194,7 +192,7 @@ def make_encoder_cache(config: ORPOConfig, model_args: ModelArguments, data_args
     return EncoderCache(max_bytes=config.encoder_cache_mb * 1024**2, directory=directory)
 
 
-def wer_evaluator(processor, data_args: DataArguments, config: ORPOConfig, language: str | None):
+def wer_evaluator(processor, data_args: DataArguments, config: PreferenceConfig, language: str | None):
     """With --eval_wer: a function scoring a model's transcripts of the test set (WER, CER, ...).
 
     The hallucination metrics come along (see `evaluation/hallucination.py`); a rate whose rows the
@@ -238,13 +236,27 @@ def let_empty_output(model, encoder: TranscriptEncoder, train_set) -> bool:
     return True
 
 
+def reference_facts(source: str, model_args: ModelArguments, config: PreferenceConfig) -> dict:
+    """What besides the rows decides the starting model's log-probs (trainer/reference.py's fingerprint)."""
+    return {
+        "base_model": model_files(source),
+        "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
+        "engine": config.engine,
+        "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
+        "collator": [config.disable_prompt_loss, config.rejected_scope],
+    }
+
+
 def last_eval_metrics(log_history: list[dict]) -> dict | None:
     evals = [row for row in log_history if "eval_loss" in row]
     return evals[-1] if evals else None
 
 
 def run_training(
-    model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig, encoder_cache: EncoderCache | None = None
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    config: PreferenceConfig,
+    encoder_cache: EncoderCache | None = None,
 ) -> dict:
     """Trains and saves into `config.output_dir`; returns the run summary also written to run_summary.json.
 
@@ -303,7 +315,7 @@ def run_training(
     if adalora:
         callbacks.append(adalora)
 
-    trainer = ORPOTrainer(
+    trainer = PreferenceTrainer(
         model=engine,
         args=config,
         train_dataset=train_set,
@@ -320,6 +332,8 @@ def run_training(
     log_metrics_instead_of_printing(trainer)
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
+    if trainer.objective.needs_reference:  # DPO: before train() loads a checkpoint or takes a step
+        attach_reference(trainer, engine, reference_facts(source, model_args, config))
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if isinstance(train_set, StreamingPreferenceDataset):
         train_set.say_rows_read()  # said at the end of the first pass; else here, for the rows reached
@@ -342,6 +356,8 @@ def run_training(
     summary = {
         "base_model": facts.base_model,
         "peft": model_args.peft_method,
+        "loss": trainer.objective.name,
+        "loss_weights": weights_of(trainer.objective),
         "world_size": config.world_size,
         "train_rows": train_rows,
         "train_rows_skipped": train_skipped,

@@ -17,8 +17,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+from rlhf_asr.data.sources import is_manifest
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.trainer.config import DataArguments, ModelArguments, ORPOConfig
+from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
+from rlhf_asr.trainer.objective_options import check_objective_run
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def check_data_options(args: DataArguments) -> None:
     )
 
 
-def check_trainer_options(config: ORPOConfig) -> None:
+def check_trainer_options(config: PreferenceConfig) -> None:
     for name in (
         "per_device_train_batch_size",
         "per_device_eval_batch_size",
@@ -156,7 +158,7 @@ def check_safetensors(file: Path, option: str) -> None:
         raise UserInputError(f"{option} {file}: truncated or corrupt safetensors file ({error})") from None
 
 
-def _resuming(config: ORPOConfig) -> bool:
+def _resuming(config: PreferenceConfig) -> bool:
     value = config.resume_from_checkpoint
     return value is not None and str(value).strip().lower() not in {"", "false", "none"}
 
@@ -168,7 +170,7 @@ def checkpoints_in(folder: Path) -> list[Path]:
     return sorted(found, key=lambda path: int(CHECKPOINT_DIR.match(path.name).group(1)))
 
 
-def resolve_resume(config: ORPOConfig) -> Path | None:
+def resolve_resume(config: PreferenceConfig) -> Path | None:
     """The checkpoint folder to resume from (`True` = the last in --output_dir), or None."""
     if not _resuming(config):
         return None
@@ -242,7 +244,7 @@ def check_torch_file(file: Path, where: str) -> None:
         raise UserInputError(f"{where}: {file.name} is truncated or corrupt ({reason})") from None
 
 
-def prepare_output_dir(config: ORPOConfig, resuming: bool) -> None:
+def prepare_output_dir(config: PreferenceConfig, resuming: bool) -> None:
     """Refuses an --output_dir holding another run's checkpoints, or clears them with --overwrite_output_dir.
 
     A new run would leave the old run's later checkpoints beside its own, and a later
@@ -264,11 +266,20 @@ def prepare_output_dir(config: ORPOConfig, resuming: bool) -> None:
         logger.warning(f"--overwrite_output_dir: deleted {len(found)} checkpoint(s) of an earlier run in {output}")
 
 
-def validate_training_run(model_args: ModelArguments, data_args: DataArguments, config: ORPOConfig) -> None:
+def streams_training(data_args: DataArguments, config: PreferenceConfig) -> bool:
+    """--streaming with --max_steps and a dataset: rows are read while training, none up front."""
+    return bool(data_args.streaming and config.max_steps and config.max_steps > 0) and not is_manifest(
+        data_args.train_data
+    )
+
+
+def validate_training_run(model_args: ModelArguments, data_args: DataArguments, config: PreferenceConfig) -> None:
     """All option and file checks of a training run; resolves `--resume_from_checkpoint True` to its folder."""
     check_model_options(model_args)
     check_data_options(data_args)
     check_trainer_options(config)
+    # --loss and its weights; what the objective cannot train with (DPO: diverging scope, augmentation, a stream)
+    check_objective_run(config, bool(data_args.augment_config_path), streams_training(data_args, config))
     check_model_folder(model_args.base_model)
     checkpoint = resolve_resume(config)
     if checkpoint is not None:
