@@ -1,8 +1,12 @@
-"""The package's floors: commands -> recipes -> components, imports one way; no file over 400 lines.
+"""The package's floors: commands -> recipes -> components, imports one way; no file over 800 lines.
 
 Recipes (`rlhf_asr.recipes`) orchestrate; they may import components but no command and no other
 recipe. Components (everything else but the CLI) never import a recipe or a command. Imports
 inside functions count too: a lazy import is still a dependency.
+
+The line cap is generous on purpose: a concept stays in one module rather than being split to
+fit a number (whisper's own decoding.py is 826 lines). It catches a file that has grown past one
+concept, not a long one that still holds one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "rlhf_asr"
-MAX_LINES = 400
+MAX_LINES = 800
 
 
 def _module(path: Path, package: Path = PACKAGE) -> str:
@@ -90,7 +94,7 @@ def test_the_import_check_catches_each_wrong_way(tmp_path):
 
 
 @pytest.mark.parametrize("folder", ["src", "tests"])
-def test_no_file_over_400_lines(folder):
+def test_no_file_over_the_line_cap(folder):
     long = [
         f"{p.relative_to(ROOT)}: {n}"
         for p in sorted((ROOT / folder).rglob("*.py"))

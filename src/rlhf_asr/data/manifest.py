@@ -1,4 +1,4 @@
-"""Preference and ASR manifests: every row checked up front, every problem named.
+"""Preference and ASR manifests: the file read, every row checked up front, every problem named.
 
 A bad row found mid-training costs hours; a bad row silently dropped skews the data. So all
 rows are validated before training starts (audio via its header only: cheap), and each
@@ -26,27 +26,260 @@ then end-of-text); with timestamps their segment list is [] or left out. These r
 model learns not to hallucinate, so they are accepted and counted. Every other empty text stays
 an error: an empty rejected transcript prefers nothing over nothing, and whitespace-only text is
 refused (with a pointer to "") because it is more often a broken export than a deliberate label.
+
+Reading the file (read_rows) has failure modes of its own, each of which used to surface as a
+traceback or as a position nobody can find in an editor: a byte offset for non-UTF-8 text, a
+RecursionError for deeply nested JSON, a ValueError for a number of 5,000 digits. Here each
+becomes "file:line: reason". In JSON lines one bad line is one bad row (counted, skippable); in a
+JSON array the whole file is unreadable, so the error names the line of the array element where
+reading stopped.
+
+What a checked row becomes (Segment, PreferenceExample, AsrExample) and the read's report
+(RowProblem, ManifestReport) are plain types: the readers of other sources (datasets, streams:
+data/sources.py, data/stream.py) and the training set share them.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import errno
+import json
 import math
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from rlhf_asr.data.audio import MIN_AUDIO_SECONDS, WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
-from rlhf_asr.data.examples import AsrExample, ManifestReport, PreferenceExample, RowProblem, Segment
-from rlhf_asr.data.manifest_file import BadRow as _Bad
-from rlhf_asr.data.manifest_file import read_rows
 from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
 
 SEGMENT_SLACK_SECONDS = 0.05  # timestamps are rounded (Whisper: 0.02 s steps)
 SHOWN_PROBLEMS = 5  # problems quoted in the error message before "and N more"
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class PreferenceExample:
+    audio_path: Path
+    duration: float
+    chosen: str
+    rejected: str
+    language: str | None  # Whisper language code ("en", "zh"), None when the row has none
+    chosen_segments: tuple[Segment, ...] | None  # only with timestamps=True
+    rejected_segments: tuple[Segment, ...] | None
+    source: str  # "train.jsonl:12", for messages about this example later on
+
+    @property
+    def no_speech(self) -> bool:
+        """The right output is nothing: a clip of silence, noise or music."""
+        return self.chosen == ""
+
+
+@dataclass(frozen=True)
+class AsrExample:
+    audio_path: Path
+    duration: float
+    text: str
+    language: str | None
+    segments: tuple[Segment, ...] | None
+    source: str
+
+    @property
+    def no_speech(self) -> bool:
+        """Nothing was said in the clip."""
+        return self.text == ""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One skipped row. `kind` is the short category counted in summaries."""
+
+    manifest: Path
+    line: int
+    reason: str
+    kind: str
+    filtered: bool = False  # a duration-filter skip, not an error
+    label: str | None = None  # a dataset's name: rows are then "dataset X, row 17" (data/sources.py)
+
+    def __str__(self) -> str:
+        where = f"{self.label}, row {self.line}" if self.label else f"{self.manifest}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ManifestReport:
+    manifest: Path
+    rows_read: int = 0
+    examples: list = field(default_factory=list)
+    skipped: list[RowProblem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """'train.jsonl: 120 rows read (40 no-speech), 3 skipped (2 audio file missing, 1 duplicate row)'.
+
+        The no-speech count (of the usable rows) is shown only when there are any.
+        """
+        no_speech = sum(example.no_speech for example in self.examples)
+        text = f"{self.manifest.name}: {self.rows_read} rows read"
+        text += f" ({no_speech} no-speech)" if no_speech else ""
+        text += f", {len(self.skipped)} skipped"
+        counts = Counter(problem.kind for problem in self.skipped)
+        if counts:
+            text += " (" + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()) + ")"
+        return text
+
+
+class BadRow(Exception):
+    """A row's first problem. `kind` is the category counted in summaries; `filtered` marks a user filter."""
+
+    def __init__(self, kind: str, reason: str, filtered: bool = False):
+        super().__init__(reason)
+        self.kind, self.reason, self.filtered = kind, reason, filtered
+
+
+Rows = list[tuple[int, Any]]  # (1-based line, parsed value or BadRow)
+
+_SPACE = re.compile(r"\s*")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as decoded by surrogateescape
+_WIDE_BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]  # fmt: skip
+
+
+def _parse_problem(error: Exception) -> str:
+    """What the json module could not read, as one short reason (no traceback, no offset)."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} (column {error.colno})"
+    if isinstance(error, RecursionError):
+        return "nested too deeply to read"
+    return str(error).split(";")[0]  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
+
+
+def _not_utf8(text: str, match: re.Match) -> tuple[int, str]:
+    """(line, reason) for the first byte that is not UTF-8."""
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    byte = ord(match.group()) - 0xDC00
+    column = match.start() - line_start + 1
+    return text.count("\n", 0, match.start()) + 1, f"not UTF-8 text (byte 0x{byte:02x} at column {column})"
+
+
+def _array_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """(line, value) for each element of a JSON array; UserInputError where an element cannot be read."""
+    decoder, line, counted = json.JSONDecoder(), 1, 0
+    pos = _SPACE.match(text, text.index("[") + 1).end()
+    while text[pos] != "]":
+        line, counted = line + text.count("\n", counted, pos), pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except (RecursionError, ValueError) as error:
+            raise UserInputError(f"{path}:{line}: invalid JSON array: {_parse_problem(error)}") from None
+        yield line, value
+        pos = _SPACE.match(text, end).end()
+        if text[pos] == ",":
+            pos = _SPACE.match(text, pos + 1).end()
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
+    """(line, value or BadRow) for each non-blank line."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        bad_byte = _NOT_UTF8.search(line)
+        if bad_byte:
+            yield number, BadRow("not UTF-8", _not_utf8(line, bad_byte)[1] + ": save the manifest as UTF-8")
+            continue
+        try:
+            yield number, json.loads(line)
+        except (RecursionError, ValueError) as error:  # JSONDecodeError is a ValueError
+            yield number, BadRow("invalid JSON", f"invalid JSON: {_parse_problem(error)}")
+
+
+def _spread_objects(text: str) -> int:
+    """How many JSON values `text` holds one after another (0 unless all of it is JSON)."""
+    decoder, count, pos = json.JSONDecoder(), 0, _SPACE.match(text).end()
+    try:
+        while pos < len(text):
+            _, end = decoder.raw_decode(text, pos)
+            count, pos = count + 1, _SPACE.match(text, end).end()
+    except (RecursionError, ValueError):
+        return 0
+    return count
+
+
+def _array(path: Path, text: str) -> Rows:
+    try:
+        json.loads(text)  # the whole array first: a syntax error anywhere stops here, with its line
+    except json.JSONDecodeError as error:
+        try:  # JSON lines whose first row happens to be a list: each row is reported on its own
+            json.loads(text.lstrip().split("\n", 1)[0])
+        except (RecursionError, ValueError):
+            where = f"{path}:{error.lineno}"
+            raise UserInputError(f"{where}: invalid JSON array: {error.msg} (column {error.colno})") from None
+        return list(_jsonl_rows(text))
+    except (RecursionError, ValueError):
+        pass  # too deep / too long a number: _array_rows finds the element and names its line
+    return list(_array_rows(path, text))
+
+
+def _check_path(path: Path) -> None:
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise UserInputError(f"manifest {path} is a symlink loop") from None
+        if os.path.islink(path):
+            raise UserInputError(f"manifest {path} not found (broken symlink to {os.readlink(path)})") from None
+        raise UserInputError(f"manifest {path} not found ({error.strerror})") from None
+    except ValueError:  # a NUL in the path
+        raise UserInputError(f"manifest path {str(path)!r} contains a NUL character") from None
+    if not path.is_file():
+        raise UserInputError(f"manifest {path} is not a file" + (" (it is a folder)" if path.is_dir() else ""))
+
+
+def read_rows(path: Path) -> Rows:
+    """The manifest's rows, in file order; UserInputError when the file as a whole cannot be read."""
+    _check_path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserInputError(f"cannot read manifest {path}: {error.strerror or error}") from None
+    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
+    if wide:
+        bom = f"it starts with a {wide} byte-order mark"
+        raise UserInputError(f"manifest {path} is {wide} text ({bom}): save it as UTF-8")
+    if b"\0" in data:
+        line = data.count(b"\n", 0, data.index(b"\0")) + 1
+        expected = "JSON lines or a JSON array expected"
+        raise UserInputError(f"{path}:{line}: a NUL byte: the manifest is not text ({expected})")
+    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")  # utf-8-sig's BOM
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text mode reads them
+    if text.lstrip().startswith("["):
+        bad_byte = _NOT_UTF8.search(text)
+        if bad_byte:
+            line, reason = _not_utf8(text, bad_byte)
+            raise UserInputError(f"{path}:{line}: {reason}: save the manifest as UTF-8")
+        rows = _array(path, text)
+    else:
+        rows = list(_jsonl_rows(text))
+        first = rows[0][1] if rows else None
+        if isinstance(first, BadRow) and first.kind == "invalid JSON" and _spread_objects(text):
+            raise UserInputError(
+                f"{path}:{rows[0][0]}: each row must be one JSON object on one line (JSON lines), but the "
+                "objects here span several lines; write one per line, or put them in a JSON array [...]"
+            )
+    if not rows:
+        raise UserInputError(f"manifest {path} is empty")
+    return rows
 
 
 @lru_cache(maxsize=1)
@@ -109,10 +342,10 @@ def _short(value: Any) -> str:
 def _get(row: dict, name: str, kind: type | tuple[type, ...], what: str, label: str | None = None) -> Any:
     label = label or name
     if name not in row:
-        raise _Bad("missing field", f"missing field {label!r}")
+        raise BadRow("missing field", f"missing field {label!r}")
     value = row[name]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise _Bad("wrong type", f"field {label!r} should be {what}, got {type(value).__name__} {_short(value)}")
+        raise BadRow("wrong type", f"field {label!r} should be {what}, got {type(value).__name__} {_short(value)}")
     return value
 
 
@@ -122,14 +355,14 @@ def _text(row: dict, name: str, no_speech_allowed: bool, ctx: _Context) -> str:
     value = _get(row, name, str, "a string", label)
     problem = text_problem(value)  # before the whitespace test: str.strip() takes U+001C-U+001F for spaces
     if problem:
-        raise _Bad("forbidden character", f"field {label!r} {problem}")
+        raise BadRow("forbidden character", f"field {label!r} {problem}")
     if value.strip():
         return value
     if not no_speech_allowed:
-        raise _Bad("empty transcript", f"field {label!r} is empty: a rejected transcript needs words")
+        raise BadRow("empty transcript", f"field {label!r} is empty: a rejected transcript needs words")
     if value:
         reason = f'field {label!r} holds only whitespace: write "" for a clip with no speech, or the words said'
-        raise _Bad("whitespace transcript", reason)
+        raise BadRow("whitespace transcript", reason)
     return value
 
 
@@ -138,7 +371,7 @@ def _segments_of(row: dict, name: str, text_field: str, duration: float) -> tupl
     if row[text_field]:
         return _segments(row, name, duration)
     if row.get(name, []) != []:
-        raise _Bad("bad segments", f'field {name!r} has segments but {text_field!r} is "" (no speech): use []')
+        raise BadRow("bad segments", f'field {name!r} has segments but {text_field!r} is "" (no speech): use []')
     return ()
 
 
@@ -162,21 +395,21 @@ def _seconds(value: Any) -> float | None:
 def _segments(row: dict, name: str, duration: float) -> tuple[Segment, ...]:
     items = _get(row, name, list, "a list of {start, end, text} segments (timestamps are on)")
     if not items:
-        raise _Bad("bad segments", f"field {name!r} is an empty list")
+        raise BadRow("bad segments", f"field {name!r} is an empty list")
     segments = []
     for index, item in enumerate(items):
         where = f"{name}[{index}]"
         if not isinstance(item, dict):
-            raise _Bad("bad segments", f"{where} should be an object, got {_short(item)}")
+            raise BadRow("bad segments", f"{where} should be an object, got {_short(item)}")
         start, end, text = _seconds(item.get("start")), _seconds(item.get("end")), item.get("text")
         if start is None or end is None:
-            raise _Bad("bad segments", f"{where} needs numbers start and end >= 0, got {_short(item)}")
+            raise BadRow("bad segments", f"{where} needs numbers start and end >= 0, got {_short(item)}")
         if start > end or end > duration + SEGMENT_SLACK_SECONDS:
-            raise _Bad("bad segments", f"{where} spans {start:g}-{end:g} s: needs start <= end <= {duration:.2f} s")
+            raise BadRow("bad segments", f"{where} spans {start:g}-{end:g} s: needs start <= end <= {duration:.2f} s")
         if isinstance(text, str) and text_problem(text):
-            raise _Bad("forbidden character", f"{where} text {text_problem(text)}")
+            raise BadRow("forbidden character", f"{where} text {text_problem(text)}")
         if not isinstance(text, str) or not text.strip():
-            raise _Bad("bad segments", f"{where} has no text")
+            raise BadRow("bad segments", f"{where} has no text")
         segments.append(Segment(start, end, text))
     return tuple(segments)
 
@@ -186,15 +419,15 @@ def _language(row: dict, ctx: _Context) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Bad("wrong type", f"field 'language' should be a string, got {_short(value)}")
+        raise BadRow("wrong type", f"field 'language' should be a string, got {_short(value)}")
     try:
         code = normalize_language(value)
     except ValueError as error:
-        raise _Bad("unknown language", str(error)) from None
+        raise BadRow("unknown language", str(error)) from None
     if ctx.known_languages is not None and code not in ctx.known_languages:
         known = ", ".join(sorted(ctx.known_languages)[:8])
         reason = f"language {value!r} ({code}) is unknown to the tokenizer (it knows e.g. {known})"
-        raise _Bad("unknown language", reason)
+        raise BadRow("unknown language", reason)
     return code
 
 
@@ -203,11 +436,11 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     audio = _get(row, "audio", dict, 'an object like {"path": "a.wav"}')
     given = _get(audio, "path", str, "a string", label="audio.path")
     if not given.strip():  # Path("") is ".", the manifest's folder
-        raise _Bad("bad audio path", "field 'audio.path' is empty")
+        raise BadRow("bad audio path", "field 'audio.path' is empty")
     value = _get(row, "duration", (int, float), "a number")
     declared = _finite(value)
     if declared is None or declared <= 0:
-        raise _Bad("wrong type", f"field 'duration' should be a positive number, got {_short(value)}")
+        raise BadRow("wrong type", f"field 'duration' should be a positive number, got {_short(value)}")
     path = (ctx.manifest.parent / Path(given).expanduser()).absolute()  # no-op for absolute paths
     duration = declared
     try:  # existence, type and readability always; the real duration (and NaN/inf check) with check_audio
@@ -216,26 +449,26 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
         else:
             check_audio_path(path)
     except AudioError as error:
-        raise _Bad(error.kind, f"{error.kind}: {error.path}: {error.reason}") from None
+        raise BadRow(error.kind, f"{error.kind}: {error.path}: {error.reason}") from None
     off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
     if off > seconds and off > fraction * duration:
-        raise _Bad("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
+        raise BadRow("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
     if duration < MIN_AUDIO_SECONDS:  # an error, not the min_duration filter: evaluation filters nothing
         reason = (
             f"audio lasts {duration * 1000:.1f} ms, shorter than one {MIN_AUDIO_SECONDS * 1000:g} ms frame of "
             "Whisper's features: too short to be speech"
         )
-        raise _Bad("audio too short", reason)
+        raise BadRow("audio too short", reason)
     if duration > WHISPER_MAX_SECONDS and not ctx.long_audio:
         kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
         reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
-        raise _Bad(kind, reason)
+        raise BadRow(kind, reason)
     if duration > ctx.max_duration:
         kind = f"longer than {ctx.max_duration:g} s"
-        raise _Bad(kind, f"audio lasts {duration:.2f} s, {kind} (max_duration)", filtered=True)
+        raise BadRow(kind, f"audio lasts {duration:.2f} s, {kind} (max_duration)", filtered=True)
     if duration < ctx.min_duration:
         kind = f"shorter than {ctx.min_duration:g} s"
-        raise _Bad(kind, f"audio lasts {duration:.2f} s, {kind} (min_duration)", filtered=True)
+        raise BadRow(kind, f"audio lasts {duration:.2f} s, {kind} (min_duration)", filtered=True)
     return path, duration
 
 
@@ -243,7 +476,7 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
     chosen = _text(row, "chosen", no_speech_allowed=True, ctx=ctx)
     rejected = _text(row, "rejected", no_speech_allowed=False, ctx=ctx)
     if chosen.split() == rejected.split():  # equal up to whitespace
-        raise _Bad("chosen equals rejected", f"chosen equals rejected: {_short(chosen)}")
+        raise BadRow("chosen equals rejected", f"chosen equals rejected: {_short(chosen)}")
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
     chosen_segments = rejected_segments = None
@@ -257,7 +490,7 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
 
 def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     if "sentence" not in row and "text" not in row:
-        raise _Bad("missing field", "missing field 'sentence' (or 'text')")
+        raise BadRow("missing field", "missing field 'sentence' (or 'text')")
     name = "sentence" if "sentence" in row else "text"
     text = _text(row, name, no_speech_allowed=True, ctx=ctx)
     language = _language(row, ctx)
@@ -275,17 +508,19 @@ def _read(
     for line, value in read_rows(path) if rows is None else rows:
         report.rows_read += 1
         try:
-            if isinstance(value, _Bad):
+            if isinstance(value, BadRow):
                 raise value
             if not isinstance(value, dict):
-                raise _Bad("not an object", f"row should be a JSON object, got {type(value).__name__} {_short(value)}")
+                raise BadRow(
+                    "not an object", f"row should be a JSON object, got {type(value).__name__} {_short(value)}"
+                )
             example = parse(value, line, ctx)
             key = dataclasses.replace(example, source="")
             if key in first_seen:
-                raise _Bad("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
+                raise BadRow("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
             first_seen[key] = line
             report.examples.append(example)
-        except _Bad as bad:
+        except BadRow as bad:
             report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered, ctx.label))
     errors = [problem for problem in report.skipped if not problem.filtered]
     if errors and not skip_invalid:

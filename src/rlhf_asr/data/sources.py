@@ -31,8 +31,7 @@ from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.dataset_files import data_files
-from rlhf_asr.data.manifest import ManifestReport, read_asr_manifest, read_preference_manifest
-from rlhf_asr.data.manifest_file import BadRow
+from rlhf_asr.data.manifest import BadRow, ManifestReport, read_asr_manifest, read_preference_manifest
 from rlhf_asr.errors import UserInputError
 
 logger = logging.getLogger(__name__)

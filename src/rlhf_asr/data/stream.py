@@ -21,8 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rlhf_asr.data.manifest import RowProblem, _asr_row, _Context, _preference_row, _short
-from rlhf_asr.data.manifest_file import BadRow
+from rlhf_asr.data.manifest import BadRow, RowProblem, _asr_row, _Context, _preference_row, _short
 from rlhf_asr.data.sources import DataSource, open_rows
 from rlhf_asr.errors import UserInputError
 

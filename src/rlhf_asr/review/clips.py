@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
-from rlhf_asr.data.manifest import normalize_language, read_asr_manifest, read_preference_manifest
-from rlhf_asr.data.manifest_file import BadRow, read_rows
+from rlhf_asr.data.manifest import BadRow, normalize_language, read_asr_manifest, read_preference_manifest, read_rows
 from rlhf_asr.errors import UserInputError
 
 
