@@ -96,6 +96,7 @@ def evaluate_nonspeech(
     and loops under the demo's decoding, and `deployed` (evaluation/deployed.py) under users' decoders."""
     rows = corpus.splits["nonspeech_test"]
     references = [""] * len(rows)
+    rates = {"before": nonspeech_rates(before), "after": nonspeech_rates(after)}  # scored once per side
     return {
         "clips": len(rows),
         "kinds": sorted({u.voice for u in rows}),
@@ -103,10 +104,10 @@ def evaluate_nonspeech(
         "train_clips": len(corpus.splits.get("nonspeech_train", [])),
         "train_kinds": sorted({u.voice for u in corpus.splits.get("nonspeech_train", [])}),
         "pairs": pairs,
-        "nonspeech_output_rate_before": nonspeech_rates(before)["nonspeech_output_rate"],
-        "nonspeech_output_rate_after": nonspeech_rates(after)["nonspeech_output_rate"],
-        "hallucination_rate_before": hallucination_rate(before),
-        "hallucination_rate_after": hallucination_rate(after),
+        "nonspeech_output_rate_before": rates["before"]["nonspeech_output_rate"],
+        "nonspeech_output_rate_after": rates["after"]["nonspeech_output_rate"],
+        "hallucination_rate_before": rates["before"]["hallucination_rate"],
+        "hallucination_rate_after": rates["after"]["hallucination_rate"],
         "repetition_rate_before": repetition_rate(references, before),
         "repetition_rate_after": repetition_rate(references, after),
         "decoders": deployed,  # {"pipeline" | "faster_whisper": {"before" | "after": rates}}

@@ -49,14 +49,19 @@ def default_beam_size(model) -> int:
 SEED = 0
 
 
-def transcribe_clip(model, audio, language: str | None, beam_size: int | None, seed: int = SEED) -> str:
-    """One clip's text as faster-whisper writes it: its segments joined, with its own defaults."""
+def transcribe_segments(model, audio, language: str | None = None, beam_size: int | None = None, seed: int = SEED):
+    """One clip's segments as faster-whisper writes them, with its own defaults, decoded now (a list)."""
     import ctranslate2
 
     options = {} if beam_size is None else {"beam_size": beam_size}
     ctranslate2.set_random_seed(seed)
     segments, _ = model.transcribe(audio, language=language, **options)
-    return "".join(segment.text for segment in segments).strip()  # a generator: decoding happens here
+    return list(segments)  # a generator: decoding happens here
+
+
+def transcribe_clip(model, audio, language: str | None, beam_size: int | None, seed: int = SEED) -> str:
+    """One clip's text as faster-whisper writes it: its segments joined, with its own defaults."""
+    return "".join(segment.text for segment in transcribe_segments(model, audio, language, beam_size, seed)).strip()
 
 
 def evaluate_faster_whisper(

@@ -116,14 +116,9 @@ def long_transcribe(model_dir: Path, files) -> list:
 
 
 def long_fw(fw, files) -> list:
-    import ctranslate2
+    from rlhf_asr.evaluation.faster_whisper_eval import transcribe_segments
 
-    decoded = []
-    for f in files:
-        ctranslate2.set_random_seed(0)
-        segments, _ = fw.transcribe(load_audio(f["path"]))
-        decoded.append([(s.start, s.end, s.text.strip()) for s in segments])
-    return decoded
+    return [[(s.start, s.end, s.text.strip()) for s in transcribe_segments(fw, load_audio(f["path"]))] for f in files]
 
 
 def score_model(merged: Path, adapter: Path, corpus, files, work: Path) -> dict[str, dict]:
