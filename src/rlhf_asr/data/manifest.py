@@ -18,6 +18,12 @@ Formats: JSON lines (one object per line) or one JSON array. Preference rows:
     {"audio": {"path": "a.wav"}, "duration": 2.1, "chosen": "...", "rejected": "...",
      "language": "English", "chosens": [{"start": 0, "end": 2.1, "text": "..."}], "rejecteds": [...]}
 ASR rows: {"audio": {"path"}, "duration", "sentence" (or "text"), "language"?, "sentences"?}.
+K-best rows (`make-pairs --nbest K`; read where asked, `kbest_rows=True`: training and evaluation):
+    {"audio": {"path"}, "duration", "reference": "...", "language"?,
+     "candidates": [{"text": "...", "word_errors": 2, "logprob": -0.41}, ...]}
+the reference ("" = no speech) and hypotheses with their word edits against it (whole numbers >= 0;
+a hypothesis equal to the reference has 0); no two hypotheses the same, no timestamps. One file
+holds one kind of row: a pair among K-best rows (or the reverse) is a bad row naming the kind.
 Relative audio paths resolve against the manifest's folder.
 
 No speech: an ASR row with "sentence": "" says nothing was said in the clip (silence, noise,
@@ -86,6 +92,36 @@ class PreferenceExample:
         """The right output is nothing: a clip of silence, noise or music."""
         return self.chosen == ""
 
+    @property
+    def reference(self) -> str:
+        """What evaluation scores a hypothesis against: the preferred transcript."""
+        return self.chosen
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One candidate of a K-best row."""
+
+    text: str
+    word_errors: int  # word edits against the row's reference (the evaluation's normaliser)
+    logprob: float | None  # the writing model's mean per-token log-prob; None: not scored
+
+
+@dataclass(frozen=True)
+class KBestExample:
+    """A K-best row: one audio, its reference and the hypotheses scored against it."""
+
+    audio_path: Path
+    duration: float
+    reference: str  # the preferred transcript; "" = nothing was said
+    hypotheses: tuple[Hypothesis, ...]  # at least one, none the same
+    language: str | None
+    source: str
+
+    @property
+    def no_speech(self) -> bool:
+        return self.reference == ""
+
 
 @dataclass(frozen=True)
 class AsrExample:
@@ -100,6 +136,10 @@ class AsrExample:
     def no_speech(self) -> bool:
         """Nothing was said in the clip."""
         return self.text == ""
+
+    @property
+    def reference(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -488,6 +528,63 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
     )
 
 
+PAIR_FIELDS, KBEST_FIELDS = ("chosen", "rejected"), ("reference", "candidates")
+ROW_KINDS = {
+    PreferenceExample: "preference pair (chosen, rejected)",
+    KBestExample: "K-best row (reference, candidates)",
+}
+
+
+def _hypothesis(item: Any, where: str, reference: str) -> Hypothesis:
+    """`candidates[i]` of a K-best row: text with words, whole word errors >= 0, an optional finite log-prob."""
+    if not isinstance(item, dict):
+        raise BadRow("bad candidates", f'{where} should be an object like {{"text": "...", "word_errors": 1}}, got '
+                     f"{_short(item)}")  # fmt: skip
+    text = _get(item, "text", str, "a string", label=f"{where}.text")
+    problem = text_problem(text)
+    if problem:
+        raise BadRow("forbidden character", f"field '{where}.text' {problem}")
+    if not text.strip():
+        raise BadRow("empty transcript", f"field '{where}.text' is empty: a hypothesis needs words")
+    errors = item.get("word_errors")
+    if "word_errors" not in item:
+        raise BadRow("missing field", f"missing field '{where}.word_errors'")
+    if isinstance(errors, bool) or not isinstance(errors, int) or errors < 0:
+        reason = f"field '{where}.word_errors' should be a whole number >= 0 (word edits against the reference)"
+        raise BadRow("bad word errors", f"{reason}, got {_short(errors)}")
+    if errors and text.split() == reference.split():
+        raise BadRow("bad word errors", f"{where} is the reference itself but has word_errors {errors}")
+    logprob = item.get("logprob")
+    if logprob is not None and _finite(logprob) is None:
+        raise BadRow("wrong type", f"field '{where}.logprob' should be a finite number, got {_short(logprob)}")
+    return Hypothesis(text, errors, None if logprob is None else float(logprob))
+
+
+def _kbest_row(row: dict, line: int, ctx: _Context) -> KBestExample:
+    if any(name in row for name in PAIR_FIELDS):
+        raise BadRow("pair and K-best", "row holds both a pair (chosen, rejected) and a K-best list (reference, "
+                     "candidates): keep one")  # fmt: skip
+    if ctx.timestamps:
+        raise BadRow("K-best with timestamps", "a K-best row has no segments: train it without --timestamps")
+    reference = _text(row, "reference", no_speech_allowed=True, ctx=ctx)
+    items = _get(row, "candidates", list, 'a list of {"text", "word_errors"} objects')
+    if not items:
+        raise BadRow("bad candidates", "field 'candidates' is an empty list")
+    hypotheses = tuple(_hypothesis(item, f"candidates[{i}]", reference) for i, item in enumerate(items))
+    words = [hypothesis.text.split() for hypothesis in hypotheses]
+    for i, text in enumerate(words):
+        if text in words[:i]:
+            raise BadRow("duplicate candidate", f"candidates[{i}] repeats candidates[{words.index(text)}]")
+    language = _language(row, ctx)
+    path, duration = _audio(row, ctx)
+    return KBestExample(path, duration, reference, hypotheses, language, ctx.where(line))
+
+
+def _training_row(row: dict, line: int, ctx: _Context) -> PreferenceExample | KBestExample:
+    """A K-best row where the row has a K-best field (reference, candidates), else a preference pair."""
+    return (_kbest_row if any(name in row for name in KBEST_FIELDS) else _preference_row)(row, line, ctx)
+
+
 def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     if "sentence" not in row and "text" not in row:
         raise BadRow("missing field", "missing field 'sentence' (or 'text')")
@@ -505,6 +602,7 @@ def _read(
     path = ctx.manifest
     report = ManifestReport(path)
     first_seen: dict[Any, int] = {}  # an example without its source -> the line it first appeared on
+    first_of_kind: tuple[type, int] | None = None  # the file's kind of row: the first usable row's
     for line, value in read_rows(path) if rows is None else rows:
         report.rows_read += 1
         try:
@@ -515,6 +613,11 @@ def _read(
                     "not an object", f"row should be a JSON object, got {type(value).__name__} {_short(value)}"
                 )
             example = parse(value, line, ctx)
+            first_of_kind = first_of_kind or (type(example), line)
+            if type(example) is not first_of_kind[0]:
+                kinds = ROW_KINDS.get(type(example)), ROW_KINDS.get(first_of_kind[0])
+                raise BadRow("other kind of row", f"a {kinds[0]} where {ctx.where(first_of_kind[1])} is a {kinds[1]}: "
+                             "one file holds one kind of row; write them to separate files")  # fmt: skip
             key = dataclasses.replace(example, source="")
             if key in first_seen:
                 raise BadRow("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
@@ -551,8 +654,10 @@ def read_preference_manifest(
     label: str | None = None,
     long_audio: bool = False,
     fields: dict[str, str] | None = None,
+    kbest_rows: bool = False,
 ) -> ManifestReport:
-    """Read and check a preference manifest; `report.examples` are PreferenceExample.
+    """Read and check a preference manifest; `report.examples` are PreferenceExample (with
+    `kbest_rows`, KBestExample where the file holds K-best rows).
 
     known_languages: language codes the tokenizer knows (None: not checked).
     check_audio: open each file's header for its real duration (existence is always checked).
@@ -561,13 +666,15 @@ def read_preference_manifest(
     "label, row N" in messages; `path` then only names them.
     long_audio: audio over Whisper's 30 s window is a valid row (evaluation only: training cannot hold it).
     fields: row field -> the dataset column it came from ({"chosen": "good"}), for messages.
+    kbest_rows: K-best rows (reference, candidates) are read too (training, evaluation); a file holds
+    one kind of row, the first usable row's.
     Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
     """
     known = None if known_languages is None else frozenset(known_languages)
     tolerance = tuple(duration_tolerance)
     ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio,
                    tuple((fields or {}).items()))  # fmt: skip
-    return _read(ctx, _preference_row, skip_invalid, rows)
+    return _read(ctx, _training_row if kbest_rows else _preference_row, skip_invalid, rows)
 
 
 def read_asr_manifest(

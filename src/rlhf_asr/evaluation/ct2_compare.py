@@ -77,7 +77,7 @@ def compare_backends(
         ct2_rows = decode_ct2(ct2, encode_ct2(ct2, audios), prefixes, num_beams=num_beams)
         seconds["ct2"] += time.perf_counter() - started
         for example, lang, hf_text, ct2_row in zip(batch, languages, hf, ct2_rows):
-            reference = example.chosen if kind == "preference" else example.text
+            reference = example.reference
             rows.append(
                 {"source": example.source, "language": lang, "reference": reference}
                 | {"hypothesis": ct2_row[0].text, "hf_hypothesis": hf_text}

@@ -4,7 +4,8 @@ One command for both manifest kinds so the same held-out preference file used fo
 diagnostics can also give a WER: for a preference row the reference is `chosen`. Preference
 accuracy is the share of rows where the model gives the chosen transcript a higher mean
 per-token log-prob than the rejected one, the quantity ORPO pushes up; both transcripts are
-scored on the audio's one encoder pass. Rates use normalised text (see `normalize`).
+scored on the audio's one encoder pass. A K-best manifest (make-pairs --nbest) is scored against
+its `reference`, with no preference accuracy. Rates use normalised text (see `normalize`).
 
 Rows with an empty reference ("sentence": "" or "chosen": "") are no-speech clips: they give the
 hallucination rate, and WER/CER are taken on the speech rows alone (see `hallucination`).
@@ -75,7 +76,8 @@ HALLUCINATION_KEYS = (
 
 
 def manifest_kind(path: str | Path) -> str:
-    """'preference' when the first row has `chosen` and `rejected`, else 'asr'.
+    """'preference' when the first row has `chosen` and `rejected`, 'kbest' when it has `reference`
+    and `candidates` (make-pairs --nbest: scored against the reference, no preference accuracy), else 'asr'.
 
     Only the first row is peeked at; the reader then validates every row for its kind.
     """
@@ -88,7 +90,11 @@ def manifest_kind(path: str | Path) -> str:
             first = json.loads(next(line for line in text.splitlines() if line.strip()))
     except (OSError, ValueError, RecursionError, StopIteration, IndexError):
         return "asr"  # the reader reports what is wrong with the file
-    return "preference" if isinstance(first, dict) and "chosen" in first and "rejected" in first else "asr"
+    if not isinstance(first, dict):
+        return "asr"
+    if "chosen" in first and "rejected" in first:
+        return "preference"
+    return "kbest" if "reference" in first and "candidates" in first else "asr"
 
 
 def evaluate_manifest(
@@ -152,7 +158,8 @@ def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: 
     kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
     report = read_data(
         manifest_path,
-        kind,
+        "asr" if kind == "asr" else "preference",
+        **({"kbest_rows": True} if kind == "kbest" else {}),
         min_duration=0.0,
         skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
@@ -187,7 +194,7 @@ def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[l
     seconds = time.perf_counter() - started
     rows = []
     for example, lang, hypothesis in zip(batch, languages, hypotheses):
-        reference = example.chosen if kind == "preference" else example.text
+        reference = example.reference
         rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
     if kind == "preference":
         owners = list(range(len(batch)))

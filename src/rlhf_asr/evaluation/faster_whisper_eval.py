@@ -90,7 +90,7 @@ def evaluate_faster_whisper(
         started = time.perf_counter()
         text = transcribe_clip(fw_model, audio, wanted, num_beams)
         seconds += time.perf_counter() - started
-        reference = example.chosen if kind == "preference" else example.text
+        reference = example.reference
         rows.append({"source": example.source, "language": wanted or "en", "reference": reference, "hypothesis": text})
     references, languages = [r["reference"] for r in rows], [r["language"] for r in rows]
     rates = score_rows(

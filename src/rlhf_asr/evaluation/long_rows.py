@@ -33,7 +33,7 @@ def evaluate_long_rows(model, processor, batch, kind, wanted, num_beams, options
     seconds = time.perf_counter() - started
     rows = []
     for example, language, result in zip(batch, languages, results):
-        reference = example.chosen if kind == "preference" else example.text
+        reference = example.reference
         row = {"source": example.source, "language": language, "reference": reference, "hypothesis": result.text}
         if kind == "preference":
             row.update(chosen_logprob=None, rejected_logprob=None, prefers_chosen=None)
