@@ -210,6 +210,7 @@ def make_pairs(
     nonspeech_dir: str | Path | None = MINING.nonspeech_dir,
     pad_silence: float = MINING.pad_silence,
     loop_pairs: bool = MINING.loop_pairs,
+    nbest: int = MINING.nbest,
     language: str | None = MINING.language,
     seed: int = MINING.seed,
     batch_size: int = MINING.batch_size,
@@ -233,9 +234,12 @@ def make_pairs(
         nonspeech_dir: the user's own non-speech files, cut into windows of at most 30 s.
         pad_silence: seconds of silence or noise added around copies of the speech clips.
         loop_pairs: also pair every speech clip's reference against a repetition loop of it.
+        nbest: K > 0 writes one K-best row per clip instead of a pair (the reference and up to K
+            distinct hypotheses with their word errors: `train(..., loss="mwer")`'s data).
         backend: `hf`, or `ct2`: N-best through CTranslate2 (`model` a CT2 folder, or exported to
             one first at `ct2_quantization`), several times faster on CPU (docs/benchmarks.md).
-    Returns counts: written, per kind (speech, no_speech, padded, loop), skipped, unreadable.
+    Returns counts: written, per kind (speech, no_speech, padded, loop), skipped, unreadable,
+    hypotheses (in K-best rows).
     """
     from rlhf_asr.data import nonspeech
     from rlhf_asr.data.sources import data_kind

@@ -8,30 +8,19 @@ import json
 from pathlib import Path
 
 import pytest
+from mining_fixtures import TEXTS, mining_setup
 
 from rlhf_asr.commands import cli
 from rlhf_asr.data.manifest import read_preference_manifest
 from rlhf_asr.evaluation.normalize import normalize_text
 from rlhf_asr.evaluation.repetition import has_repetition_loop
 from rlhf_asr.inference.decode import Candidate
-from rlhf_asr.model.loading import load_for_inference
 from rlhf_asr.pairs import mine, mine_pairs
-from whisper_fixtures import make_tiny_whisper_dir, write_tone
-
-TEXTS = ["the cat sat on the mat", "hello world", "good morning everyone", "see you tomorrow"]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pairs")
-    model_dir = make_tiny_whisper_dir(root)
-    rows = []
-    for i, text in enumerate(TEXTS):
-        write_tone(root / "wavs" / f"a{i}.wav", 1.0, 300 + 100 * i, seed=i)
-        rows.append({"audio": {"path": f"wavs/a{i}.wav"}, "duration": 1.0, "sentence": text})
-    (root / "asr.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    model, processor = load_for_inference(model_dir)
-    return root, model_dir, model, processor
+    return mining_setup(tmp_path_factory.mktemp("pairs"))
 
 
 def _rows(path: Path) -> list[dict]:

@@ -81,12 +81,15 @@ def main(argv: list[str]) -> int:
         device=args.device,
         dtype=args.dtype,
     )
+    hypotheses = f"{summary['hypotheses']} hypotheses; " if args.nbest else ""
     log.info(
-        "%d pairs written to %s (%d speech, %d no_speech, %d padded, %d loop; %d by corruption, "
+        "%d %s written to %s (%s%d speech, %d no_speech, %d padded, %d loop; %d by corruption, "
         "%d with a repetition loop); "
         "%d already correct, %d without a usable candidate, %d unreadable, %d done in an earlier run",
         summary["written"],
+        "K-best rows" if args.nbest else "pairs",
         summary["output"],
+        hypotheses,
         summary["speech"],
         summary["no_speech"],
         summary["padded"],

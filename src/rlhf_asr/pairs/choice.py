@@ -66,18 +66,8 @@ class Miner:
         kind = kind or row_kind(example.text)
         if kind == NO_SPEECH:
             return self._no_speech(example, language, candidates)
-        if self.encoder is not None:
-            try:
-                reference = self.encoder.encode(example.text, self._prompt_language(language))
-            except TranscriptError as error:
-                logger.warning(f"{example.source}: reference skipped: {error}")
-                return None, "skipped_reference"
-            if len(reference.ids) > MAX_TARGET_TOKENS:
-                length = len(reference.ids)
-                logger.warning(
-                    f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
-                )
-                return None, "skipped_reference"
+        if not self.reference_trains(example, language):
+            return None, "skipped_reference"
         scored, seen, any_correct = [], set(), False
         for candidate in candidates:
             score = score_utterance(example.text, candidate.text, language, english_spelling=self.spelling)
@@ -138,25 +128,43 @@ class Miner:
             return max(scored, key=lambda item: (item[1].rate, _logprob(item[0])))
         return max(scored, key=lambda item: _logprob(item[0]))
 
+    def reference_trains(self, example, language: str | None) -> bool:
+        """The reference encodes within Whisper's length limit (always, without an encoder); else a
+        line naming the row, and the utterance is skipped ("skipped_reference")."""
+        if self.encoder is None:
+            return True
+        try:
+            reference = self.encoder.encode(example.text, self._prompt_language(language))
+        except TranscriptError as error:
+            logger.warning(f"{example.source}: reference skipped: {error}")
+            return False
+        if len(reference.ids) > MAX_TARGET_TOKENS:
+            length = len(reference.ids)
+            logger.warning(
+                f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+            )
+            return False
+        return True
+
     def _prompt_language(self, language: str | None) -> str | None:
         return language if self.encoder is not None and self.encoder.multilingual else None
 
-    def _fit(self, example, text: str, language: str | None) -> tuple[str, bool]:
+    def fit(self, example, text: str, language: str | None, what: str = "rejected transcript") -> tuple[str, bool]:
         """`text`, cut to the length limit when its training tokens exceed it; (text, was_cut)."""
         if self.encoder is None:
             return text, False
         cut = fit_text(self.encoder, text, self._prompt_language(language))
         if cut == text:
             return text, False
-        logger.warning(f"{example.source}: rejected transcript cut to Whisper's length limit (it ran to the limit)")
+        logger.warning(f"{example.source}: {what} cut to Whisper's length limit (it ran to the limit)")
         return cut, True
 
     def _row(self, example, language, rejected, rate, rejected_by, logprob, kind) -> dict:
-        rejected, truncated = self._fit(example, rejected, language)
+        rejected, truncated = self.fit(example, rejected, language)
         # the rate of what is written; the log-prob stays the model's score of its whole output
         if truncated and rate is not None:
             rate = score_utterance(example.text, rejected, language, english_spelling=self.spelling).rate
-        path = self._audio_path(example.audio_path)
+        path = self.audio_path(example.audio_path)
         row = preference_row(
             path, example.duration, example.text, rejected, language, wer=rate, logprob=logprob,
             kind=kind, rejected_by=rejected_by, source=example.source,
@@ -165,7 +173,7 @@ class Miner:
             row["rejected_truncated"] = True
         return row
 
-    def _audio_path(self, path: Path) -> str:
+    def audio_path(self, path: Path) -> str:
         """Relative to the output's folder when the audio lies under it, else absolute."""
         path = Path(path).absolute()
         try:

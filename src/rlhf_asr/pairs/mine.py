@@ -18,6 +18,10 @@ not dropped: such loops are Whisper's most typical failure and the mistake ORPO 
 unlearn, and the cut only shortens text the decoder had already cut off. A reference that cannot
 train (too long, control tokens) skips its utterance, with a line naming the row.
 
+`nbest` K > 0 writes, instead of a pair, one K-best row per utterance: the reference and up to K
+distinct hypotheses with their word errors (nbest.py says which; rows.py the format), the data of
+`train --loss mwer`, or of several rejected per clip for the pairwise objectives.
+
 Runs are resumable (progress.py): a rerun skips the manifest rows an earlier one processed.
 """
 
@@ -51,6 +55,7 @@ from rlhf_asr.model.core import whisper_core
 from rlhf_asr.pairs.choice import Miner
 from rlhf_asr.pairs.corruption import reference_vocabulary
 from rlhf_asr.pairs.items import MiningItem, mining_items
+from rlhf_asr.pairs.nbest import kbest_row
 from rlhf_asr.pairs.options import MiningOptions
 from rlhf_asr.pairs.progress import prepare_outputs, progress_path, status_line
 from rlhf_asr.pairs.summary import MiningCounts
@@ -78,7 +83,8 @@ def mine_pairs(
     under `nonspeech_dir`, and copies of the speech rows with `pad_silence` seconds of silence or
     noise around them are mined too (see `items.py`); the counts say how many pairs of each kind
     were written. `loop_pairs` adds, for every speech row, its reference against a repetition loop
-    of it (`Miner.loop_pair`, kind "loop").
+    of it (`Miner.loop_pair`, kind "loop"). `nbest` K > 0: one K-best row per utterance instead of a
+    pair (`kbest_row`); the counts then also say how many hypotheses the rows hold.
 
     `resume` False starts the output afresh; `skip_invalid` skips (and counts) invalid manifest rows.
     `candidates_from(**decode_options)` returns the function that decodes a batch, (audios, wanted
@@ -144,7 +150,7 @@ def _mine(todo: list[MiningItem], provide, miner: Miner, language, options: Mini
             languages, candidates = provide(audios, wanted)
             statuses = []
             for (example, kind, _), lang, found in zip(loaded, languages, candidates):
-                rows, status = _rows(miner, example, kind, lang, found, options.loop_pairs)
+                rows, status = _rows(miner, example, kind, lang, found, options)
                 counts.status(status)
                 statuses.append(status_line(example.source, status))
                 for row in rows:
@@ -170,10 +176,14 @@ def _load(items: list[MiningItem], counts: MiningCounts) -> list[tuple[AsrExampl
     return loaded
 
 
-def _rows(miner: Miner, example: AsrExample, kind: str, language, candidates, loop_pairs: bool):
-    """(rows, status) of one utterance: its pair if any, then with `loop_pairs` a speech clip's loop pair."""
-    row, status = miner.pair(example, language, candidates, kind)
+def _rows(miner: Miner, example: AsrExample, kind: str, language, candidates, options: MiningOptions):
+    """(rows, status) of one utterance: its K-best row if any (--nbest), else its pair if any, then
+    with `loop_pairs` a speech clip's loop pair."""
+    if options.nbest:
+        row, status = kbest_row(miner, example, language, candidates, kind, options.nbest)
+    else:
+        row, status = miner.pair(example, language, candidates, kind)
     rows = [row] if row is not None else []
-    if loop_pairs and kind == SPEECH and status != "skipped_reference":
+    if options.loop_pairs and kind == SPEECH and status != "skipped_reference":
         rows += [loop for loop in [miner.loop_pair(example, language)] if loop is not None]
     return rows, status

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Literal
 
+from rlhf_asr.errors import UserInputError
 from rlhf_asr.option_checks import check_finite_positive, check_positive, check_types
 
 Strategy = Literal["beam", "sample"]
@@ -63,6 +64,14 @@ class MiningOptions:
             "(off: with no-speech pairs they cost silence, docs/results/hallucination_runs.md)"
         },
     )
+    nbest: int = field(
+        default=0,
+        metadata={
+            "help": "K > 0: write one K-best row per clip instead of a pair: the reference and up to K distinct "
+            "hypotheses, each with its word errors (for `train --loss mwer`, or several rejected per clip); "
+            "max(--num_candidates, K) are decoded, duplicates after normalisation dropped; --negative unused. 0: pairs"
+        },
+    )
 
     def __post_init__(self):
         """UserInputError naming the option, before any data or model is read. The command line's
@@ -75,14 +84,26 @@ class MiningOptions:
         from rlhf_asr.data.nonspeech import check_nonspeech_options  # numpy and soundfile, not torch
 
         check_nonspeech_options(self.generate_nonspeech, self.nonspeech_dir, self.pad_silence)
+        self._check_nbest()
+
+    def _check_nbest(self) -> None:
+        """--nbest: a whole number >= 0, and none of the options that write pair rows beside it."""
+        if isinstance(self.nbest, bool) or not isinstance(self.nbest, int) or self.nbest < 0:
+            raise UserInputError(f"--nbest must be a whole number >= 0 (0: preference pairs), not {self.nbest!r}")
+        pair_only = [name for name in ("loop_pairs", "corrupt_correct") if getattr(self, name)]
+        if self.nbest and pair_only:
+            raise UserInputError(
+                f"--{pair_only[0]} writes preference pairs: not with --nbest (a file holds pairs or K-best rows)"
+            )
 
     def decoding(self) -> dict:
         """Keyword arguments of the batch decoder (`decode_encoded`, `ct2_candidates`): an n-best list
-        of `num_candidates`, scored, by beam search or by sampling at `temperature`."""
+        of `num_candidates` (with --nbest K, at least K), scored, by beam search or by sampling at `temperature`."""
         sample = self.strategy == "sample"
+        count = max(self.num_candidates, self.nbest)
         return dict(
-            num_beams=1 if sample else self.num_candidates,
-            num_return_sequences=self.num_candidates,
+            num_beams=1 if sample else count,
+            num_return_sequences=count,
             do_sample=sample,
             temperature=self.temperature if sample else None,
             score=True,
