@@ -9,6 +9,7 @@ import json
 import pytest
 
 from manifest_fixtures import good_row, make_audio_folder, write_manifest
+from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.data.manifest import Hypothesis, KBestExample, read_preference_manifest
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.evaluate import manifest_kind
@@ -125,6 +126,15 @@ def test_a_file_of_pairs_refuses_a_kbest_row_and_readers_of_pairs_take_none(fold
 def test_a_duplicate_kbest_row_is_refused(folder):
     with pytest.raises(UserInputError, match="train.jsonl:2: duplicate of line 1"):
         read_preference_manifest(write_manifest(folder, [kbest(), kbest()]), kbest_rows=True)
+
+
+def test_train_stops_on_a_bad_kbest_row_with_one_line(folder, tmp_path, capsys):
+    manifest = write_manifest(folder, [kbest(), candidates({"text": "hi", "word_errors": -3})])
+    argv = ["train", "--model", "tiny.en", "--data", str(manifest), "--output_dir", str(tmp_path / "out"),
+            "--loss", "mwer"]  # fmt: skip
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{manifest}:2: field 'candidates[0].word_errors' should be" in err
 
 
 def test_evaluation_reads_a_kbest_file_as_references(folder):

@@ -59,6 +59,9 @@ def test_every_weight_of_a_wired_objective_is_a_training_option():
         (("--loss", "simpo"), "simpo", {"beta": 2.0, "gamma": 1.0, "label_smoothing": 0.0, "cpo_alpha": 0.0}),
         (("--loss", "simpo", "--simpo_gamma", "0.5", "--label_smoothing", "0.1"), "simpo",
          {"beta": 2.0, "gamma": 0.5, "label_smoothing": 0.1, "cpo_alpha": 0.0}),
+        (("--loss", "mwer"), "mwer", {"ce_weight": 0.01, "reference_in_list": True}),
+        (("--loss", "mwer", "--ce_weight", "0.1", "--reference_in_list", "False"), "mwer",
+         {"ce_weight": 0.1, "reference_in_list": False}),
     ],
 )  # fmt: skip
 def test_loss_and_weights_build_the_objective(tmp_path, extra, name, weights):
@@ -69,7 +72,12 @@ def test_loss_and_weights_build_the_objective(tmp_path, extra, name, weights):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (("--loss", "mwer"), "--loss mwer needs K-best rows: make-pairs --nbest, not yet wired"),
+        (("--loss", "mwer", "--streaming", "--max_steps", "2", "--train_data", "prefs.parquet"),
+         "--loss mwer trains on K-best rows (make-pairs --nbest), which a JSON-lines manifest holds: not with "
+         "--streaming"),
+        (("--reference_in_list", "False"), "--reference_in_list False: --loss orpo does not read it (its weights "
+         "are --alpha); leave it out, or use --loss mwer"),
+        (("--loss", "mwer", "--ce_weight", "-1"), "mwer: ce_weight must be >= 0, got -1"),
         (("--beta", "0.2"), "--beta 0.2: --loss orpo does not read it (its weights are --alpha); leave it out, "
          "or use --loss dpo or simpo"),
         (("--loss", "sft", "--alpha", "0"), "--alpha 0: --loss sft does not read it (it has no weights)"),
@@ -109,7 +117,8 @@ def test_help_lists_the_objective_options(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli_main(["train", "--help"])
     text = capsys.readouterr().out
-    for option in ("--loss {orpo,sft,dpo,simpo,mwer}", "--beta", "--gamma", "--simpo_gamma", "--rpo_alpha"):
+    for option in ("--loss {orpo,sft,dpo,simpo,mwer}", "--beta", "--gamma", "--simpo_gamma", "--rpo_alpha",
+                   "--ce_weight", "--reference_in_list"):  # fmt: skip
         assert option in text, option
     assert "TRL's DPOConfig `beta`" in text and "TRL's CPOConfig spells it simpo_gamma" in text
 
@@ -165,7 +174,7 @@ def test_loss_orpo_gives_the_loss_gradients_and_metrics_of_preference_loss(works
     assert stored == old_metrics  # the same floats
 
 
-def test_validation_accepts_every_pairwise_loss(workspace, tmp_path):
-    for loss in ("orpo", "sft", "dpo", "simpo"):
+def test_validation_accepts_every_loss(workspace, tmp_path):
+    for loss in ("orpo", "sft", "dpo", "simpo", "mwer"):
         argv = train_argv(workspace, tmp_path / loss, "--loss", loss)
         validate_training_run(*parse_training_args(argv))

@@ -275,13 +275,14 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODE
     """Preference fine-tuning (ORPO by default) on a preference manifest (or dataset); saves into `output_dir`.
 
     Args:
-        data: training pairs (`--train_data`).
+        data: training pairs (`--train_data`), or K-best rows (`make_pairs(..., nbest=4)`).
         output_dir: where the adapter (or model), its card and run_summary.json go.
         model: the model to start from (`--base_model`).
         options: any `rlhf-asr train` option by its field name (`rlhf-asr train --help`), e.g.
-            `test_data`, `peft`, `lora_r`, `loss` ("orpo", "sft", "dpo", "simpo") and its weights
-            (`alpha`; `beta`, `gamma`, `label_smoothing`, `rpo_alpha`, `cpo_alpha`), `num_train_epochs`,
-            `learning_rate`, `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
+            `test_data`, `peft`, `lora_r`, `loss` ("orpo", "sft", "dpo", "simpo"; "mwer" on K-best
+            rows) and its weights (`alpha`; `beta`, `gamma`, `label_smoothing`, `rpo_alpha`,
+            `cpo_alpha`; `ce_weight`, `reference_in_list`), `num_train_epochs`, `learning_rate`,
+            `per_device_train_batch_size`, `eval_wer`, `merge_at_end`; Trainer options included.
     Returns the run summary (also in OUTPUT_DIR/run_summary.json).
     """
     from rlhf_asr.option_checks import build_options

@@ -1,4 +1,5 @@
-"""Batches of preference pairs (one audio, two label sequences) and of K candidates (one audio, K).
+"""Batches of preference pairs (one audio, two label sequences) and of K candidates (one audio, K:
+a K-best row's reference and hypotheses, with their word errors).
 
 For each transcript the full token sequence s is split the way Whisper expects:
 decoder input = s[:-1], labels = s[1:], so the logits at position t score labels[t].
@@ -115,39 +116,62 @@ class PreferenceCollator:
         return batch
 
 
+WORD_ERRORS_KEY = "candidate_word_errors"  # a candidate batch's [B, K] word errors, when its items have them
+
+
+def item_candidates(item: dict) -> list[EncodedTranscript]:
+    """An item's candidates: a K-best item's `candidates`, a pair's chosen then rejected."""
+    return item["candidates"] if "candidates" in item else [item["chosen"], item["rejected"]]
+
+
 @dataclass
 class CandidateCollator:
     """Turns dataset items with K candidate transcripts each into a batch for `forward_candidates`.
 
     Items: `input_features` [n_mels, frames], `index`, and `candidates`: a list of
-    EncodedTranscript, not necessarily as many per item (a K-best cut short). Every item is
-    padded to the batch's K with absent slots: pad ids, labels -100 throughout, which the engine
-    scores as 0 tokens and 0 log-prob. Each candidate is scored as PreferenceCollator scores a
-    transcript: from its first text token with `disable_prompt_loss`, else from 1.
+    EncodedTranscript, not necessarily as many per item (a K-best cut short), or a pair's `chosen`
+    and `rejected` (K = 2). Every item is padded to the batch's K with absent slots: pad ids,
+    labels -100 throughout, which the engine scores as 0 tokens and 0 log-prob. Each candidate is
+    scored as PreferenceCollator scores a transcript: from its first text token with
+    `disable_prompt_loss`, else from 1. `chosen_only`: candidate 0 alone (K = 1), for an objective
+    that reads nothing else (SFT): the other candidates are never decoded. `min_candidates`: K is
+    padded up to it with absent slots (a pairwise objective needs K >= 2 even where no row of the
+    batch has a rejected: its rows then train their NLL alone).
     Batch: `input_features` [B, n_mels, frames], `candidate_input_ids` [B, K, L],
     `candidate_labels` [B, K, L] (L = the longest sequence - 1), `example_index` [B]: the
-    keyword arguments of `forward_candidates`. Which slots hold a candidate needs no tensor of its
-    own: a present candidate always scores its <|endoftext|>, so the engine's `present` (tokens > 0) says it.
+    keyword arguments of `forward_candidates`; and, when the items carry `word_errors` (K-best
+    items) and not `chosen_only`, WORD_ERRORS_KEY [B, K] long (0 in absent slots). Which slots hold a
+    candidate needs no tensor of its own: a present candidate always scores its <|endoftext|>, so
+    the engine's `present` (tokens > 0) says it.
     """
 
     pad_token_id: int
     disable_prompt_loss: bool = False
+    chosen_only: bool = False
+    min_candidates: int = 1  # K is at least this (absent slots added): an objective's `min_candidates`
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        slots = [(row, k) for row, item in enumerate(items) for k in range(len(item["candidates"]))]
+        per_item = [item_candidates(item)[: 1 if self.chosen_only else None] for item in items]
+        slots = [(row, k) for row, candidates in enumerate(per_item) for k in range(len(candidates))]
         if not slots:
             raise ValueError("a candidate batch needs at least one candidate transcript")
-        candidates = [items[row]["candidates"][k] for row, k in slots]
+        candidates = [per_item[row][k] for row, k in slots]
         starts = scored_from(candidates, self.disable_prompt_loss)
         flat_ids, flat_labels = pad_decoder_sequences([c.ids for c in candidates], starts, self.pad_token_id)
-        shape = (len(items), max(len(item["candidates"]) for item in items), flat_ids.shape[1])  # [B, K, L]
+        k = max(self.min_candidates, *(len(c) for c in per_item))  # a batch whose rows all lack a rejected too
+        shape = (len(items), k, flat_ids.shape[1])  # [B, K, L]
         input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
         labels = torch.full(shape, IGNORE_INDEX, dtype=torch.long)
         rows, columns = torch.tensor(slots).T
         input_ids[rows, columns], labels[rows, columns] = flat_ids, flat_labels
-        return {
+        batch = {
             "input_features": torch.from_numpy(np.stack([item["input_features"] for item in items])),
             "candidate_input_ids": input_ids,
             "candidate_labels": labels,
             "example_index": torch.tensor([item["index"] for item in items], dtype=torch.long),
         }
+        if not self.chosen_only and all("word_errors" in item for item in items):
+            errors = torch.zeros(shape[:2], dtype=torch.long)  # [B, K]
+            errors[rows, columns] = torch.tensor([items[row]["word_errors"][k] for row, k in slots])
+            batch[WORD_ERRORS_KEY] = errors
+        return batch

@@ -66,19 +66,47 @@ def non_finite_features(example, augmented: bool) -> str:
     return f"{where}: log-Mel features hold NaN or inf ({cause}); stopped before training on them"
 
 
-class PreferenceDataset(Dataset):
-    """Items: `input_features` [n_mels, 3000] float32, `chosen`, `rejected`, `index`.
+def row_language(example, encoder: TranscriptEncoder, default_language: str | None) -> str | None:
+    """The language token a row is encoded with: its own, else the run's default; None for English-only models."""
+    return (example.language or default_language) if encoder.multilingual else None
 
-    `index` is the audio file's `audio_key` (path, size, mtime), not the row's position: the
-    encoder cache keys outputs by it, and row i of another manifest is other audio.
 
-    Args:
-        examples: PreferenceExample rows from the manifest reader.
-        feature_extractor: the model's own WhisperFeatureExtractor.
-        encoder: builds the decoder token sequences.
-        default_language: language code for rows without one (multilingual models only).
-        augmenter: waveform augmentation, for the training split only.
-        skip_invalid: drop (and count) rows whose transcript is too long instead of stopping.
+def encoded_or_problem(
+    example, language: str | None, encode: Callable[..., tuple], sequences: Callable[[tuple], tuple] = tuple
+) -> tuple[tuple | None, tuple[str, str] | None]:
+    """(`encode(example, language)`, None), or (None, (problem naming the row, its kind)) when one
+    transcript cannot become a decoder sequence or one of its `sequences` (EncodedTranscript) is
+    longer than Whisper's decoder takes."""
+    try:
+        row = encode(example, language)
+    except TranscriptError as error:
+        return None, (f"{example.source}: {error}", "not encodable")
+    longest = max(len(transcript.ids) for transcript in sequences(row))
+    if longest > MAX_TARGET_TOKENS:
+        return None, (f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}",
+                      "transcript too long")  # fmt: skip
+    return row, None
+
+
+def refuse_skipped(skipped: list[str]) -> None:
+    """Rows that cannot be trained on, without --skip_invalid_rows: one line for one row, else the first five."""
+    if len(skipped) == 1:
+        raise UserInputError(f"{skipped[0]} (--skip_invalid_rows True skips such rows and reports how many)")
+    if skipped:
+        shown = "\n  ".join(skipped[:5])
+        raise UserInputError(
+            f"{len(skipped)} row(s) cannot be trained on:\n  {shown}\n"
+            "(--skip_invalid_rows True skips such rows and reports how many)"
+        )
+
+
+class EncodedDataset(Dataset):
+    """Rows tokenized up front, audio loaded per item: what the pair and K-best training sets share.
+
+    A subclass says how a row is encoded (`encode`; `sequences`: its decoder sequences, when the
+    encoded row holds more) and what an item holds besides the features and `index` (`item`). `index` is the audio
+    file's `audio_key` (path, size, mtime), not the row's position: the encoder cache keys outputs
+    by it, and row i of another manifest is other audio.
     """
 
     def __init__(
@@ -90,48 +118,80 @@ class PreferenceDataset(Dataset):
         augmenter: Augmenter | None = None,
         skip_invalid: bool = False,
     ):
-        self.feature_extractor = feature_extractor
-        self.augmenter = augmenter
-        self.examples, self.pairs, self.skipped = [], [], []
-        self.no_speech_rows = 0  # pairs whose chosen is the no-speech target
+        self.feature_extractor, self.encoder, self.augmenter = feature_extractor, encoder, augmenter
+        self.examples, self.encoded, self.skipped = [], [], []
+        self.no_speech_rows = 0  # rows whose chosen (reference) is the no-speech target
         for example in examples:
-            language = (example.language or default_language) if encoder.multilingual else None
-            try:
-                pair = encode_pair(example, encoder, language)
-            except TranscriptError as error:
-                self.skipped.append(f"{example.source}: {error}")
-                continue
-            longest = max(len(pair[0].ids), len(pair[1].ids))
-            if longest > MAX_TARGET_TOKENS:
-                self.skipped.append(
-                    f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
-                )
+            language = row_language(example, encoder, default_language)
+            row, problem = encoded_or_problem(example, language, self.encode, self.sequences)
+            if problem:
+                self.skipped.append(problem[0])
                 continue
             self.examples.append(example)
-            self.pairs.append(pair)
-            self.no_speech_rows += is_no_speech(example, encoder)
-        if len(self.skipped) == 1 and not skip_invalid:  # one bad row: one line
-            raise UserInputError(f"{self.skipped[0]} (--skip_invalid_rows True skips such rows and reports how many)")
-        if self.skipped and not skip_invalid:
-            shown = "\n  ".join(self.skipped[:5])
-            raise UserInputError(
-                f"{len(self.skipped)} row(s) cannot be trained on:\n  {shown}\n"
-                "(--skip_invalid_rows True skips such rows and reports how many)"
-            )
+            self.encoded.append(row)
+            self.no_speech_rows += self.is_no_speech(example)
+        if not skip_invalid:
+            refuse_skipped(self.skipped)
+
+    def encode(self, example, language: str | None) -> tuple:
+        raise NotImplementedError
+
+    def sequences(self, row: tuple) -> tuple[EncodedTranscript, ...]:
+        """The decoder sequences of an encoded row (a pair: the row itself)."""
+        return row
+
+    def is_no_speech(self, example) -> bool:
+        return example.no_speech
+
+    def item(self, index: int) -> dict:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def transcript_lengths(self) -> list[int]:
-        """Decoder tokens per pair (chosen + rejected), for length-grouped batching."""
-        return [len(c.ids) + len(r.ids) for c, r in self.pairs]
+        """Decoder tokens per row (all its transcripts), for length-grouped batching."""
+        return [sum(len(transcript.ids) for transcript in self.sequences(row)) for row in self.encoded]
+
+    def encoded_rows(self):
+        """(audio path, the row's transcripts as encoded) per row: what the DPO reference's fingerprint covers."""
+        return ((example.audio_path, self.sequences(row)) for example, row in zip(self.examples, self.encoded))
 
     def __getitem__(self, index: int) -> dict:
-        return make_item(self.examples[index], self.pairs[index], self.feature_extractor, self.augmenter)
+        example = self.examples[index]
+        features = audio_features(example, self.feature_extractor, self.augmenter)
+        return {"input_features": features, **self.item(index), "index": audio_key(example.audio_path)}
 
 
-def make_item(example, pair, feature_extractor, augmenter: Augmenter | None) -> dict:
-    """One training item: features of the example's audio, its encoded pair, and its audio key."""
+class PreferenceDataset(EncodedDataset):
+    """Items: `input_features` [n_mels, 3000] float32, `chosen`, `rejected` (EncodedTranscript), `index`.
+
+    Args:
+        examples: PreferenceExample rows from the manifest reader.
+        feature_extractor: the model's own WhisperFeatureExtractor.
+        encoder: builds the decoder token sequences.
+        default_language: language code for rows without one (multilingual models only).
+        augmenter: waveform augmentation, for the training split only.
+        skip_invalid: drop (and count) rows whose transcript is too long instead of stopping.
+    """
+
+    @property
+    def pairs(self) -> list[tuple[EncodedTranscript, EncodedTranscript]]:
+        return self.encoded
+
+    def encode(self, example, language: str | None) -> tuple[EncodedTranscript, EncodedTranscript]:
+        return encode_pair(example, self.encoder, language)
+
+    def is_no_speech(self, example) -> bool:
+        return is_no_speech(example, self.encoder)
+
+    def item(self, index: int) -> dict:
+        chosen, rejected = self.encoded[index]
+        return {"chosen": chosen, "rejected": rejected}
+
+
+def audio_features(example, feature_extractor, augmenter: Augmenter | None) -> np.ndarray:
+    """[n_mels, 3000] float32 log-Mel features of the example's audio (augmented where asked), checked finite."""
     try:
         audio = load_audio(example.audio_path, SAMPLING_RATE)  # finite: NaN/inf samples raise
     except AudioError as error:  # the file changed since the manifest was checked
@@ -142,9 +202,14 @@ def make_item(example, pair, feature_extractor, augmenter: Augmenter | None) -> 
     features = feature_extractor(audio, sampling_rate=SAMPLING_RATE, return_tensors="pt").input_features[0]
     if not torch.isfinite(features).all():
         raise UserInputError(non_finite_features(example, augmented=augmenter is not None))
+    return features.float().numpy()
+
+
+def make_item(example, pair, feature_extractor, augmenter: Augmenter | None) -> dict:
+    """One training item of a streamed pair: features of the example's audio, its encoded pair, and its audio key."""
     chosen, rejected = pair
-    key = audio_key(example.audio_path)
-    return {"input_features": features.float().numpy(), "chosen": chosen, "rejected": rejected, "index": key}
+    features = audio_features(example, feature_extractor, augmenter)
+    return {"input_features": features, "chosen": chosen, "rejected": rejected, "index": audio_key(example.audio_path)}
 
 
 class StreamingPreferenceDataset(IterableDataset):
@@ -201,20 +266,12 @@ class StreamingPreferenceDataset(IterableDataset):
 
     def _pair(self, example):
         """(pair, None), or (None, (problem, kind)) for a row that cannot be trained on."""
-        language = (example.language or self.default_language) if self.encoder.multilingual else None
+        language = row_language(example, self.encoder, self.default_language)
         if self.encoder.multilingual and language is None:
             raise UserInputError(
                 f'{example.source}: no "language" and this model is multilingual: pass --language (e.g. --language en)'
             )
-        try:
-            pair = encode_pair(example, self.encoder, language)
-        except TranscriptError as error:
-            return None, (f"{example.source}: {error}", "not encodable")
-        longest = max(len(pair[0].ids), len(pair[1].ids))
-        if longest > MAX_TARGET_TOKENS:
-            reason = f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
-            return None, (reason, "transcript too long")
-        return pair, None
+        return encoded_or_problem(example, language, lambda row, code: encode_pair(row, self.encoder, code))
 
     def _encoded(self) -> Iterator[tuple]:
         """(example, pair) of one pass in stream order; the first pass counts what it skips."""

@@ -19,7 +19,7 @@ WHISPER_LICENSE = "mit"  # OpenAI released Whisper's code and weights under the 
 CARD_FILE = "README.md"
 METHOD_NAMES = {"lora": "LoRA", "adalora": "AdaLoRA"}
 # The objective (`--loss`) as the card's title names it, and how the text says it trained.
-OBJECTIVE_TITLES = {"orpo": "ORPO", "sft": "supervised fine-tuning", "dpo": "DPO", "simpo": "SimPO"}
+OBJECTIVE_TITLES = {"orpo": "ORPO", "sft": "supervised fine-tuning", "dpo": "DPO", "simpo": "SimPO", "mwer": "MWER"}
 OBJECTIVE_TEXTS = {
     "orpo": "with ORPO (odds-ratio preference optimisation, Hong et al. 2024) on pairs of a preferred and a "
     "rejected transcript of the same audio",
@@ -29,7 +29,14 @@ OBJECTIVE_TEXTS = {
     "reference, computed once) on pairs of a preferred and a rejected transcript of the same audio",
     "simpo": "with SimPO (simple preference optimisation, Meng et al. 2024) on pairs of a preferred and a rejected "
     "transcript of the same audio",
+    "mwer": "with MWER (minimum word error rate training, Prabhavalkar et al. 2018: expected word errors over a "
+    "K-best list of the model's own hypotheses, plus the reference's cross-entropy) on K-best rows",
 }
+
+
+def weight_text(value: float | bool) -> str:
+    """An objective weight as cards and options write it: 0.1, 1, True."""
+    return str(value) if isinstance(value, bool) else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,7 @@ def _options(facts: CardFacts) -> list[str]:
     if facts.loss == "orpo":
         weights = [f"| ORPO `--alpha` | {facts.alpha:g} |"]
     else:  # SFT has none
-        told = ", ".join(f"`--{name}` {value:g}" for name, value in facts.loss_weights)
+        told = ", ".join(f"`--{name}` {weight_text(value)}" for name, value in facts.loss_weights)
         weights = [f"| {OBJECTIVE_TITLES.get(facts.loss, facts.loss)} weights | {told} |"] if told else []
     return [
         f"| method | {method} |",

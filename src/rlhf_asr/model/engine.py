@@ -135,18 +135,26 @@ class PreferenceWhisper(nn.Module):
     def forward(
         self,
         input_features: torch.Tensor,
-        chosen_input_ids: torch.Tensor,
-        chosen_labels: torch.Tensor,
-        rejected_input_ids: torch.Tensor,
-        rejected_labels: torch.Tensor,
+        chosen_input_ids: torch.Tensor | None = None,
+        chosen_labels: torch.Tensor | None = None,
+        rejected_input_ids: torch.Tensor | None = None,
+        rejected_labels: torch.Tensor | None = None,
         example_index: torch.Tensor | None = None,
         chosen_odds_labels: torch.Tensor | None = None,
+        candidate_input_ids: torch.Tensor | None = None,
+        candidate_labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """The pair: K = 2 blocks, chosen then rejected, each as long as the collator padded it.
 
         `chosen_odds_labels` [B, Lc] must score a subset of the positions `chosen_labels` scores
         (the collator's diverging scope does): the log-probs are computed for `chosen_labels`.
+        A candidate batch (`candidate_input_ids`, `candidate_labels` [B, K, L], CandidateCollator's)
+        goes to `forward_candidates` instead, so a distributed trainer reaches it through this
+        forward: {"candidate_logps": [B, K], "candidate_tokens": [B, K]}.
         """
+        if candidate_input_ids is not None:
+            scored = self.forward_candidates(input_features, candidate_input_ids, candidate_labels, example_index)
+            return {"candidate_logps": scored.logps, "candidate_tokens": scored.tokens}
         chosen, rejected = self._token_logps(
             input_features, [chosen_input_ids, rejected_input_ids], [chosen_labels, rejected_labels], example_index
         )

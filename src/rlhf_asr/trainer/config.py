@@ -203,9 +203,10 @@ class PreferenceConfig(TrainingArguments):
     held-out non-speech at 0.25x the base model's with the prompt out, 0.37x with it in, at the same
     speech WER.
 
-    The objective: `loss` orpo (the default until the results study compares them), sft, dpo or
-    simpo; `alpha` 0.1 for ORPO (the paper's and TRL's `beta`, not finetune.py's 1.0); the other
-    weights None, each the objective's own default (DPO `beta` 0.1, SimPO `beta` 2.0, `gamma` 1.0).
+    The objective: `loss` orpo (the default until the results study compares them), sft, dpo,
+    simpo or mwer (on K-best rows); `alpha` 0.1 for ORPO (the paper's and TRL's `beta`, not
+    finetune.py's 1.0); the other weights None, each the objective's own default (DPO `beta` 0.1,
+    SimPO `beta` 2.0, `gamma` 1.0, MWER `ce_weight` 0.01, `reference_in_list` True).
     """
 
     output_dir: str = field(default="output/", metadata={"help": "Where checkpoints, logs and the final model go."})
@@ -243,6 +244,8 @@ class PreferenceConfig(TrainingArguments):
     label_smoothing: float | None = field(default=None, metadata={"help": weight_help("label_smoothing")})
     rpo_alpha: float | None = field(default=None, metadata={"help": weight_help("rpo_alpha")})
     cpo_alpha: float | None = field(default=None, metadata={"help": weight_help("cpo_alpha")})
+    ce_weight: float | None = field(default=None, metadata={"help": weight_help("ce_weight")})
+    reference_in_list: bool = field(default=True, metadata={"help": weight_help("reference_in_list")})
     disable_prompt_loss: bool = field(
         default=True,
         metadata={

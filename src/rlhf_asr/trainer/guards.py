@@ -42,7 +42,10 @@ def largest_magnitude(tensors: list[torch.Tensor]) -> float:
 class FiniteTrainingGuard(TrainerCallback):
     """Raises NonFiniteTrainingError on a non-finite gradient, weight or logged loss; warns on divergence."""
 
-    def __init__(self) -> None:
+    def __init__(self, watched: str = "loss") -> None:
+        """`watched`: the logged value whose growth past 3x its first means divergence; the loss, or
+        where the loss's size says nothing (MWER's mean-subtracted risk starts near 0) its `nll_loss`."""
+        self.watched = watched
         self.first_loss: float | None = None
         self.first_grad_norm: float | None = None
         self.warned = False
@@ -76,6 +79,7 @@ class FiniteTrainingGuard(TrainerCallback):
         for name, value in (("the loss", loss), ("the gradient norm", grad_norm)):
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 self._stop(state, name)
+        loss = logs.get(self.watched)
         if isinstance(loss, (int, float)) and self.first_loss is None:
             self.first_loss = abs(loss)
         if isinstance(grad_norm, (int, float)) and self.first_grad_norm is None:
@@ -84,7 +88,8 @@ class FiniteTrainingGuard(TrainerCallback):
             return
         reason = None
         if isinstance(loss, (int, float)) and self.first_loss and loss > DIVERGED_LOSS_FACTOR * self.first_loss:
-            reason = f"loss {loss:.4g} is over {DIVERGED_LOSS_FACTOR:g}x its first value {self.first_loss:.4g}"
+            factor = f"{DIVERGED_LOSS_FACTOR:g}x"
+            reason = f"{self.watched} {loss:.4g} is over {factor} its first value {self.first_loss:.4g}"
         elif (
             isinstance(grad_norm, (int, float))
             and self.first_grad_norm

@@ -5,7 +5,8 @@ The weights are options named as the objectives name their fields (`--beta` is D
 `beta`), so `build_objective(loss, **weights)` takes them as they are; one left unset (None) is
 the objective's own default. A weight that the chosen objective does not read is refused with one
 line, never ignored: `--loss dpo --gamma 0.5` would train something other than what was asked.
-`--alpha` has a value by default (0.1, ORPO's), so it counts as set only when changed.
+`--alpha` (0.1, ORPO's) and `--reference_in_list` (True, MWER's) have a value by default, so they
+count as set only when changed.
 """
 
 from __future__ import annotations
@@ -15,19 +16,28 @@ from dataclasses import MISSING, fields
 
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.loss.objectives import OBJECTIVES, Objective, build_objective
+from rlhf_asr.model.card import weight_text
 
 DEFAULT_LOSS = "orpo"  # until the results study compares the objectives
 LOSS_CHOICES = tuple(OBJECTIVES)
 # The training config's fields that are objective weights; those with a value by default.
-WEIGHTS = ("alpha", "beta", "gamma", "label_smoothing", "rpo_alpha", "cpo_alpha")
-WEIGHT_DEFAULTS = {"alpha": 0.1}
-# Registered objectives this trainer cannot feed yet, and why (one line each).
-NOT_WIRED = {"mwer": "--loss mwer needs K-best rows: make-pairs --nbest, not yet wired"}
+WEIGHTS = ("alpha", "beta", "gamma", "label_smoothing", "rpo_alpha", "cpo_alpha", "ce_weight", "reference_in_list")
+WEIGHT_DEFAULTS = {"alpha": 0.1, "reference_in_list": True}
+# Registered objectives this trainer cannot feed yet, and why (one line each); none at present.
+NOT_WIRED: dict[str, str] = {}
 LOSS_SUMMARIES = {
     "orpo": "NLL of the chosen + alpha * odds-ratio term (no reference model)",
-    "sft": "NLL of the chosen alone (the rejected unused)",
+    "sft": "NLL of the chosen alone (the rejected never decoded)",
     "dpo": "against the starting model's log-probs, precomputed once (TRL's precompute_ref_log_probs)",
     "simpo": "length-normalised reward margin, no reference model",
+    "mwer": "expected word errors over a K-best list + ce_weight * NLL of the reference (K-best rows: "
+    "make-pairs --nbest)",
+}
+
+
+# Weights that are switches (MWER's reference_in_list), not numbers: their defaults are booleans.
+BOOLEAN_WEIGHTS = {
+    field.name for cls in OBJECTIVES.values() for field in fields(cls) if isinstance(field.default, bool)
 }
 
 
@@ -50,7 +60,7 @@ def weight_help(weight: str, extra: str = "") -> str:
     for name, cls in OBJECTIVES.items():
         for field in fields(cls):
             if field.name == weight and name not in NOT_WIRED:
-                default = "" if field.default is MISSING else f" Default {field.default:g}."
+                default = "" if field.default is MISSING else f" Default {weight_text(field.default)}."
                 said.setdefault(f"{field.metadata.get('help', '')}{default}", []).append(name)
     parts = [f"--loss {' or '.join(names)}: {text}" for text, names in said.items()]
     return " ".join(
@@ -77,7 +87,10 @@ def training_objective(config) -> Objective:
         value = getattr(config, weight)
         if value is None:
             continue
-        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        if weight in BOOLEAN_WEIGHTS:
+            if not isinstance(value, bool):
+                raise UserInputError(f"--{weight} must be True or False, got {value}")
+        elif not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
             raise UserInputError(f"--{weight} must be a finite number, got {value}")
         if weight in reads:
             weights[weight] = value
@@ -85,8 +98,8 @@ def training_objective(config) -> Objective:
             takes = f"its weights are {', '.join('--' + r for r in reads)}" if reads else "it has no weights"
             readers = [other for other, cls in OBJECTIVES.items() if weight in {f.name for f in fields(cls)}]
             raise UserInputError(
-                f"--{weight} {value:g}: --loss {name} does not read it ({takes}); leave it out, or use --loss "
-                f"{' or '.join(r for r in readers if r not in NOT_WIRED)}"
+                f"--{weight} {weight_text(value)}: --loss {name} does not read it ({takes}); leave it out, or use "
+                f"--loss {' or '.join(r for r in readers if r not in NOT_WIRED)}"
             )
     return build_objective(name, **weights)
 
@@ -107,6 +120,11 @@ def check_objective_run(config, augmented: bool, streamed: bool) -> Objective:
         raise UserInputError(
             f"{loss} computes the starting model's log-probs of each pair once, before training: not with "
             "--augment_config_path (augmented audio differs at every epoch)"
+        )
+    if objective.needs_word_errors and streamed:
+        raise UserInputError(
+            f"{loss} trains on K-best rows (make-pairs --nbest), which a JSON-lines manifest holds: not with "
+            "--streaming training of a dataset; leave --streaming out"
         )
     if objective.needs_reference and streamed:
         raise UserInputError(

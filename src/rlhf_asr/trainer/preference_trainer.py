@@ -3,9 +3,10 @@
 The Trainer holds a `PreferenceWhisper` (so DDP wraps the whole preference forward); checkpoints
 hold the inner Whisper or PEFT model in its own standard format, so an adapter checkpoint is an
 ordinary PEFT folder and resuming restores it with the optimizer, scheduler, step and RNG state.
-The loss is `--loss`'s objective (loss/objectives/) over the engine's chosen/rejected sums, as
-`CandidateScores` with K = 2; its metrics are logged under its own names, TRL's (nll_loss,
-rewards/*, logps/*, log_odds_*).
+The loss is `--loss`'s objective (loss/objectives/) over the engine's sums, as `CandidateScores`:
+K = 2 from a pair batch's chosen/rejected, any K from a candidate batch (K-best rows, or the
+chosen alone: trainer/batches.py); its metrics are logged under its own names, TRL's (nll_loss,
+rewards/*, logps/*, log_odds_*; MWER's mwer/*).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from safetensors.torch import load_file
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from rlhf_asr.data.collator import WORD_ERRORS_KEY
 from rlhf_asr.loss.objectives import CandidateScores
 from rlhf_asr.loss.orth_reg import orth_reg
 from rlhf_asr.model.loading import save_portable_files
 from rlhf_asr.trainer.adalora_state import adalora_config_of, load_adalora_state, save_adalora_state
+from rlhf_asr.trainer.batches import candidate_scores
 from rlhf_asr.trainer.objective_options import training_objective
 from rlhf_asr.trainer.reference import REFERENCE_KEY
 
@@ -95,11 +98,16 @@ class PreferenceTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         split = "train" if model.training else "eval"
         inputs = dict(inputs)
-        reference = inputs.pop(REFERENCE_KEY, None)  # [B, 2] the starting model's sums (DPO)
+        reference = inputs.pop(REFERENCE_KEY, None)  # [B, K] the starting model's sums (DPO)
+        word_errors = inputs.pop(WORD_ERRORS_KEY, None)  # [B, K] a K-best batch's (MWER)
         out = model(**inputs)
-        # NLL over the whole chosen; ORPO's odds ratio and SimPO's margin over `chosen_odds_*` (scope
-        # diverging: the suffix); DPO compares whole transcripts (it refuses scope diverging)
-        result = self.objective(pair_scores(out, inputs, self.objective.uses_chosen_span, reference))
+        if "candidate_logps" in out:  # K candidates per audio (trainer/batches.py)
+            scores = candidate_scores(out, reference, word_errors)
+        else:
+            # NLL over the whole chosen; ORPO's odds ratio and SimPO's margin over `chosen_odds_*` (scope
+            # diverging: the suffix); DPO compares whole transcripts (it refuses scope diverging)
+            scores = pair_scores(out, inputs, self.objective.uses_chosen_span, reference)
+        result = self.objective(scores)
         self._store_metrics(split, result.metrics)
         loss = result.loss
         adalora = adalora_config_of(self.whisper)

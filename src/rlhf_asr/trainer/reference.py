@@ -10,19 +10,24 @@ costs what an ORPO step costs, and no second model is held:
 - `--peft none`: the model itself, before `trainer.train()` loads a checkpoint or takes a step, so
   it is the starting model even on a resume; no frozen copy is made.
 
-Stored as OUTPUT_DIR/reference_logps.safetensors: per split ("train", "eval") a [N, 2] float32
-table (chosen, rejected) whose row i is the dataset's row i, and a fingerprint of what decides the
-numbers: the base model's files, dtype, attention kernel, 8-bit loading, engine and mixed
-precision, the collator's options, and every row's audio (path, size, mtime) and token ids (which
-carry the pairs file, the row filters and every tokenisation option). A split whose fingerprint
-differs is recomputed (said in one line), never reused; a matching one is read back (every epoch
-and a resumed run use the same numbers). Rows are looked up by position, not by the batch's
-`example_index`: that is the audio's key, which pairs of one audio share.
+K-best rows (make-pairs --nbest) are scored the same way, every candidate of a row: the reference
+and each hypothesis, through the run's candidate collator.
+
+Stored as OUTPUT_DIR/reference_logps.safetensors: per split ("train", "eval") a [N, K] float32
+table whose row i is the dataset's row i: (chosen, rejected) for pairs, K = 2; the candidates in
+their order for K-best rows, K the most any row has (0 past a row's last); and a fingerprint of
+what decides the numbers: the base model's files, dtype, attention kernel, 8-bit loading, engine
+and mixed precision, the collator's options, and every row's audio (path, size, mtime) and token
+ids (which carry the pairs file, the row filters and every tokenisation option). A split whose
+fingerprint differs is recomputed (said in one line), never reused; a matching one is read back
+(every epoch and a resumed run use the same numbers). Rows are looked up by position, not by the
+batch's `example_index`: that is the audio's key, which pairs of one audio share.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -32,14 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from rlhf_asr.data.collator import WORD_ERRORS_KEY
 from rlhf_asr.model.encoder_cache import audio_key
 
 logger = logging.getLogger(__name__)
 
 REFERENCE_FILE = "reference_logps.safetensors"
-REFERENCE_KEY = "reference_logps"  # an item's [2] / a batch's [B, 2] starting-model sums: chosen, rejected
+REFERENCE_KEY = "reference_logps"  # an item's [K] / a batch's [B, K] starting-model sums, candidate by candidate
 FORMAT = "rlhf-asr reference log-probs v1"
 
 
@@ -53,13 +60,20 @@ def model_files(source: str) -> list[tuple[str, int, int]]:
 
 
 def split_fingerprint(dataset, run_facts: dict) -> str:
-    """Hex digest of `run_facts` and every row of `dataset` (a PreferenceDataset): its audio and tokens."""
+    """Hex digest of `run_facts` and every row of `dataset` (pairs or K-best rows): its audio and tokens."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps(run_facts, sort_keys=True).encode())
-    for example, (chosen, rejected) in zip(dataset.examples, dataset.pairs):
-        row = (audio_key(example.audio_path), chosen.ids, chosen.prefix_len, rejected.ids, rejected.prefix_len)
-        digest.update(f"{row}\n".encode())
+    for audio_path, transcripts in dataset.encoded_rows():
+        tokens = itertools.chain.from_iterable((transcript.ids, transcript.prefix_len) for transcript in transcripts)
+        digest.update(f"{(audio_key(audio_path), *tokens)}\n".encode())
     return digest.hexdigest()
+
+
+def candidate_sums(out: dict) -> torch.Tensor:
+    """[B, K] summed log-probs from the engine's outputs: a candidate batch's, or a pair's chosen and rejected."""
+    if "candidate_logps" in out:
+        return out["candidate_logps"]
+    return torch.stack([out["chosen_logps"], out["rejected_logps"]], dim=1)
 
 
 def starting_model(engine):
@@ -72,7 +86,8 @@ def starting_model(engine):
 def compute_reference_logps(
     engine, dataset: Dataset, collator: Callable, batch_size: int, autocast=None, workers: int = 0
 ) -> torch.Tensor:
-    """[N, 2] float32 chosen and rejected sums of every row of `dataset`, in order, under the starting model."""
+    """[N, K] float32 sums of every row's candidates (pairs: chosen, rejected), in order, under the
+    starting model; a row with fewer than K candidates has 0 past its last."""
     device = next(engine.parameters()).device
     was_training, cache = engine.training, getattr(engine, "encoder_cache", None)
     engine.eval()
@@ -82,12 +97,14 @@ def compute_reference_logps(
     try:
         with torch.no_grad(), starting_model(engine), autocast or nullcontext():
             for batch in loader:
+                batch.pop(WORD_ERRORS_KEY, None)  # the objective's, not the engine's
                 out = engine(**{key: value.to(device) for key, value in batch.items()})
-                rows.append(torch.stack([out["chosen_logps"], out["rejected_logps"]], dim=1).float().cpu())
+                rows.append(candidate_sums(out).float().cpu())
     finally:
         engine.encoder_cache = cache
         engine.train(was_training)
-    return torch.cat(rows) if rows else torch.zeros(0, 2)
+    k = max((row.shape[1] for row in rows), default=2)
+    return torch.cat([F.pad(row, (0, k - row.shape[1])) for row in rows]) if rows else torch.zeros(0, k)
 
 
 def read_reference(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -119,7 +136,7 @@ def write_reference(path: Path, tables: dict[str, torch.Tensor], fingerprints: d
 
 
 def reference_tables(trainer, engine, run_facts: dict) -> dict[str, torch.Tensor]:
-    """Each split's [N, 2] table: read back where its fingerprint matches, else computed (and stored)."""
+    """Each split's [N, K] table: read back where its fingerprint matches, else computed (and stored)."""
     config = trainer.args
     path = Path(config.output_dir) / REFERENCE_FILE
     splits = {"train": trainer.train_dataset, "eval": trainer.eval_dataset}
@@ -172,13 +189,16 @@ class WithReference(Dataset):
 
 @dataclass
 class ReferenceCollator:
-    """The run's collator, plus the batch's reference rows [B, 2] under REFERENCE_KEY."""
+    """The run's collator, plus the batch's reference rows [B, K] under REFERENCE_KEY (K the batch's
+    candidate slots: a split's table is as wide as its longest K-best row)."""
 
     collator: Callable
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         batch = self.collator(items)
-        batch[REFERENCE_KEY] = torch.stack([item[REFERENCE_KEY] for item in items])
+        rows = torch.stack([item[REFERENCE_KEY] for item in items])  # [B, K of the split]
+        slots = batch["candidate_input_ids"].shape[1] if "candidate_input_ids" in batch else 2
+        batch[REFERENCE_KEY] = F.pad(rows, (0, max(slots - rows.shape[1], 0)))[:, :slots]
         return batch
 
 

@@ -1,8 +1,8 @@
 """One preference training run of Whisper on a preference manifest, end to end (`rlhf-asr train`, the demo, results).
 
-Assembles the components (manifest reader, dataset, collator, model with PEFT, the packed
-engine, PreferenceTrainer with `--loss`'s objective, its callbacks and, for DPO, the starting
-model's log-probs), trains, and saves the final model with its processor.
+Assembles the components (manifest reader, dataset of pairs or K-best rows, collator, model with
+PEFT, the packed engine, PreferenceTrainer with `--loss`'s objective, its callbacks and, for DPO,
+the starting model's log-probs), trains, and saves the final model with its processor.
 """
 
 from __future__ import annotations
@@ -11,15 +11,16 @@ import json
 import logging
 import math
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from transformers import set_seed
 from transformers.trainer_utils import IntervalStrategy
 
 from rlhf_asr.data.augment import build_augmenter
-from rlhf_asr.data.collator import PreferenceCollator
 from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
-from rlhf_asr.data.manifest import normalize_language
+from rlhf_asr.data.kbest import KBestDataset
+from rlhf_asr.data.manifest import KBestExample, normalize_language
 from rlhf_asr.data.sources import Columns, DataSource, read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
@@ -29,11 +30,12 @@ from rlhf_asr.model.encoder_cache import EncoderCache
 from rlhf_asr.model.engine import PreferenceWhisper
 from rlhf_asr.model.loading import load_processor, resolve_model_source
 from rlhf_asr.model.peft_setup import apply_peft, load_training_model
+from rlhf_asr.trainer.batches import check_run_data, run_collator, uses_candidates
 from rlhf_asr.trainer.callbacks import AdaLoraCallback, CurvePlotCallback, log_metrics_instead_of_printing
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 from rlhf_asr.trainer.guards import FiniteTrainingGuard
 from rlhf_asr.trainer.model_out import card_facts, check_model_out, finish_model_out, name_portably
-from rlhf_asr.trainer.objective_options import weights_of
+from rlhf_asr.trainer.objective_options import training_objective, weights_of
 from rlhf_asr.trainer.preference_trainer import PreferenceTrainer
 from rlhf_asr.trainer.reference import attach_reference, model_files
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
@@ -106,20 +108,25 @@ def build_dataset(
     max_rows=None,
     language: str | None = None,
     split: str = "train",
+    keep_correct: bool = True,
 ):
     """The dataset of one manifest or dataset; `language` is the run's default_language (rows without one).
 
-    `split`: "train" (--train_data's split rule) or "test" (--test_data's).
+    `split`: "train" (--train_data's split rule) or "test" (--test_data's). Preference pairs give a
+    PreferenceDataset, K-best rows (make-pairs --nbest) a KBestDataset, which with `keep_correct`
+    False leaves out the hypotheses without word errors (the pairwise objectives' rejected).
     """
     report = read_data(
         data_source(path, data_args, split, max_rows),
         "preference",
+        kbest_rows=True,
         **row_checks(data_args, encoder),
     )
     logger.info(report.summary())
     examples = report.examples[:max_rows] if max_rows else report.examples
     check_row_languages(path, examples, encoder, language)
-    dataset = PreferenceDataset(
+    kbest = isinstance(examples[0], KBestExample)
+    dataset = (partial(KBestDataset, keep_correct=keep_correct) if kbest else PreferenceDataset)(
         examples,
         processor.feature_extractor,
         encoder,
@@ -236,14 +243,17 @@ def let_empty_output(model, encoder: TranscriptEncoder, train_set) -> bool:
     return True
 
 
-def reference_facts(source: str, model_args: ModelArguments, config: PreferenceConfig) -> dict:
-    """What besides the rows decides the starting model's log-probs (trainer/reference.py's fingerprint)."""
+def reference_facts(source: str, model_args: ModelArguments, config: PreferenceConfig, candidates: bool) -> dict:
+    """What besides the rows decides the starting model's log-probs (trainer/reference.py's fingerprint).
+
+    `candidates`: the run's batches are candidate batches (trainer/batches.py), scored by `forward_candidates`.
+    """
     return {
         "base_model": model_files(source),
         "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
         "engine": config.engine,
         "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
-        "collator": [config.disable_prompt_loss, config.rejected_scope],
+        "collator": [config.disable_prompt_loss, config.rejected_scope, *(["candidates"] if candidates else [])],
     }
 
 
@@ -284,17 +294,26 @@ def run_training(
     language = default_language(data_args, encoder)
 
     augmenter = build_augmenter(data_args.augment_config_path)
+    objective = training_objective(config)  # what it reads decides the K-best hypotheses kept and the batches
+    keep_correct = objective.needs_word_errors  # MWER: every hypothesis; pairwise: those in error, the rejected
     if streams_training(data_args, config):
         train_set, train_report = build_stream(data_args, config, processor, encoder, augmenter, language)
     else:
         train_set, train_report = build_dataset(
-            data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language
-        )
+            data_args.train_data, data_args, processor, encoder, augmenter, data_args.max_train_rows, language,
+            keep_correct=keep_correct,
+        )  # fmt: skip
     eval_set = None
     if data_args.test_data:
-        eval_set, _ = build_dataset(data_args.test_data, data_args, processor, encoder, language=language, split="test")
+        eval_set, _ = build_dataset(
+            data_args.test_data, data_args, processor, encoder, language=language, split="test",
+            keep_correct=keep_correct,
+        )  # fmt: skip
     else:
         config.eval_strategy = IntervalStrategy.NO
+    given = {"--train_data": (data_args.train_data, train_set), "--test_data": (data_args.test_data, eval_set)}
+    check_run_data(objective, config.rejected_scope, given)  # before the model loads
+    candidates = uses_candidates(objective, [train_set, eval_set])
 
     total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
     model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
@@ -310,7 +329,9 @@ def run_training(
         checkpoint_decoder=config.checkpoint_decoder,
     )
     callbacks = [CurvePlotCallback()] if config.plot else []
-    callbacks.append(FiniteTrainingGuard())  # NaN/inf stops the run before it is saved
+    # NaN/inf stops the run before it is saved. MWER's risk is mean-subtracted (near 0, either sign):
+    # its growth says nothing of divergence, its NLL term's does.
+    callbacks.append(FiniteTrainingGuard("nll_loss" if objective.needs_word_errors else "loss"))
     adalora = AdaLoraCallback(model) if model_args.peft_method == "adalora" else None
     if adalora:
         callbacks.append(adalora)
@@ -320,10 +341,8 @@ def run_training(
         args=config,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=PreferenceCollator(
-            pad_token_id=processor.tokenizer.eos_token_id,
-            disable_prompt_loss=config.disable_prompt_loss,
-            rejected_scope=config.rejected_scope,
+        data_collator=run_collator(
+            objective, candidates, processor.tokenizer.eos_token_id, config.disable_prompt_loss, config.rejected_scope
         ),
         processing_class=processor,
         callbacks=callbacks,
@@ -333,7 +352,7 @@ def run_training(
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     if trainer.objective.needs_reference:  # DPO: before train() loads a checkpoint or takes a step
-        attach_reference(trainer, engine, reference_facts(source, model_args, config))
+        attach_reference(trainer, engine, reference_facts(source, model_args, config, candidates))
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if isinstance(train_set, StreamingPreferenceDataset):
         train_set.say_rows_read()  # said at the end of the first pass; else here, for the rows reached

@@ -132,6 +132,7 @@ class Objective:
     needs_word_errors: ClassVar[bool] = False  # reads `word_errors`
     min_candidates: ClassVar[int] = 2  # smallest K it accepts: 1 for SFT, 2 for pairwise and MWER
     uses_chosen_span: ClassVar[bool] = True  # False: refuses `chosen_span_*` (it compares whole candidates)
+    reads_rejected: ClassVar[bool] = True  # False: reads candidate 0 alone (a trainer need not score the others)
 
     def __call__(self, scores: CandidateScores) -> ObjectiveOutput:
         k = scores.logps.shape[1]

@@ -5,8 +5,9 @@ term (`nll_loss`), and the NLL that DPO's `rpo_alpha`, SimPO's `cpo_alpha` and M
 add. Reference implementation: TRL's `SFTTrainer` loss, and the `nll_loss` of TRL's ORPO
 (https://github.com/huggingface/trl/blob/main/trl/experimental/orpo/orpo_trainer.py).
 
-Ignores candidates 1..K-1, so it runs on pair and K-best batches alike (K >= 1). The baseline every
-preference objective is measured against: the same data, no rejected transcripts.
+Ignores candidates 1..K-1 (`reads_rejected` False: the trainer scores the chosen alone), so it runs
+on pair and K-best batches alike (K >= 1). The baseline every preference objective is measured
+against: the same data, no rejected transcripts.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SFT(Objective):
 
     name = "sft"
     min_candidates = 1
+    reads_rejected = False
 
     def compute(self, scores: CandidateScores) -> ObjectiveOutput:
         nll = chosen_nll(scores)
