@@ -91,3 +91,14 @@ def test_card_names_the_objective_and_its_weights():
     assert "ORPO" not in dpo and "- dpo\n" in dpo  # the hub tag names the objective
     sft = model_card(replace(FACTS, loss="sft"))
     assert "# Whisper fine-tuned with supervised fine-tuning from tiny.en" in sft and " weights |" not in sft
+
+
+def test_card_says_what_rows_the_run_read():
+    """Pairs or K-best rows (make-pairs --nbest): the card's sentence and counts name the one trained on."""
+    pairs = model_card(FACTS)
+    assert "on pairs of a preferred and a rejected transcript of the same audio" in pairs
+    assert "preference pairs" in pairs and "K-best" not in pairs
+    for loss in ("mwer", "dpo"):
+        kbest = model_card(replace(FACTS, loss=loss, kbest=True))
+        assert "on K-best rows: the reference and the model's own hypotheses" in kbest
+        assert f"- **Training data:** {FACTS.train_pairs} K-best rows" in kbest and "pairs of a preferred" not in kbest

@@ -21,16 +21,19 @@ METHOD_NAMES = {"lora": "LoRA", "adalora": "AdaLoRA"}
 # The objective (`--loss`) as the card's title names it, and how the text says it trained.
 OBJECTIVE_TITLES = {"orpo": "ORPO", "sft": "supervised fine-tuning", "dpo": "DPO", "simpo": "SimPO", "mwer": "MWER"}
 OBJECTIVE_TEXTS = {
-    "orpo": "with ORPO (odds-ratio preference optimisation, Hong et al. 2024) on pairs of a preferred and a "
-    "rejected transcript of the same audio",
-    "sft": "with supervised fine-tuning on the preferred transcript of each pair of a preferred and a rejected "
-    "transcript of the same audio (the rejected ones unused)",
+    "orpo": "with ORPO (odds-ratio preference optimisation, Hong et al. 2024)",
+    "sft": "with supervised fine-tuning on the preferred transcript (the rejected ones unused)",
     "dpo": "with DPO (direct preference optimisation, Rafailov et al. 2023; the starting model's log-probs as its "
-    "reference, computed once) on pairs of a preferred and a rejected transcript of the same audio",
-    "simpo": "with SimPO (simple preference optimisation, Meng et al. 2024) on pairs of a preferred and a rejected "
-    "transcript of the same audio",
+    "reference, computed once)",
+    "simpo": "with SimPO (simple preference optimisation, Meng et al. 2024)",
     "mwer": "with MWER (minimum word error rate training, Prabhavalkar et al. 2018: expected word errors over a "
-    "K-best list of the model's own hypotheses, plus the reference's cross-entropy) on K-best rows",
+    "K-best list of the model's own hypotheses, plus the reference's cross-entropy)",
+}
+# What the run read: pairs (make-pairs) or K-best rows (make-pairs --nbest; pairwise objectives prefer the
+# reference over each hypothesis with word errors).
+DATA_TEXTS = {
+    False: "on pairs of a preferred and a rejected transcript of the same audio",
+    True: "on K-best rows: the reference and the model's own hypotheses of the same audio, with their word errors",
 }
 
 
@@ -72,6 +75,7 @@ class CardFacts:
     empty_output: bool = False  # the saved generation config lets <|endoftext|> come first
     loss: str = "orpo"  # the objective (--loss)
     loss_weights: tuple[tuple[str, float], ...] = ()  # its weights as trained, (name, value)
+    kbest: bool = False  # trained on K-best rows (make-pairs --nbest), not on pairs
 
 
 def base_hub_id(name: str, is_folder: bool = False) -> str | None:
@@ -210,17 +214,20 @@ def model_card(facts: CardFacts) -> str:
         else "not stated here: see the base model's licence."
     )
     skipped = f", {facts.train_pairs_skipped} skipped as invalid" if facts.train_pairs_skipped else ""
-    test = f"{facts.test_pairs} held-out pairs" if facts.test_pairs is not None else "no held-out set"
+    unit = "K-best rows" if facts.kbest else "pairs"
+    test = f"{facts.test_pairs} held-out {unit}" if facts.test_pairs is not None else "no held-out set"
     rows = f" ({facts.wer_rows} held-out rows decoded)" if facts.wer_rows else ""
     lines = [
         front_matter(facts),
         f"# Whisper fine-tuned with {OBJECTIVE_TITLES.get(facts.loss, facts.loss)} from {facts.base_model}",
         "",
-        f"This folder holds {what}, trained {OBJECTIVE_TEXTS.get(facts.loss, f'with --loss {facts.loss}')}, by "
+        f"This folder holds {what}, trained {OBJECTIVE_TEXTS.get(facts.loss, f'with --loss {facts.loss}')} "
+        f"{DATA_TEXTS[facts.kbest]}, by "
         "`rlhf-asr train` (batch-opt-rlhf-asr).",
         "",
         f"- **Base model:** {base}",
-        f"- **Training data:** {facts.train_pairs} preference pairs{skipped}; {test}",
+        f"- **Training data:** {facts.train_pairs} {'K-best rows' if facts.kbest else 'preference pairs'}{skipped}; "
+        f"{test}",
         f"- **Languages:** {', '.join(facts.languages) or 'not recorded'}",
         f"- **Licence:** {licence_line}",
         "",

@@ -20,6 +20,7 @@ from rlhf_asr.model.card import CardFacts, write_model_card
 from rlhf_asr.model.core import whisper_generation_config
 from rlhf_asr.model.empty_output import lets_empty_output, save_generation_config
 from rlhf_asr.model.loading import _offline, portable_model_name
+from rlhf_asr.trainer.batches import is_kbest
 from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 from rlhf_asr.trainer.objective_options import weights_of
 from rlhf_asr.trainer.reference import REFERENCE_FILE
@@ -143,6 +144,7 @@ def card_facts(
         no_speech_pairs=getattr(train_set, "no_speech_rows", None),
         nospeech_target=data_args.nospeech_target,
         empty_output=lets_empty_output(generation, generation.eos_token_id),
+        kbest=is_kbest(train_set),
     )
 
 
