@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rlhf_asr.data.manifest import BadRow, RowProblem, _asr_row, _Context, _preference_row, _short
-from rlhf_asr.data.sources import DataSource, open_rows
+from rlhf_asr.data.options import DataSource
+from rlhf_asr.data.sources import open_rows
 from rlhf_asr.errors import UserInputError
 
 SKIP_HINT = "(--skip_invalid_rows True skips such rows and counts them)"

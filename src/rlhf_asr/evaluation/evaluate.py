@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import SHOWN_PROBLEMS
-from rlhf_asr.data.sources import DataSource, data_kind, read_data
+from rlhf_asr.data.options import DataSource, as_source
+from rlhf_asr.data.sources import data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.hallucination import score_rows
@@ -143,7 +144,7 @@ def evaluate_manifest(
             decode_seconds += seconds
             progress.update(len(batch))
     metrics = _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds)
-    metrics["manifest"] = manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path)
+    metrics["manifest"] = as_source(manifest_path).location
     metrics["model"] = model_name or getattr(whisper_core(model).config, "_name_or_path", None)
     if output_dir is not None:
         write_outputs(Path(output_dir), metrics, rows, metrics_name)
@@ -155,9 +156,10 @@ def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: 
 
     `long_audio`: rows over 30 s are valid (decoded long-form), else invalid rows.
     """
-    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
+    source = as_source(manifest_path)
+    kind = data_kind(source) or manifest_kind(source.location)
     report = read_data(
-        manifest_path,
+        source,
         "asr" if kind == "asr" else "preference",
         **({"kbest_rows": True} if kind == "kbest" else {}),
         min_duration=0.0,

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.sources import DataSource
+from rlhf_asr.data.options import as_source
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.evaluate import HALLUCINATION_KEYS, read_for_evaluation, write_outputs
 from rlhf_asr.evaluation.hallucination import score_rows
@@ -111,7 +111,7 @@ def evaluate_faster_whisper(
         "rtf": seconds / audio_seconds if audio_seconds else None,
         "num_beams": num_beams or default_beam_size(fw_model),
         "manifest_type": kind,
-        "manifest": manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path),
+        "manifest": as_source(manifest_path).location,
         "model": model_name,
         "ct2_model": str(folder),
         "language": language or (languages[0] if len(set(languages)) == 1 else "mixed"),

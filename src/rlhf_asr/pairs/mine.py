@@ -41,7 +41,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError
 from rlhf_asr.data.manifest import AsrExample
-from rlhf_asr.data.sources import DataSource, read_data
+from rlhf_asr.data.options import DataSource
+from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.text_rules import SPEECH
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.inference.decode import (

@@ -21,7 +21,7 @@ from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
 from rlhf_asr.data.kbest import KBestDataset
 from rlhf_asr.data.manifest import KBestExample, normalize_language
-from rlhf_asr.data.sources import Columns, DataSource, read_data
+from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
@@ -84,21 +84,6 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
         )
 
 
-def data_source(path: str, data_args: DataArguments, which: str = "train", limit: int | None = None) -> DataSource:
-    """--train_data (`which` "train") or --test_data ("test") with the dataset options (a JSONL manifest ignores
-    them). The split: --train_split/--test_split if given, else the usual one, by data/sources.py's one rule."""
-    columns = Columns(
-        data_args.audio_column,
-        data_args.chosen_column,
-        data_args.rejected_column,
-        data_args.text_column,
-        data_args.language_column,
-    )
-    named = data_args.train_split if which == "train" else data_args.test_split
-    option = f"--{which}_split"
-    return DataSource(path, named, data_args.data_config, columns, data_args.streaming, which, limit, option)
-
-
 def build_dataset(
     path: str,
     data_args: DataArguments,
@@ -117,7 +102,7 @@ def build_dataset(
     False leaves out the hypotheses without word errors (the pairwise objectives' rejected).
     """
     report = read_data(
-        data_source(path, data_args, split, max_rows),
+        data_args.data_source(path, split, max_rows),
         "preference",
         kbest_rows=True,
         **row_checks(data_args, encoder),
@@ -146,7 +131,7 @@ def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, 
     if config.dataloader_num_workers > 0:
         raise UserInputError("--streaming reads one stream: each dataloader worker would repeat it; use 0 workers")
     stream = ExampleStream(
-        data_source(data_args.train_data, data_args, "train", data_args.max_train_rows),
+        data_args.data_source(data_args.train_data, "train", data_args.max_train_rows),
         "preference",
         **row_checks(data_args, encoder),
     )
@@ -216,7 +201,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: PreferenceConfig,
         metrics = evaluate_manifest(
             model,
             processor,
-            data_source(data_args.test_data, data_args, "test"),
+            data_args.data_source(data_args.test_data, "test"),
             default_language=language,
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
