@@ -30,8 +30,9 @@ from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.dataset_files import data_files
-from rlhf_asr.data.manifest import BadRow, ManifestReport, read_asr_manifest, read_preference_manifest
+from rlhf_asr.data.manifest import BadRow, ManifestReport, read_manifest
 from rlhf_asr.data.options import Columns, DataSource, as_source
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 
 logger = logging.getLogger(__name__)
@@ -318,18 +319,18 @@ def data_kind(data: str | Path | DataSource) -> str | None:
     return _prepare(source, None)[1]
 
 
-def read_data(data: str | Path | DataSource, kind: str, **options) -> ManifestReport:
-    """A manifest or a dataset, read and checked as `kind` ("preference" or "asr") by the manifest readers.
+def read_data(data: str | Path | DataSource, kind: str, checks: RowChecks | None = None, **changes) -> ManifestReport:
+    """A manifest or a dataset, read and checked as `kind` ("preference" or "asr") by the manifest reader.
 
-    `options` are the readers' (min_duration, skip_invalid, known_languages, ...).
+    `checks`: the row checks (None: RowChecks()); `changes`, RowChecks fields for this read (`skip_invalid=True`).
     """
     source = as_source(data)
-    read = read_preference_manifest if kind == "preference" else read_asr_manifest
+    checks = dataclasses.replace(checks or RowChecks(), **changes)
     if is_manifest(source.location):
-        return read(source.location, **options)
+        return read_manifest(source.location, kind, checks)
     opened, kind, text = _prepare(source, kind)
     rows = _rows(opened, kind, source, text)
-    options["check_audio"] = False  # _row already read each file's real duration (and checked its samples)
+    checks = dataclasses.replace(checks, check_audio=False)  # _row already read each file's real duration
     columns = source.columns
     fields = {"chosen": columns.chosen, "rejected": columns.rejected, "sentence": text}  # messages name columns
-    return read(Path(source.location), rows=rows, label=opened.label, fields=fields, **options)
+    return read_manifest(Path(source.location), kind, checks, rows=rows, label=opened.label, fields=fields)

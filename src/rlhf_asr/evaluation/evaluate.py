@@ -25,6 +25,7 @@ from tqdm import tqdm
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import SHOWN_PROBLEMS
 from rlhf_asr.data.options import DataSource, as_source
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.sources import data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
@@ -158,15 +159,14 @@ def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: 
     """
     source = as_source(manifest_path)
     kind = data_kind(source) or manifest_kind(source.location)
-    report = read_data(
-        source,
-        "asr" if kind == "asr" else "preference",
-        **({"kbest_rows": True} if kind == "kbest" else {}),
+    checks = RowChecks(
         min_duration=0.0,
         skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
+        kbest_rows=kind == "kbest",
         **({"long_audio": True, "max_duration": math.inf} if long_audio else {}),
     )
+    report = read_data(source, "asr" if kind == "asr" else "preference", checks)
     say_skipped(report)
     return kind, report, report.examples[:max_rows] if max_rows else report.examples
 

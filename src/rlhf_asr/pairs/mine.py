@@ -42,6 +42,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from rlhf_asr.data.audio import AudioError
 from rlhf_asr.data.manifest import AsrExample
 from rlhf_asr.data.options import DataSource
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.text_rules import SPEECH
 from rlhf_asr.data.tokens import transcript_encoder
@@ -96,7 +97,9 @@ def mine_pairs(
     options = MiningOptions(**changes) if options is None else dataclasses.replace(options, **changes)
     language = check_language(processor, options.language)
     encoder = transcript_encoder(processor)
-    report = read_data(asr_manifest, "asr", skip_invalid=skip_invalid, known_languages=encoder.known_languages())
+    report = read_data(
+        asr_manifest, "asr", RowChecks(skip_invalid=skip_invalid, known_languages=encoder.known_languages())
+    )
     output = Path(output_path).expanduser()
     done = prepare_outputs(output, resume)
     items, unreadable = mining_items(

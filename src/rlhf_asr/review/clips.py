@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.manifest import BadRow, normalize_language, read_asr_manifest, read_preference_manifest, read_rows
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 
 
@@ -33,7 +34,7 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
     rows = read_rows(path)
     first = next((value for _, value in rows if isinstance(value, dict)), {})
     if "chosen" in first:
-        report = read_preference_manifest(path, skip_invalid=skip_invalid)
+        report = read_preference_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
             Clip(
                 _line(e.source),
@@ -45,7 +46,7 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
             for e in report.examples
         ]
     if "sentence" in first or "text" in first:
-        report = read_asr_manifest(path, skip_invalid=skip_invalid)
+        report = read_asr_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
             Clip(_line(e.source), str(e.audio_path), e.duration, e.language, (("reference", e.text),))
             for e in report.examples

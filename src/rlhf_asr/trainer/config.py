@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,7 @@ from transformers import TrainingArguments
 
 from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, TARGETS
 from rlhf_asr.data.options import DatasetOptions, DataSource
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
 from rlhf_asr.trainer.objective_options import DEFAULT_LOSS, LOSS_CHOICES, loss_help, weight_help
@@ -184,6 +186,19 @@ class DataArguments(DatasetOptions, _TrainingFiles):
         --test_split names, else the usual one (data/options.py builds it, data/sources.py picks it)."""
         split = self.train_split if which == "train" else self.test_split
         return self.source(location, split, which, f"--{which}_split", limit)
+
+    def row_checks(self, known_languages: Collection[str] | None, kbest_rows: bool = False) -> RowChecks:
+        """The row checks of training rows (--min_audio_len, --max_audio_len, --timestamps, --skip_invalid_rows,
+        --duration_tolerance), read all at once or streamed; `known_languages`: the tokenizer's."""
+        return RowChecks(
+            min_duration=self.min_audio_len,
+            max_duration=self.max_audio_len,
+            timestamps=self.timestamps,
+            skip_invalid=self.skip_invalid_rows,
+            known_languages=known_languages,
+            duration_tolerance=(self.duration_tolerance, 0.10),
+            kbest_rows=kbest_rows,
+        )
 
 
 @dataclass

@@ -101,12 +101,8 @@ def build_dataset(
     PreferenceDataset, K-best rows (make-pairs --nbest) a KBestDataset, which with `keep_correct`
     False leaves out the hypotheses without word errors (the pairwise objectives' rejected).
     """
-    report = read_data(
-        data_args.data_source(path, split, max_rows),
-        "preference",
-        kbest_rows=True,
-        **row_checks(data_args, encoder),
-    )
+    checks = data_args.row_checks(encoder.known_languages(), kbest_rows=True)
+    report = read_data(data_args.data_source(path, split, max_rows), "preference", checks)
     logger.info(report.summary())
     examples = report.examples[:max_rows] if max_rows else report.examples
     check_row_languages(path, examples, encoder, language)
@@ -133,7 +129,7 @@ def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, 
     stream = ExampleStream(
         data_args.data_source(data_args.train_data, "train", data_args.max_train_rows),
         "preference",
-        **row_checks(data_args, encoder),
+        data_args.row_checks(encoder.known_languages()),
     )
     buffer = data_args.stream_shuffle_buffer
     shuffle = (
@@ -152,18 +148,6 @@ def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, 
         seed=config.data_seed if config.data_seed is not None else config.seed,
     )
     return dataset, stream
-
-
-def row_checks(data_args: DataArguments, encoder: TranscriptEncoder) -> dict:
-    """The manifest readers' options for training rows, read all at once or streamed."""
-    return dict(
-        min_duration=data_args.min_audio_len,
-        max_duration=data_args.max_audio_len,
-        timestamps=data_args.timestamps,
-        skip_invalid=data_args.skip_invalid_rows,
-        known_languages=encoder.known_languages(),
-        duration_tolerance=(data_args.duration_tolerance, 0.10),
-    )
 
 
 def total_training_steps(num_examples: int, config: PreferenceConfig) -> int:
