@@ -86,7 +86,7 @@ class PreferenceExample:
     language: str | None  # Whisper language code ("en", "zh"), None when the row has none
     chosen_segments: tuple[Segment, ...] | None  # only with timestamps=True
     rejected_segments: tuple[Segment, ...] | None
-    source: str  # "train.jsonl:12", for messages about this example later on
+    where: str  # "train.jsonl:12" (a dataset's "dataset X, row 17"): names the row in later messages
 
     @property
     def no_speech(self) -> bool:
@@ -117,7 +117,7 @@ class KBestExample:
     reference: str  # the preferred transcript; "" = nothing was said
     hypotheses: tuple[Hypothesis, ...]  # at least one, none the same
     language: str | None
-    source: str
+    where: str
 
     @property
     def no_speech(self) -> bool:
@@ -131,7 +131,7 @@ class AsrExample:
     text: str
     language: str | None
     segments: tuple[Segment, ...] | None
-    source: str
+    where: str
 
     @property
     def no_speech(self) -> bool:
@@ -592,7 +592,7 @@ def row_parser(kind: str, checks: RowChecks) -> Callable[[dict, int, _Context], 
 def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], rows: Iterable | None = None) -> ManifestReport:
     path = ctx.manifest
     report = ManifestReport(path)
-    first_seen: dict[Any, int] = {}  # an example without its source -> the line it first appeared on
+    first_seen: dict[Any, int] = {}  # an example without its `where` -> the line it first appeared on
     first_of_kind: tuple[type, int] | None = None  # the file's kind of row: the first usable row's
     for line, value in read_rows(path) if rows is None else rows:
         report.rows_read += 1
@@ -609,7 +609,7 @@ def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], rows: Iter
                 kinds = ROW_KINDS.get(type(example)), ROW_KINDS.get(first_of_kind[0])
                 raise BadRow("other kind of row", f"a {kinds[0]} where {ctx.where(first_of_kind[1])} is a {kinds[1]}: "
                              "one file holds one kind of row; write them to separate files")  # fmt: skip
-            key = dataclasses.replace(example, source="")
+            key = dataclasses.replace(example, where="")
             if key in first_seen:
                 raise BadRow("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
             first_seen[key] = line

@@ -79,7 +79,7 @@ def compare_backends(
         for example, lang, hf_text, ct2_row in zip(batch, languages, hf, ct2_rows):
             reference = example.reference
             rows.append(
-                {"source": example.source, "language": lang, "reference": reference}
+                {"source": example.where, "language": lang, "reference": reference}
                 | {"hypothesis": ct2_row[0].text, "hf_hypothesis": hf_text}
             )
     metrics = _summary(rows, examples, report, processor, seconds)

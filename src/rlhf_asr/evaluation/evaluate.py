@@ -197,7 +197,7 @@ def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[l
     rows = []
     for example, lang, hypothesis in zip(batch, languages, hypotheses):
         reference = example.reference
-        rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
+        rows.append({"source": example.where, "language": lang, "reference": reference, "hypothesis": hypothesis})
     if kind == "preference":
         owners = list(range(len(batch)))
         scores = preference_scores(

@@ -91,7 +91,7 @@ def evaluate_faster_whisper(
         text = transcribe_clip(fw_model, audio, wanted, num_beams)
         seconds += time.perf_counter() - started
         reference = example.reference
-        rows.append({"source": example.source, "language": wanted or "en", "reference": reference, "hypothesis": text})
+        rows.append({"source": example.where, "language": wanted or "en", "reference": reference, "hypothesis": text})
     references, languages = [r["reference"] for r in rows], [r["language"] for r in rows]
     rates = score_rows(
         references, [r["hypothesis"] for r in rows], languages, english_spelling=english_spelling_from(processor)

@@ -110,7 +110,7 @@ def mine_pairs(
         pad_silence=options.pad_silence,
         seed=options.seed,
     )
-    todo = [item for item in items if item.example.source not in done]
+    todo = [item for item in items if item.example.where not in done]
     torch.manual_seed(options.seed)
     name = model_name or getattr(whisper_core(model).config, "_name_or_path", "model")
     vocabulary = reference_vocabulary([example.text for example in report.examples])
@@ -156,7 +156,7 @@ def _mine(todo: list[MiningItem], provide, miner: Miner, language, options: Mini
             for (example, kind, _), lang, found in zip(loaded, languages, candidates):
                 rows, status = _rows(miner, example, kind, lang, found, options)
                 counts.status(status)
-                statuses.append(status_line(example.source, status))
+                statuses.append(status_line(example.where, status))
                 for row in rows:
                     pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                     counts.row(row)
@@ -173,7 +173,7 @@ def _load(items: list[MiningItem], counts: MiningCounts) -> list[tuple[AsrExampl
         try:
             audio, example = item.load()
         except AudioError as error:
-            logger.warning(f"{item.example.source}: {error}")
+            logger.warning(f"{item.example.where}: {error}")
             counts.error()
             continue
         loaded.append((example, item.kind, audio))

@@ -37,7 +37,7 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
         report = read_preference_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
             Clip(
-                _line(e.source),
+                _line(e.where),
                 str(e.audio_path),
                 e.duration,
                 e.language,
@@ -48,14 +48,14 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
     if "sentence" in first or "text" in first:
         report = read_asr_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
-            Clip(_line(e.source), str(e.audio_path), e.duration, e.language, (("reference", e.text),))
+            Clip(_line(e.where), str(e.audio_path), e.duration, e.language, (("reference", e.text),))
             for e in report.examples
         ]
     return _audio_only(path, rows, skip_invalid)
 
 
-def _line(source: str) -> int:
-    return int(source.rpartition(":")[2])
+def _line(where: str) -> int:
+    return int(where.rpartition(":")[2])
 
 
 def _audio_only(path: Path, rows, skip_invalid: bool) -> list[Clip]:

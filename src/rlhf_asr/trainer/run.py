@@ -67,7 +67,7 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
     """Never a guessed language: multilingual rows need their own or --language; English-only models
     drop a row's language (they have no language token), which is said once, with the count."""
     if encoder.multilingual:
-        missing = [example.source for example in examples if example.language is None]
+        missing = [example.where for example in examples if example.language is None]
         if missing and language is None:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise UserInputError(
@@ -212,13 +212,13 @@ def let_empty_output(model, encoder: TranscriptEncoder, train_set) -> bool:
     return True
 
 
-def reference_facts(source: str, model_args: ModelArguments, config: PreferenceConfig, candidates: bool) -> dict:
+def reference_facts(model_path: str, model_args: ModelArguments, config: PreferenceConfig, candidates: bool) -> dict:
     """What besides the rows decides the starting model's log-probs (trainer/reference.py's fingerprint).
 
     `candidates`: the run's batches are candidate batches (trainer/batches.py), scored by `forward_candidates`.
     """
     return {
-        "base_model": model_files(source),
+        "base_model": model_files(model_path),
         "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
         "engine": config.engine,
         "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
@@ -249,8 +249,8 @@ def run_training(
         raise UserInputError("--train_data is required")
     encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
     set_seed(config.seed)
-    source = resolve_model_source(model_args.base_model)
-    processor = load_processor(source)
+    model_path = resolve_model_source(model_args.base_model)
+    processor = load_processor(model_path)
     try:
         encoder = TranscriptEncoder(
             processor.tokenizer,
@@ -285,8 +285,8 @@ def run_training(
     candidates = uses_candidates(objective, [train_set, eval_set])
 
     total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
-    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
-    name_portably(model, source)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
+    model = load_training_model(model_path, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
+    name_portably(model, model_path)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
     let_empty_output(model, encoder, train_set)
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
@@ -321,7 +321,7 @@ def run_training(
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     if trainer.objective.needs_reference:  # DPO: before train() loads a checkpoint or takes a step
-        attach_reference(trainer, engine, reference_facts(source, model_args, config, candidates))
+        attach_reference(trainer, engine, reference_facts(model_path, model_args, config, candidates))
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if isinstance(train_set, StreamingPreferenceDataset):
         train_set.say_rows_read()  # said at the end of the first pass; else here, for the rows reached
