@@ -95,7 +95,7 @@ SKIPPABLE = [(case, name) for case, name in zip(BAD_ROWS, IDS) if not case[3]]  
 def test_a_bad_kbest_row_is_skipped_and_counted(folder, row, kind, reason, options):
     manifest = write_manifest(folder, [kbest(), row, kbest(reference="hello there")])
     report = read_preference_manifest(manifest, kbest_rows=True, skip_invalid=True)
-    assert [example.source for example in report.examples] == ["train.jsonl:1", "train.jsonl:3"]
+    assert [example.where for example in report.examples] == ["train.jsonl:1", "train.jsonl:3"]
     assert [(problem.line, problem.kind) for problem in report.skipped] == [(2, kind)]
     assert report.summary() == f"train.jsonl: 3 rows read, 1 skipped (1 {kind})"
 

@@ -208,7 +208,7 @@ def test_bad_row_is_skipped_and_counted(folder, row, kind, reason, options):
     good = good_row(chosens=SEGMENTS, rejecteds=SEGMENTS) if options.get("timestamps") else good_row()
     manifest = write_manifest(folder, [good, row, {**good, "rejected": "yellow world"}])
     report = read_preference_manifest(manifest, skip_invalid=True, **options)
-    assert [example.source for example in report.examples] == ["train.jsonl:1", "train.jsonl:3"]
+    assert [example.where for example in report.examples] == ["train.jsonl:1", "train.jsonl:3"]
     assert [(problem.line, problem.kind) for problem in report.skipped] == [(2, kind)]
     assert report.summary() == f"train.jsonl: 3 rows read, 1 skipped (1 {kind})"
 
@@ -220,7 +220,7 @@ def test_good_row_is_parsed(folder):
         PreferenceExample(
             audio_path=folder / "a.wav", duration=2.0, chosen="hello world", rejected="hello word", language="zh",
             chosen_segments=(Segment(0.0, 1.9, "hello world"),), rejected_segments=(Segment(0.0, 2.0, "hello word"),),
-            source="train.jsonl:2",
+            where="train.jsonl:2",
         )
     ]  # fmt: skip
     assert report.summary() == "train.jsonl: 1 rows read, 0 skipped"

@@ -119,7 +119,7 @@ def test_json_array_form_keeps_line_numbers(folder):
     manifest = folder / "train.json"
     manifest.write_text(json.dumps([good_row(), good_row(rejected=""), good_row(rejected="yellow world")], indent=2))
     report = read_preference_manifest(manifest, skip_invalid=True)
-    assert [example.source for example in report.examples] == ["train.json:2", "train.json:18"]
+    assert [example.where for example in report.examples] == ["train.json:2", "train.json:18"]
     assert [(problem.line, problem.kind) for problem in report.skipped] == [(10, "empty transcript")]
     assert [manifest.read_text().splitlines()[line - 1] for line in (2, 10, 18)] == ["  {"] * 3
 

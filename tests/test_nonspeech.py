@@ -70,12 +70,12 @@ def test_a_long_file_is_cut_into_windows_of_at_most_thirty_seconds(tmp_path):
     soundfile.write(source / "short.wav", np.zeros(16000, dtype=np.float32), 16000)  # 1 s
     clips, unreadable = nonspeech_windows(source, tmp_path / "out")
     assert unreadable == 0
-    long = [c for c in clips if "long.flac" in c.source]
+    long = [c for c in clips if "long.flac" in c.where]
     assert len(long) == 3 and all(c.duration <= 30.0 for c in long)
     assert sum(c.duration for c in long) == pytest.approx(70.0, abs=0.01)
-    assert [c.source for c in long] == [f"nonspeech_dir:music/long.flac#{i}" for i in range(3)]
+    assert [c.where for c in long] == [f"nonspeech_dir:music/long.flac#{i}" for i in range(3)]
     assert soundfile.info(long[0].path).samplerate == 16000 and soundfile.info(long[0].path).channels == 1
-    assert len([c for c in clips if "short.wav" in c.source]) == 1
+    assert len([c for c in clips if "short.wav" in c.where]) == 1
 
 
 def test_unreadable_files_are_named_and_counted(tmp_path, caplog):

@@ -41,7 +41,7 @@ def test_save_to_disk_folder_reads_as_preference_rows(tmp_path):
     assert not is_manifest(tmp_path / "prefs") and data_kind(str(tmp_path / "prefs")) == "preference"
     report = read_data(str(tmp_path / "prefs"), "preference")
     assert [(e.chosen, e.rejected, e.language) for e in report.examples] == [(c, r, "en") for c, r in PAIRS]
-    assert [e.source for e in report.examples] == [f"dataset prefs, row {i}" for i in range(3)]
+    assert [e.where for e in report.examples] == [f"dataset prefs, row {i}" for i in range(3)]
     assert report.examples[1].audio_path.read_bytes() == (tmp_path / "tone1.wav").read_bytes()
     assert report.examples[0].duration == pytest.approx(1.0)
 
@@ -139,7 +139,7 @@ def test_json_manifests_still_go_to_the_manifest_reader(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n")
     assert is_manifest(tmp_path / "m.jsonl") and is_manifest(tmp_path / "missing.jsonl")
     assert data_kind(str(tmp_path / "m.jsonl")) is None
-    assert read_data(str(tmp_path / "m.jsonl"), "asr").examples[0].source == "m.jsonl:1"
+    assert read_data(str(tmp_path / "m.jsonl"), "asr").examples[0].where == "m.jsonl:1"
 
 
 def fake_hub_cache(tmp_path, dataset: Dataset, repo: str, config: str, split: str):
@@ -167,6 +167,6 @@ def test_hub_dataset_found_in_the_local_cache_offline(tmp_path, monkeypatch):
     assert is_manifest("someone/tiny-set") is False and data_kind(source) == "asr"
     report = read_data(source, "asr")
     assert [e.text for e in report.examples] == [c for c, _ in PAIRS]
-    assert report.examples[0].source == "dataset someone/tiny-set/en (test), row 0"
+    assert report.examples[0].where == "dataset someone/tiny-set/en (test), row 0"
     with pytest.raises(UserInputError, match=r"no split 'train' \(it has test\)"):
         read_data(DataSource("someone/tiny-set", config="en", split="train", columns=source.columns), "asr")

@@ -189,7 +189,7 @@ def test_the_usual_split_missing_with_one_split_takes_it_and_says_so(tmp_path, r
     folder = save_splits(tmp_path, "train")
     with rlhf_log.at_level(logging.INFO, logger="rlhf_asr"):
         report = read_data(DataSource(folder, default_split="test", split_option="--data_split"), "preference")
-    assert report.examples[0].source == "dataset dd (train), row 0"
+    assert report.examples[0].where == "dataset dd (train), row 0"
     said = [record.getMessage() for record in rlhf_log.records]
     assert said.count("dataset dd has no split 'test': using its only split, 'train' (--data_split names one)") == 1
 
@@ -205,6 +205,6 @@ def test_the_usual_split_among_several_is_taken_and_said(tmp_path, rlhf_log):
     folder = save_splits(tmp_path, "train", "test")
     with rlhf_log.at_level(logging.INFO, logger="rlhf_asr"):
         report = read_data(DataSource(folder, default_split="train", split_option="--data_split"), "preference")
-    assert report.examples[0].source == "dataset dd (train), row 0"
+    assert report.examples[0].where == "dataset dd (train), row 0"
     said = [record.getMessage() for record in rlhf_log.records]
     assert "dataset dd: split 'train' (it has train, test; --data_split names another)" in said

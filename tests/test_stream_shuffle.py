@@ -42,7 +42,7 @@ def encoder():
 
 @pytest.fixture(autouse=True)
 def no_audio(monkeypatch):
-    monkeypatch.setattr(dataset_module, "make_item", lambda example, pair, extractor, augmenter: example.source)
+    monkeypatch.setattr(dataset_module, "make_item", lambda example, pair, extractor, augmenter: example.where)
 
 
 def _stream(encoder, rows=None, buffer=1000, seed=7, **options) -> StreamingPreferenceDataset:
@@ -56,7 +56,7 @@ def _pass(stream, epoch=None) -> list[str]:
     return list(stream)
 
 
-FILE_ORDER = [row.source for row in _rows()]
+FILE_ORDER = [row.where for row in _rows()]
 
 
 def test_a_pass_is_not_in_file_order_and_mixes_kinds_from_the_first_batch(encoder):

@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from rlhf_asr.data.sources import Columns, DataSource
+from rlhf_asr.data.options import Columns, DataSource, as_source
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference.longform import LongFormOptions
 from rlhf_asr.model.bundled import DEFAULT_MODEL
@@ -172,7 +172,7 @@ def evaluate(
     if ct2_model is not None and backend == "hf":
         raise UserInputError("--ct2_model is for --backend ct2 or faster-whisper")
     target = check_output(str(output)) if output is not None else None  # before hours of decoding
-    source = _source(data, "test", max_rows)
+    source = as_source(data, "test", max_rows)
     data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
     if ct2_model is not None and not (Path(ct2_model).expanduser() / "model.bin").is_file():
         raise UserInputError(f"--ct2_model {ct2_model}: not a CTranslate2 model folder (no model.bin)")
@@ -250,7 +250,7 @@ def make_pairs(
     options = MiningOptions(**{name: arguments[name] for name in OPTION_NAMES})
     if generate_nonspeech:  # the disk the clips need, before the model loads
         nonspeech.check_nonspeech_space(generate_nonspeech, nonspeech.generated_folder(Path(output).expanduser()))
-    source = _source(data, "train")
+    source = as_source(data, "train")
     data_kind(source)  # a dataset's split, columns or hub cache: checked before the model loads
     if backend == "ct2":
         name = model.name if isinstance(model, LoadedModel) else str(model)
@@ -336,13 +336,6 @@ def _audio_items(audio) -> list:
             what = "is a folder, not a file" if Path(item).is_dir() else "no such file"
             raise UserInputError(f"audio file {item}: {what}")
     return items
-
-
-def _source(data: str | Path | DataSource, default_split: str, limit: int | None = None) -> DataSource:
-    """`data` as a DataSource: a dataset's split defaults to `default_split` (a manifest ignores it)."""
-    if isinstance(data, DataSource):
-        return data
-    return DataSource(str(data), default_split=default_split, limit=limit)
 
 
 def _ct2_backend(backend: str, loaded: LoadedModel, ct2_model, quantization: str, device: str | None):

@@ -1,18 +1,20 @@
-"""Options of `--data` given as a Hugging Face dataset (evaluate, make-pairs; train has its own in DataArguments).
+"""`--data_split` and the shared dataset options (data/options.py), as evaluate and make-pairs parse them.
 
-A separate dataclass, parsed beside each command's own, so both commands spell them alike; a
-JSONL manifest ignores them. Nothing here imports `datasets` (`--help` stays fast).
+Parsed beside each command's own options, so both commands spell them alike; a JSONL manifest
+ignores them. Nothing here imports `datasets` (`--help` stays fast).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-COLUMN_HELP = "dataset column holding"
+from rlhf_asr.data.options import DatasetOptions, DataSource
 
 
 @dataclass(frozen=True)
-class DatasetOptions:
+class _DataSplit:
+    """The split option: first in --help, before the shared dataset options."""
+
     data_split: str | None = field(
         default=None,
         metadata={
@@ -20,25 +22,12 @@ class DatasetOptions:
             "make-pairs 'train'; without it, the only split, said in a log line)"
         },
     )
-    data_config: str | None = field(default=None, metadata={"help": "hub dataset config (e.g. a language)"})
-    audio_column: str = field(default="audio", metadata={"help": f"{COLUMN_HELP} the audio (bytes or a path)"})
-    chosen_column: str = field(default="chosen", metadata={"help": f"{COLUMN_HELP} the preferred transcript"})
-    rejected_column: str = field(default="rejected", metadata={"help": f"{COLUMN_HELP} the rejected transcript"})
-    text_column: str | None = field(
-        default=None, metadata={"help": f"{COLUMN_HELP} the reference transcript (None: sentence, else text)"}
-    )
-    language_column: str = field(default="language", metadata={"help": f"{COLUMN_HELP} each row's language"})
-    streaming: bool = field(
-        default=False, metadata={"help": "read the dataset row by row (no Arrow copy first): sets larger than memory"}
-    )
 
-    def source(self, location: str, default_split: str = "test", limit: int | None = None):
-        """The `DataSource` of --data (a JSONL manifest ignores the dataset options)."""
-        from rlhf_asr.data.sources import Columns, DataSource
 
-        columns = Columns(
-            self.audio_column, self.chosen_column, self.rejected_column, self.text_column, self.language_column
-        )
-        return DataSource(
-            location, self.data_split, self.data_config, columns, self.streaming, default_split, limit, "--data_split"
-        )
+@dataclass(frozen=True)
+class DataOptions(DatasetOptions, _DataSplit):
+    """--data_split, then the dataset options train shares."""
+
+    def data_source(self, location: str, default_split: str, limit: int | None = None) -> DataSource:
+        """The `DataSource` of --data: --data_split if given, else the command's `default_split`."""
+        return self.source(location, self.data_split, default_split, "--data_split", limit)

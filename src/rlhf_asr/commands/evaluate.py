@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlhf_asr.commands.data_options import DatasetOptions
+from rlhf_asr.commands.data_options import DataOptions
 from rlhf_asr.commands.parser import check_positive, options_parser, parse_options
 from rlhf_asr.errors import UserInputError
 
@@ -69,7 +69,7 @@ class EvaluateOptions:
 
 
 def build_parser():
-    return options_parser("rlhf-asr evaluate", [EvaluateOptions, DatasetOptions], __doc__.splitlines()[0])
+    return options_parser("rlhf-asr evaluate", [EvaluateOptions, DataOptions], __doc__.splitlines()[0])
 
 
 def parse_args(argv: list[str]) -> EvaluateOptions:
@@ -110,7 +110,7 @@ def main(argv: list[str]) -> int:
 
     metrics = evaluate(
         args.model,
-        dataset_options.source(args.data, "test", args.max_rows),
+        dataset_options.data_source(args.data, "test", args.max_rows),
         output=args.output,
         language=args.language,
         num_beams=args.num_beams,

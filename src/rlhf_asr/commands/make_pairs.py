@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rlhf_asr.commands.data_options import DatasetOptions
+from rlhf_asr.commands.data_options import DataOptions
 from rlhf_asr.commands.evaluate import MODEL_HELP
 from rlhf_asr.commands.parser import options_parser, parse_options
 from rlhf_asr.pairs.options import OPTION_NAMES, MiningOptions  # torch-free: the package loads its names lazily
@@ -53,7 +53,7 @@ class MakePairsOptions(MiningOptions, _Files):
 
 
 def build_parser():
-    return options_parser("rlhf-asr make-pairs", [MakePairsOptions, DatasetOptions], __doc__.splitlines()[0])
+    return options_parser("rlhf-asr make-pairs", [MakePairsOptions, DataOptions], __doc__.splitlines()[0])
 
 
 def parse_args(argv: list[str]) -> MakePairsOptions:
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
 
     summary = make_pairs(
         args.model,
-        dataset_options.source(args.data, "train"),
+        dataset_options.data_source(args.data, "train"),
         args.output,
         **{name: getattr(args, name) for name in OPTION_NAMES},
         resume=not args.no_resume,

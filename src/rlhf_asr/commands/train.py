@@ -26,6 +26,7 @@ HELP_SOURCES = [
     _PACKAGE / "commands" / "parser.py",
     _PACKAGE / "trainer" / "config.py",
     _PACKAGE / "trainer" / "config_file.py",
+    _PACKAGE / "data" / "options.py",  # the dataset options DataArguments shares with evaluate and make-pairs
     _PACKAGE / "trainer" / "objective_options.py",  # --loss's choices and the weights' help
     _PACKAGE / "data" / "nospeech_target.py",  # the choices of --nospeech_target
     *sorted((_PACKAGE / "loss" / "objectives").glob("*.py")),  # the objectives' weights and their help

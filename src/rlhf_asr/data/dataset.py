@@ -62,7 +62,7 @@ def non_finite_features(example, augmented: bool) -> str:
     the augmentation or a file changed since, and dropping items mid-epoch would hide it.
     """
     cause = "after augmentation: check --augment_config_path" if augmented else "the samples overflow float32"
-    where = f"{example.source}: {example.audio_path}"
+    where = f"{example.where}: {example.audio_path}"
     return f"{where}: log-Mel features hold NaN or inf ({cause}); stopped before training on them"
 
 
@@ -80,10 +80,10 @@ def encoded_or_problem(
     try:
         row = encode(example, language)
     except TranscriptError as error:
-        return None, (f"{example.source}: {error}", "not encodable")
+        return None, (f"{example.where}: {error}", "not encodable")
     longest = max(len(transcript.ids) for transcript in sequences(row))
     if longest > MAX_TARGET_TOKENS:
-        return None, (f"{example.source}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}",
+        return None, (f"{example.where}: transcript is {longest} tokens, Whisper's limit is {MAX_TARGET_TOKENS}",
                       "transcript too long")  # fmt: skip
     return row, None
 
@@ -195,7 +195,7 @@ def audio_features(example, feature_extractor, augmenter: Augmenter | None) -> n
     try:
         audio = load_audio(example.audio_path, SAMPLING_RATE)  # finite: NaN/inf samples raise
     except AudioError as error:  # the file changed since the manifest was checked
-        raise UserInputError(f"{example.source}: {error}") from None
+        raise UserInputError(f"{example.where}: {error}") from None
     if augmenter is not None:
         audio = augmenter(audio, SAMPLING_RATE)
     # The torch STFT path is several times faster than the numpy one on CPU.
@@ -239,7 +239,7 @@ class StreamingPreferenceDataset(IterableDataset):
         self.examples, self.feature_extractor, self.encoder = examples, feature_extractor, encoder
         self.default_language, self.augmenter, self.skip_invalid = default_language, augmenter, skip_invalid
         self.shuffle_buffer, self.seed = shuffle_buffer, seed
-        self.skipped: list[str] = []  # "source: reason" of the first pass
+        self.skipped: list[str] = []  # "where: reason" of the first pass
         self.passes = 0  # iterations started
         self._skip_kinds: Counter = Counter()
         self._rows_seen = 0  # rows of the first pass reached here (a stream counts its own)
@@ -269,7 +269,7 @@ class StreamingPreferenceDataset(IterableDataset):
         language = row_language(example, self.encoder, self.default_language)
         if self.encoder.multilingual and language is None:
             raise UserInputError(
-                f'{example.source}: no "language" and this model is multilingual: pass --language (e.g. --language en)'
+                f'{example.where}: no "language" and this model is multilingual: pass --language (e.g. --language en)'
             )
         return encoded_or_problem(example, language, lambda row, code: encode_pair(row, self.encoder, code))
 

@@ -2,11 +2,11 @@
 
 A bad row found mid-training costs hours; a bad row silently dropped skews the data. So all
 rows are validated before training starts (audio via its header only: cheap), and each
-problem is reported as "file:line: reason". By default any problem stops the run; with
-`skip_invalid=True` (the CLI's --skip_invalid_rows) invalid rows are skipped and counted.
-Audio over Whisper's 30 s window is such a problem: one example cannot hold it (the feature
-extractor would silently cut the audio while the transcript still covers all of it); evaluation
-reads with `long_audio=True` and decodes such rows long-form. Rows
+problem is reported as "file:line: reason". What is checked is one `RowChecks` (data/row_checks.py).
+By default any problem stops the run; with its `skip_invalid` (the CLI's --skip_invalid_rows)
+invalid rows are skipped and counted. Audio over Whisper's 30 s window is such a problem: one
+example cannot hold it (the feature extractor would silently cut the audio while the transcript
+still covers all of it); evaluation reads with `long_audio` and decodes such rows long-form. Rows
 outside a narrower duration range the user asks for are a filter, not an error: always
 skipped, counted. A row repeating an earlier one (same audio, same transcripts) is a problem
 too: it would silently count twice in the loss. So is a transcript holding a character no speech
@@ -18,7 +18,7 @@ Formats: JSON lines (one object per line) or one JSON array. Preference rows:
     {"audio": {"path": "a.wav"}, "duration": 2.1, "chosen": "...", "rejected": "...",
      "language": "English", "chosens": [{"start": 0, "end": 2.1, "text": "..."}], "rejecteds": [...]}
 ASR rows: {"audio": {"path"}, "duration", "sentence" (or "text"), "language"?, "sentences"?}.
-K-best rows (`make-pairs --nbest K`; read where asked, `kbest_rows=True`: training and evaluation):
+K-best rows (`make-pairs --nbest K`; read where asked, `RowChecks.kbest_rows`: training and evaluation):
     {"audio": {"path"}, "duration", "reference": "...", "language"?,
      "candidates": [{"text": "...", "word_errors": 2, "logprob": -0.41}, ...]}
 the reference ("" = no speech) and hypotheses with their word edits against it (whole numbers >= 0;
@@ -55,13 +55,14 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from rlhf_asr.data.audio import MIN_AUDIO_SECONDS, WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
 
@@ -85,7 +86,7 @@ class PreferenceExample:
     language: str | None  # Whisper language code ("en", "zh"), None when the row has none
     chosen_segments: tuple[Segment, ...] | None  # only with timestamps=True
     rejected_segments: tuple[Segment, ...] | None
-    source: str  # "train.jsonl:12", for messages about this example later on
+    where: str  # "train.jsonl:12" (a dataset's "dataset X, row 17"): names the row in later messages
 
     @property
     def no_speech(self) -> bool:
@@ -116,7 +117,7 @@ class KBestExample:
     reference: str  # the preferred transcript; "" = nothing was said
     hypotheses: tuple[Hypothesis, ...]  # at least one, none the same
     language: str | None
-    source: str
+    where: str
 
     @property
     def no_speech(self) -> bool:
@@ -130,7 +131,7 @@ class AsrExample:
     text: str
     language: str | None
     segments: tuple[Segment, ...] | None
-    source: str
+    where: str
 
     @property
     def no_speech(self) -> bool:
@@ -346,14 +347,8 @@ def normalize_language(value: str) -> str:
 @dataclass(frozen=True)
 class _Context:
     manifest: Path
-    min_duration: float
-    max_duration: float
-    timestamps: bool
-    known_languages: frozenset[str] | None
-    check_audio: bool
-    duration_tolerance: tuple[float, float]
+    checks: RowChecks
     label: str | None = None  # a dataset's name (data/sources.py): rows are named by index, not line
-    long_audio: bool = False  # audio over the 30 s window is valid (evaluation decodes it long-form)
     fields: tuple[tuple[str, str], ...] = ()  # (row field, dataset column) pairs: messages name the column
 
     def where(self, line: int) -> str:
@@ -362,16 +357,6 @@ class _Context:
     def field(self, name: str) -> str:
         """What messages call the row field `name`: the dataset column it was read from, else itself."""
         return dict(self.fields).get(name, name)
-
-    def __post_init__(self) -> None:
-        low, high = self.min_duration, self.max_duration
-        if not 0 <= low <= high <= (math.inf if self.long_audio else WHISPER_MAX_SECONDS):
-            raise UserInputError(
-                f"durations must satisfy 0 <= min_duration <= max_duration <= {WHISPER_MAX_SECONDS:g} "
-                f"(Whisper's window), got min_duration={low:g}, max_duration={high:g}"
-            )
-        if len(self.duration_tolerance) != 2 or min(self.duration_tolerance) < 0:
-            raise UserInputError(f"duration_tolerance must be (seconds, fraction) >= 0, got {self.duration_tolerance}")
 
 
 def _short(value: Any) -> str:
@@ -464,8 +449,8 @@ def _language(row: dict, ctx: _Context) -> str | None:
         code = normalize_language(value)
     except ValueError as error:
         raise BadRow("unknown language", str(error)) from None
-    if ctx.known_languages is not None and code not in ctx.known_languages:
-        known = ", ".join(sorted(ctx.known_languages)[:8])
+    if ctx.checks.known_languages is not None and code not in ctx.checks.known_languages:
+        known = ", ".join(sorted(ctx.checks.known_languages)[:8])
         reason = f"language {value!r} ({code}) is unknown to the tokenizer (it knows e.g. {known})"
         raise BadRow("unknown language", reason)
     return code
@@ -484,13 +469,13 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
     path = (ctx.manifest.parent / Path(given).expanduser()).absolute()  # no-op for absolute paths
     duration = declared
     try:  # existence, type and readability always; the real duration (and NaN/inf check) with check_audio
-        if ctx.check_audio:
+        if ctx.checks.check_audio:
             duration = audio_duration(path)
         else:
             check_audio_path(path)
     except AudioError as error:
         raise BadRow(error.kind, f"{error.kind}: {error.path}: {error.reason}") from None
-    off, (seconds, fraction) = abs(declared - duration), ctx.duration_tolerance
+    off, (seconds, fraction) = abs(declared - duration), ctx.checks.duration_tolerance
     if off > seconds and off > fraction * duration:
         raise BadRow("duration mismatch", f"declared duration {declared:g} s but {path.name} lasts {duration:.2f} s")
     if duration < MIN_AUDIO_SECONDS:  # an error, not the min_duration filter: evaluation filters nothing
@@ -499,15 +484,15 @@ def _audio(row: dict, ctx: _Context) -> tuple[Path, float]:
             "Whisper's features: too short to be speech"
         )
         raise BadRow("audio too short", reason)
-    if duration > WHISPER_MAX_SECONDS and not ctx.long_audio:
+    if duration > WHISPER_MAX_SECONDS and not ctx.checks.long_audio:
         kind = f"over Whisper's {WHISPER_MAX_SECONDS:g} s"
         reason = f"audio lasts {duration:.2f} s, {kind} window: cut it into clips of at most {WHISPER_MAX_SECONDS:g} s"
         raise BadRow(kind, reason)
-    if duration > ctx.max_duration:
-        kind = f"longer than {ctx.max_duration:g} s"
+    if duration > ctx.checks.max_duration:
+        kind = f"longer than {ctx.checks.max_duration:g} s"
         raise BadRow(kind, f"audio lasts {duration:.2f} s, {kind} (max_duration)", filtered=True)
-    if duration < ctx.min_duration:
-        kind = f"shorter than {ctx.min_duration:g} s"
+    if duration < ctx.checks.min_duration:
+        kind = f"shorter than {ctx.checks.min_duration:g} s"
         raise BadRow(kind, f"audio lasts {duration:.2f} s, {kind} (min_duration)", filtered=True)
     return path, duration
 
@@ -520,7 +505,7 @@ def _preference_row(row: dict, line: int, ctx: _Context) -> PreferenceExample:
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
     chosen_segments = rejected_segments = None
-    if ctx.timestamps:
+    if ctx.checks.timestamps:
         chosen_segments = _segments_of(row, "chosens", "chosen", duration)
         rejected_segments = _segments_of(row, "rejecteds", "rejected", duration)
     return PreferenceExample(
@@ -564,7 +549,7 @@ def _kbest_row(row: dict, line: int, ctx: _Context) -> KBestExample:
     if any(name in row for name in PAIR_FIELDS):
         raise BadRow("pair and K-best", "row holds both a pair (chosen, rejected) and a K-best list (reference, "
                      "candidates): keep one")  # fmt: skip
-    if ctx.timestamps:
+    if ctx.checks.timestamps:
         raise BadRow("K-best with timestamps", "a K-best row has no segments: train it without --timestamps")
     reference = _text(row, "reference", no_speech_allowed=True, ctx=ctx)
     items = _get(row, "candidates", list, 'a list of {"text", "word_errors"} objects')
@@ -592,16 +577,22 @@ def _asr_row(row: dict, line: int, ctx: _Context) -> AsrExample:
     text = _text(row, name, no_speech_allowed=True, ctx=ctx)
     language = _language(row, ctx)
     path, duration = _audio(row, ctx)
-    segments = _segments_of(row, "sentences", name, duration) if ctx.timestamps else None
+    segments = _segments_of(row, "sentences", name, duration) if ctx.checks.timestamps else None
     return AsrExample(path, duration, text, language, segments, ctx.where(line))
 
 
-def _read(
-    ctx: _Context, parse: Callable[[dict, int, _Context], Any], skip_invalid: bool, rows: Iterable | None = None
-) -> ManifestReport:
+def row_parser(kind: str, checks: RowChecks) -> Callable[[dict, int, _Context], Any]:
+    """What turns one row (a dict) into its example: an ASR row, a preference pair, or (with
+    `checks.kbest_rows`) a pair or K-best row, told apart by the row's fields (`_training_row`)."""
+    if kind == "preference":
+        return _training_row if checks.kbest_rows else _preference_row
+    return _asr_row
+
+
+def _read(ctx: _Context, parse: Callable[[dict, int, _Context], Any], rows: Iterable | None = None) -> ManifestReport:
     path = ctx.manifest
     report = ManifestReport(path)
-    first_seen: dict[Any, int] = {}  # an example without its source -> the line it first appeared on
+    first_seen: dict[Any, int] = {}  # an example without its `where` -> the line it first appeared on
     first_of_kind: tuple[type, int] | None = None  # the file's kind of row: the first usable row's
     for line, value in read_rows(path) if rows is None else rows:
         report.rows_read += 1
@@ -618,7 +609,7 @@ def _read(
                 kinds = ROW_KINDS.get(type(example)), ROW_KINDS.get(first_of_kind[0])
                 raise BadRow("other kind of row", f"a {kinds[0]} where {ctx.where(first_of_kind[1])} is a {kinds[1]}: "
                              "one file holds one kind of row; write them to separate files")  # fmt: skip
-            key = dataclasses.replace(example, source="")
+            key = dataclasses.replace(example, where="")
             if key in first_seen:
                 raise BadRow("duplicate row", f"duplicate of line {first_seen[key]}: same audio and transcripts")
             first_seen[key] = line
@@ -626,7 +617,7 @@ def _read(
         except BadRow as bad:
             report.skipped.append(RowProblem(path, line, bad.reason, bad.kind, bad.filtered, ctx.label))
     errors = [problem for problem in report.skipped if not problem.filtered]
-    if errors and not skip_invalid:
+    if errors and not ctx.checks.skip_invalid:
         shown = [f"  {problem}" for problem in errors[:SHOWN_PROBLEMS]]
         more = [f"  ... and {len(errors) - SHOWN_PROBLEMS} more"] if len(errors) > SHOWN_PROBLEMS else []
         raise UserInputError(
@@ -640,64 +631,38 @@ def _read(
     return report
 
 
-def read_preference_manifest(
+def read_manifest(
     path: str | Path,
+    kind: str,
+    checks: RowChecks | None = None,
     *,
-    min_duration: float = 0.5,
-    max_duration: float = WHISPER_MAX_SECONDS,
-    timestamps: bool = False,
-    skip_invalid: bool = False,
-    known_languages: Collection[str] | None = None,
-    check_audio: bool = True,
-    duration_tolerance: tuple[float, float] = (0.5, 0.10),
     rows: Iterable | None = None,
     label: str | None = None,
-    long_audio: bool = False,
     fields: dict[str, str] | None = None,
-    kbest_rows: bool = False,
+    **changes,
 ) -> ManifestReport:
-    """Read and check a preference manifest; `report.examples` are PreferenceExample (with
-    `kbest_rows`, KBestExample where the file holds K-best rows).
+    """Read a manifest as `kind` ("preference" or "asr"), every row checked as `checks` says (None: RowChecks()).
 
-    known_languages: language codes the tokenizer knows (None: not checked).
-    check_audio: open each file's header for its real duration (existence is always checked).
-    duration_tolerance: (seconds, fraction); a declared duration is wrong when off by more than both.
+    `report.examples` are PreferenceExample (with `checks.kbest_rows`, KBestExample where the file
+    holds K-best rows), or AsrExample ("sentence"/"text" rows; with timestamps, "sentences" required).
+    changes: RowChecks fields for this read (`skip_invalid=True`), as `dataclasses.replace` takes them.
     rows/label: (index, row) pairs already read from elsewhere (a dataset: data/sources.py), named
     "label, row N" in messages; `path` then only names them.
-    long_audio: audio over Whisper's 30 s window is a valid row (evaluation only: training cannot hold it).
     fields: row field -> the dataset column it came from ({"chosen": "good"}), for messages.
-    kbest_rows: K-best rows (reference, candidates) are read too (training, evaluation); a file holds
-    one kind of row, the first usable row's.
-    Raises UserInputError on any invalid row unless skip_invalid, and when no row is usable.
+    Raises UserInputError on any invalid row unless `checks.skip_invalid`, and when no row is usable.
     """
-    known = None if known_languages is None else frozenset(known_languages)
-    tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio,
-                   tuple((fields or {}).items()))  # fmt: skip
-    return _read(ctx, _training_row if kbest_rows else _preference_row, skip_invalid, rows)
+    checks = dataclasses.replace(checks or RowChecks(), **changes)
+    ctx = _Context(Path(path), checks, label, tuple((fields or {}).items()))
+    return _read(ctx, row_parser(kind, checks), rows)
 
 
-def read_asr_manifest(
-    path: str | Path,
-    *,
-    min_duration: float = 0.5,
-    max_duration: float = WHISPER_MAX_SECONDS,
-    timestamps: bool = False,
-    skip_invalid: bool = False,
-    known_languages: Collection[str] | None = None,
-    check_audio: bool = True,
-    duration_tolerance: tuple[float, float] = (0.5, 0.10),
-    rows: Iterable | None = None,
-    label: str | None = None,
-    long_audio: bool = False,
-    fields: dict[str, str] | None = None,
-) -> ManifestReport:
-    """Read and check an ASR manifest ("sentence"/"text" rows); `report.examples` are AsrExample.
+def read_preference_manifest(path: str | Path, checks: RowChecks | None = None, **options) -> ManifestReport:
+    """Read and check a preference manifest (read_manifest's options); `report.examples` are
+    PreferenceExample, or with `kbest_rows` KBestExample where the file holds K-best rows."""
+    return read_manifest(path, "preference", checks, **options)
 
-    Same options and errors as read_preference_manifest; with timestamps, "sentences" is required.
-    """
-    known = None if known_languages is None else frozenset(known_languages)
-    tolerance = tuple(duration_tolerance)
-    ctx = _Context(Path(path), min_duration, max_duration, timestamps, known, check_audio, tolerance, label, long_audio,
-                   tuple((fields or {}).items()))  # fmt: skip
-    return _read(ctx, _asr_row, skip_invalid, rows)
+
+def read_asr_manifest(path: str | Path, checks: RowChecks | None = None, **options) -> ManifestReport:
+    """Read and check an ASR manifest ("sentence"/"text" rows; read_manifest's options); `report.examples`
+    are AsrExample."""
+    return read_manifest(path, "asr", checks, **options)

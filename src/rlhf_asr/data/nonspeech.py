@@ -72,7 +72,7 @@ class NonSpeechClip:
     path: Path
     duration: float  # seconds
     kind: str  # a NONSPEECH_KINDS name, or "file" for the user's own
-    source: str  # "generated:3", "nonspeech_dir:music/a.mp3#1": names the clip in progress files and logs
+    where: str  # "generated:3", "nonspeech_dir:music/a.mp3#1": names the clip in progress files and logs
 
 
 def _draw(index: int, seed: int, durations: Sequence[float], levels: Sequence[float]):
@@ -177,7 +177,7 @@ def _audio_files(directory: Path) -> list[Path]:
     return sorted(path for path in directory.rglob("*") if not path.is_dir() and not path.name.startswith("."))
 
 
-def _windows(path: Path, folder: Path, name: str, source: str) -> list[NonSpeechClip]:
+def _windows(path: Path, folder: Path, name: str, where: str) -> list[NonSpeechClip]:
     """Cut one readable file into equal windows of at most 30 s, written as 16 kHz mono WAV."""
     check_audio_path(path)  # empty, permission denied, a link loop: said as such, not libsndfile's "System error."
     try:
@@ -203,7 +203,7 @@ def _windows(path: Path, folder: Path, name: str, source: str) -> list[NonSpeech
         target = folder / f"{name}_w{index}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(target, mono, WHISPER_SAMPLING_RATE, subtype="PCM_16")
-        clips.append(NonSpeechClip(target, mono.size / WHISPER_SAMPLING_RATE, "file", f"{source}#{index}"))
+        clips.append(NonSpeechClip(target, mono.size / WHISPER_SAMPLING_RATE, "file", f"{where}#{index}"))
     return clips
 
 

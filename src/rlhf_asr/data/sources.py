@@ -26,12 +26,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.dataset_files import data_files
-from rlhf_asr.data.manifest import BadRow, ManifestReport, read_asr_manifest, read_preference_manifest
+from rlhf_asr.data.manifest import BadRow, ManifestReport, read_manifest
+from rlhf_asr.data.options import Columns, DataSource, as_source
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 
 logger = logging.getLogger(__name__)
@@ -43,37 +44,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _PASSED_THROUGH = ("chosens", "rejecteds", "sentences")  # timestamp segments, when the rows have them
 
 
-@dataclass(frozen=True)
-class Columns:
-    """Which dataset column holds each manifest field."""
-
-    audio: str = "audio"
-    chosen: str = "chosen"
-    rejected: str = "rejected"
-    text: str | None = None  # ASR reference; None: "sentence", else "text"
-    language: str = "language"  # optional: rows without it take --language
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """A --train_data/--test_data/--data value with its dataset options (ignored for a JSONL manifest).
-
-    Which split of a DatasetDict or hub dataset is read, one rule for every command (`_pick_split`):
-    the split named (`split`) if given, and only that one; else the command's usual split
-    (`default_split`); if the dataset lacks it and has exactly one split, that one, said in a log
-    line; otherwise an error listing the splits and naming `split_option`.
-    """
-
-    location: str
-    split: str | None = None  # the split the user named; None: `default_split`, or else the only one
-    config: str | None = None  # a hub dataset's config (e.g. a language)
-    columns: Columns = field(default_factory=Columns)  # which column holds each manifest field
-    streaming: bool = False  # rows read one at a time, no Arrow copy first
-    default_split: str = "train"  # the command's usual split: "train" for training data, "test" for held-out
-    limit: int | None = None  # read only the first N rows (a large stream's sample)
-    split_option: str | None = None  # the option naming the split in messages ("--data_split"); None: the API
-
-
 def is_manifest(location: str | Path) -> bool:
     """True for a JSON manifest (or a path that is no dataset: the manifest reader names what is wrong)."""
     path = Path(location).expanduser()
@@ -82,10 +52,6 @@ def is_manifest(location: str | Path) -> bool:
     if path.exists() or path.suffix.lower() in MANIFEST_SUFFIXES:
         return True
     return not _HUB_ID.match(str(location))  # a missing path that cannot be a hub id either
-
-
-def _source(data: str | Path | DataSource) -> DataSource:
-    return data if isinstance(data, DataSource) else DataSource(str(data))
 
 
 def audio_folder() -> Path:
@@ -340,31 +306,31 @@ def open_rows(data: str | Path | DataSource, kind: str | None = None):
 
     For a stream read while training (data/stream.py); columns and split are checked here, up front.
     """
-    source = _source(data)
+    source = as_source(data)
     opened, kind, text = _prepare(source, kind)
     return opened.label, kind, lambda: _rows(opened, kind, source, text)
 
 
 def data_kind(data: str | Path | DataSource) -> str | None:
     """'preference' or 'asr' for a dataset (by its columns); None for a JSON manifest (peek at its rows)."""
-    source = _source(data)
+    source = as_source(data)
     if is_manifest(source.location):
         return None
     return _prepare(source, None)[1]
 
 
-def read_data(data: str | Path | DataSource, kind: str, **options) -> ManifestReport:
-    """A manifest or a dataset, read and checked as `kind` ("preference" or "asr") by the manifest readers.
+def read_data(data: str | Path | DataSource, kind: str, checks: RowChecks | None = None, **changes) -> ManifestReport:
+    """A manifest or a dataset, read and checked as `kind` ("preference" or "asr") by the manifest reader.
 
-    `options` are the readers' (min_duration, skip_invalid, known_languages, ...).
+    `checks`: the row checks (None: RowChecks()); `changes`, RowChecks fields for this read (`skip_invalid=True`).
     """
-    source = _source(data)
-    read = read_preference_manifest if kind == "preference" else read_asr_manifest
+    source = as_source(data)
+    checks = dataclasses.replace(checks or RowChecks(), **changes)
     if is_manifest(source.location):
-        return read(source.location, **options)
+        return read_manifest(source.location, kind, checks)
     opened, kind, text = _prepare(source, kind)
     rows = _rows(opened, kind, source, text)
-    options["check_audio"] = False  # _row already read each file's real duration (and checked its samples)
+    checks = dataclasses.replace(checks, check_audio=False)  # _row already read each file's real duration
     columns = source.columns
     fields = {"chosen": columns.chosen, "rejected": columns.rejected, "sentence": text}  # messages name columns
-    return read(Path(source.location), rows=rows, label=opened.label, fields=fields, **options)
+    return read_manifest(Path(source.location), kind, checks, rows=rows, label=opened.label, fields=fields)

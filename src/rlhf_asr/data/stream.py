@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from rlhf_asr.data.manifest import BadRow, RowProblem, _asr_row, _Context, _preference_row, _short
-from rlhf_asr.data.sources import DataSource, open_rows
+from rlhf_asr.data.manifest import BadRow, RowProblem, _Context, _short, row_parser
+from rlhf_asr.data.options import DataSource
+from rlhf_asr.data.row_checks import RowChecks
+from rlhf_asr.data.sources import open_rows
 from rlhf_asr.errors import UserInputError
 
 SKIP_HINT = "(--skip_invalid_rows True skips such rows and counts them)"
@@ -75,31 +78,16 @@ def read_summary(label: str, rows_read: int, skipped: Counter, finished: bool) -
     return text
 
 
-def check_row(value: Any, index: int, label: str, preference: bool = True, **options):
-    """One row checked as the manifest readers check each row: its example, or the RowProblem skipping it.
-
-    `options`: the readers' min_duration, max_duration, timestamps, known_languages, check_audio,
-    duration_tolerance (all required here).
-    """
-    known = options["known_languages"]
-    ctx = _Context(
-        Path(label),
-        options["min_duration"],
-        options["max_duration"],
-        options["timestamps"],
-        None if known is None else frozenset(known),
-        options["check_audio"],
-        tuple(options["duration_tolerance"]),
-        label,
-    )
+def check_row(value: Any, index: int, ctx: _Context, kind: str = "preference"):
+    """One row checked as the manifest readers check each row: its example, or the RowProblem skipping it."""
     try:
         if isinstance(value, BadRow):
             raise value
         if not isinstance(value, dict):
             raise BadRow("not an object", f"row should be an object, got {type(value).__name__} {_short(value)}")
-        return (_preference_row if preference else _asr_row)(value, index, ctx)
+        return row_parser(kind, ctx.checks)(value, index, ctx)
     except BadRow as bad:
-        return RowProblem(ctx.manifest, index, bad.reason, bad.kind, bad.filtered, label)
+        return RowProblem(ctx.manifest, index, bad.reason, bad.kind, bad.filtered, ctx.label)
 
 
 class ExampleStream:
@@ -108,28 +96,21 @@ class ExampleStream:
     `skipped` and `rows_read` count the first pass only.
     """
 
-    def __init__(self, source: DataSource, kind: str = "preference", skip_invalid: bool = False, **options):
+    def __init__(self, source: DataSource, kind: str = "preference", checks: RowChecks | None = None):
         self.label, self.kind, self._rows = open_rows(source, kind)  # columns and split checked here, up front
-        self.skip_invalid = skip_invalid
-        self.options = {
-            "min_duration": 0.5,
-            "max_duration": 30.0,
-            "timestamps": False,
-            "known_languages": None,
-            "duration_tolerance": (0.5, 0.10),
-            **options,
-            "check_audio": False,  # sources read each file's real duration already
-        }
+        checks = replace(checks or RowChecks(), check_audio=False)  # sources read each file's real duration already
+        self.checks = checks
+        self._ctx = _Context(Path(self.label), checks, self.label)
         self.rows_read, self.skipped, self._passes = 0, [], 0
 
     def __iter__(self) -> Iterator:
         first = self._passes == 0
         self._passes += 1
         for index, value in self._rows():
-            result = check_row(value, index, self.label, self.kind == "preference", **self.options)
+            result = check_row(value, index, self._ctx, self.kind)
             self.rows_read += first
             if isinstance(result, RowProblem):
-                if not result.filtered and not self.skip_invalid:
+                if not result.filtered and not self.checks.skip_invalid:
                     raise UserInputError(f"{result} {SKIP_HINT}")
                 if first:
                     self.skipped.append(result)

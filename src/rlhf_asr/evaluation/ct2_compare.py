@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.sources import DataSource
+from rlhf_asr.data.options import as_source
 from rlhf_asr.evaluation.evaluate import HALLUCINATION_KEYS, read_for_evaluation, write_outputs
 from rlhf_asr.evaluation.hallucination import score_rows
 from rlhf_asr.evaluation.normalize import english_spelling_from
@@ -79,14 +79,14 @@ def compare_backends(
         for example, lang, hf_text, ct2_row in zip(batch, languages, hf, ct2_rows):
             reference = example.reference
             rows.append(
-                {"source": example.source, "language": lang, "reference": reference}
+                {"source": example.where, "language": lang, "reference": reference}
                 | {"hypothesis": ct2_row[0].text, "hf_hypothesis": hf_text}
             )
     metrics = _summary(rows, examples, report, processor, seconds)
     metrics |= {
         "num_beams": num_beams,
         "manifest_type": kind,
-        "manifest": manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path),
+        "manifest": as_source(manifest_path).location,
         "model": model_name,
         "ct2_model": ct2.path,
         "ct2_compute_type": ct2.compute_type,

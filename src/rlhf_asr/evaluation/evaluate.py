@@ -24,7 +24,9 @@ from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
 from rlhf_asr.data.manifest import SHOWN_PROBLEMS
-from rlhf_asr.data.sources import DataSource, data_kind, read_data
+from rlhf_asr.data.options import DataSource, as_source
+from rlhf_asr.data.row_checks import RowChecks
+from rlhf_asr.data.sources import data_kind, read_data
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.hallucination import score_rows
@@ -143,7 +145,7 @@ def evaluate_manifest(
             decode_seconds += seconds
             progress.update(len(batch))
     metrics = _summary(rows, examples, report, kind, processor, language, num_beams, decode_seconds)
-    metrics["manifest"] = manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path)
+    metrics["manifest"] = as_source(manifest_path).location
     metrics["model"] = model_name or getattr(whisper_core(model).config, "_name_or_path", None)
     if output_dir is not None:
         write_outputs(Path(output_dir), metrics, rows, metrics_name)
@@ -155,16 +157,16 @@ def read_for_evaluation(manifest_path, processor, skip_invalid: bool, max_rows: 
 
     `long_audio`: rows over 30 s are valid (decoded long-form), else invalid rows.
     """
-    kind = data_kind(manifest_path) or manifest_kind(getattr(manifest_path, "location", manifest_path))
-    report = read_data(
-        manifest_path,
-        "asr" if kind == "asr" else "preference",
-        **({"kbest_rows": True} if kind == "kbest" else {}),
+    source = as_source(manifest_path)
+    kind = data_kind(source) or manifest_kind(source.location)
+    checks = RowChecks(
         min_duration=0.0,
         skip_invalid=skip_invalid,
         known_languages=transcript_encoder(processor).known_languages(),
+        kbest_rows=kind == "kbest",
         **({"long_audio": True, "max_duration": math.inf} if long_audio else {}),
     )
+    report = read_data(source, "asr" if kind == "asr" else "preference", checks)
     say_skipped(report)
     return kind, report, report.examples[:max_rows] if max_rows else report.examples
 
@@ -195,7 +197,7 @@ def _evaluate_batch(model, processor, batch, kind, wanted, num_beams) -> tuple[l
     rows = []
     for example, lang, hypothesis in zip(batch, languages, hypotheses):
         reference = example.reference
-        rows.append({"source": example.source, "language": lang, "reference": reference, "hypothesis": hypothesis})
+        rows.append({"source": example.where, "language": lang, "reference": reference, "hypothesis": hypothesis})
     if kind == "preference":
         owners = list(range(len(batch)))
         scores = preference_scores(

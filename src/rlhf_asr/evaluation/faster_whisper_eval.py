@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.data.sources import DataSource
+from rlhf_asr.data.options import as_source
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.evaluate import HALLUCINATION_KEYS, read_for_evaluation, write_outputs
 from rlhf_asr.evaluation.hallucination import score_rows
@@ -91,7 +91,7 @@ def evaluate_faster_whisper(
         text = transcribe_clip(fw_model, audio, wanted, num_beams)
         seconds += time.perf_counter() - started
         reference = example.reference
-        rows.append({"source": example.source, "language": wanted or "en", "reference": reference, "hypothesis": text})
+        rows.append({"source": example.where, "language": wanted or "en", "reference": reference, "hypothesis": text})
     references, languages = [r["reference"] for r in rows], [r["language"] for r in rows]
     rates = score_rows(
         references, [r["hypothesis"] for r in rows], languages, english_spelling=english_spelling_from(processor)
@@ -111,7 +111,7 @@ def evaluate_faster_whisper(
         "rtf": seconds / audio_seconds if audio_seconds else None,
         "num_beams": num_beams or default_beam_size(fw_model),
         "manifest_type": kind,
-        "manifest": manifest_path.location if isinstance(manifest_path, DataSource) else str(manifest_path),
+        "manifest": as_source(manifest_path).location,
         "model": model_name,
         "ct2_model": str(folder),
         "language": language or (languages[0] if len(set(languages)) == 1 else "mixed"),

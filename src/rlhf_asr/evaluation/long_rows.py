@@ -34,7 +34,7 @@ def evaluate_long_rows(model, processor, batch, kind, wanted, num_beams, options
     rows = []
     for example, language, result in zip(batch, languages, results):
         reference = example.reference
-        row = {"source": example.source, "language": language, "reference": reference, "hypothesis": result.text}
+        row = {"source": example.where, "language": language, "reference": reference, "hypothesis": result.text}
         if kind == "preference":
             row.update(chosen_logprob=None, rejected_logprob=None, prefers_chosen=None)
         rows.append(row)

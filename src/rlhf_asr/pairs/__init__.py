@@ -15,7 +15,7 @@ Modules, in the order a run uses them:
     corruption.py   a reference's one controlled edit (corrupt_correct) or repetition loop (loop pairs)
     rows.py         preference_row, nbest_row: the one builder of a row (pair or K-best), for every writer
     transcripts.py  pairs from transcripts already decoded (the demo's): mistake_rows, loop_rows
-    progress.py     resumable runs: the sources an earlier run processed
+    progress.py     resumable runs: the rows an earlier run processed
     summary.py      MiningCounts: what a run did, and the summary mine_pairs returns
 
 The names below load on first use, so that importing `rlhf_asr.pairs.options` (make-pairs' --help)

@@ -136,12 +136,12 @@ class Miner:
         try:
             reference = self.encoder.encode(example.text, self._prompt_language(language))
         except TranscriptError as error:
-            logger.warning(f"{example.source}: reference skipped: {error}")
+            logger.warning(f"{example.where}: reference skipped: {error}")
             return False
         if len(reference.ids) > MAX_TARGET_TOKENS:
             length = len(reference.ids)
             logger.warning(
-                f"{example.source}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
+                f"{example.where}: reference skipped: {length} tokens, Whisper's limit is {MAX_TARGET_TOKENS}"
             )
             return False
         return True
@@ -156,7 +156,7 @@ class Miner:
         cut = fit_text(self.encoder, text, self._prompt_language(language))
         if cut == text:
             return text, False
-        logger.warning(f"{example.source}: {what} cut to Whisper's length limit (it ran to the limit)")
+        logger.warning(f"{example.where}: {what} cut to Whisper's length limit (it ran to the limit)")
         return cut, True
 
     def _row(self, example, language, rejected, rate, rejected_by, logprob, kind) -> dict:
@@ -167,7 +167,7 @@ class Miner:
         path = self.audio_path(example.audio_path)
         row = preference_row(
             path, example.duration, example.text, rejected, language, wer=rate, logprob=logprob,
-            kind=kind, rejected_by=rejected_by, source=example.source,
+            kind=kind, rejected_by=rejected_by, source=example.where,
         )  # fmt: skip
         if truncated:
             row["rejected_truncated"] = True

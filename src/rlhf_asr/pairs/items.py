@@ -2,8 +2,9 @@
 
 Generated and user-supplied non-speech clips, and the padded copies of speech clips, are written as
 WAV files under `<output stem>.nonspeech/` beside the pairs file, so that their preference rows
-point at real audio (relative paths) like any other row. Each item names its `source` ("generated:3",
-"nonspeech_dir:rain.flac#0", "train.jsonl:7+pad"), which is how an interrupted run resumes.
+point at real audio (relative paths) like any other row. Each item names its row (`where`, a pair's
+`source`: "generated:3", "nonspeech_dir:rain.flac#0", "train.jsonl:7+pad"), which is how an
+interrupted run resumes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ MIN_PAD_ROOM = 0.5  # seconds: speech clips closer than this to 30 s are not pad
 
 @dataclass(frozen=True)
 class MiningItem:
-    example: AsrExample  # what the row says: audio path, duration, reference, source
+    example: AsrExample  # what the row says: audio path, duration, reference, where
     kind: str  # speech, no_speech or padded
     load: Callable[[], tuple[np.ndarray, AsrExample]]  # audio [frames] and the example as finally written
 
@@ -54,10 +55,10 @@ def _padded(example: AsrExample, seconds: float, seed: int, index: int, folder: 
         target.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(target, np.clip(padded, -1.0, 1.0), WHISPER_SAMPLING_RATE, subtype="PCM_16")
         duration = padded.size / WHISPER_SAMPLING_RATE
-        return padded, dataclasses.replace(example, audio_path=target, duration=duration, source=source)
+        return padded, dataclasses.replace(example, audio_path=target, duration=duration, where=where)
 
-    source = f"{example.source}+pad"
-    return MiningItem(dataclasses.replace(example, source=source), "padded", load)
+    where = f"{example.where}+pad"
+    return MiningItem(dataclasses.replace(example, where=where), "padded", load)
 
 
 def mining_items(
@@ -82,7 +83,7 @@ def mining_items(
     # Non-speech has no language to detect: it gets the manifest's most common one (None: detected).
     languages = Counter(example.language for example in examples if example.language)
     language = languages.most_common(1)[0][0] if languages else None
-    items += [_plain(AsrExample(c.path, c.duration, "", language, None, c.source)) for c in clips]
+    items += [_plain(AsrExample(c.path, c.duration, "", language, None, c.where)) for c in clips]
     if pad_silence > 0:
         fillers = [clip.path for clip in clips if clip.kind != "silence"]
         room = WHISPER_MAX_SECONDS - MIN_PAD_ROOM

@@ -41,7 +41,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError
 from rlhf_asr.data.manifest import AsrExample
-from rlhf_asr.data.sources import DataSource, read_data
+from rlhf_asr.data.options import DataSource
+from rlhf_asr.data.row_checks import RowChecks
+from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.text_rules import SPEECH
 from rlhf_asr.data.tokens import transcript_encoder
 from rlhf_asr.inference.decode import (
@@ -95,7 +97,9 @@ def mine_pairs(
     options = MiningOptions(**changes) if options is None else dataclasses.replace(options, **changes)
     language = check_language(processor, options.language)
     encoder = transcript_encoder(processor)
-    report = read_data(asr_manifest, "asr", skip_invalid=skip_invalid, known_languages=encoder.known_languages())
+    report = read_data(
+        asr_manifest, "asr", RowChecks(skip_invalid=skip_invalid, known_languages=encoder.known_languages())
+    )
     output = Path(output_path).expanduser()
     done = prepare_outputs(output, resume)
     items, unreadable = mining_items(
@@ -106,7 +110,7 @@ def mine_pairs(
         pad_silence=options.pad_silence,
         seed=options.seed,
     )
-    todo = [item for item in items if item.example.source not in done]
+    todo = [item for item in items if item.example.where not in done]
     torch.manual_seed(options.seed)
     name = model_name or getattr(whisper_core(model).config, "_name_or_path", "model")
     vocabulary = reference_vocabulary([example.text for example in report.examples])
@@ -152,7 +156,7 @@ def _mine(todo: list[MiningItem], provide, miner: Miner, language, options: Mini
             for (example, kind, _), lang, found in zip(loaded, languages, candidates):
                 rows, status = _rows(miner, example, kind, lang, found, options)
                 counts.status(status)
-                statuses.append(status_line(example.source, status))
+                statuses.append(status_line(example.where, status))
                 for row in rows:
                     pair_file.write(json.dumps(row, ensure_ascii=False) + "\n")
                     counts.row(row)
@@ -169,7 +173,7 @@ def _load(items: list[MiningItem], counts: MiningCounts) -> list[tuple[AsrExampl
         try:
             audio, example = item.load()
         except AudioError as error:
-            logger.warning(f"{item.example.source}: {error}")
+            logger.warning(f"{item.example.where}: {error}")
             counts.error()
             continue
         loaded.append((example, item.kind, audio))

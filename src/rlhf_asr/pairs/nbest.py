@@ -45,6 +45,6 @@ def kbest_row(
         return None, "skipped_correct" if kept or kind == NO_SPEECH else "skipped_empty"
     row = nbest_row(
         miner.audio_path(example.audio_path), example.duration, example.text, kept, language,
-        kind=kind, nbest_by=miner.model_name, source=example.source,
+        kind=kind, nbest_by=miner.model_name, source=example.where,
     )  # fmt: skip
     return row, "mined"

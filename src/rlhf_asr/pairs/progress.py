@@ -17,13 +17,13 @@ def progress_path(output: Path) -> Path:
     return output.with_name(output.name + ".progress")
 
 
-def status_line(source: str, status: str) -> str:
-    """The progress file's line for one processed utterance."""
-    return json.dumps({"source": source, "status": status}) + "\n"
+def status_line(where: str, status: str) -> str:
+    """The progress file's line for one processed utterance (`where`: its row, the line's `source`)."""
+    return json.dumps({"source": where, "status": status}) + "\n"
 
 
 def prepare_outputs(output: Path, resume: bool) -> set[str]:
-    """Sources already processed; starts both files afresh when not resuming."""
+    """The rows (their `source`) already processed; starts both files afresh when not resuming."""
     paths = (output, progress_path(output))
     if not resume:
         for path in paths:
@@ -31,15 +31,15 @@ def prepare_outputs(output: Path, resume: bool) -> set[str]:
     output.parent.mkdir(parents=True, exist_ok=True)
     done: set[str] = set()
     for path in paths:
-        done |= done_sources(path)
+        done |= done_rows(path)
     return done
 
 
-def done_sources(path: Path) -> set[str]:
+def done_rows(path: Path) -> set[str]:
     """`source` of each complete row; a torn last line (killed mid-write) is cut off."""
     if not path.exists():
         return set()
-    sources, good_bytes = set(), 0
+    done, good_bytes = set(), 0
     with open(path, "rb") as handle:
         for raw in handle:
             try:
@@ -49,9 +49,9 @@ def done_sources(path: Path) -> set[str]:
             if not raw.endswith(b"\n"):
                 break
             if isinstance(row, dict) and row.get("source"):
-                sources.add(row["source"])
+                done.add(row["source"])
             good_bytes += len(raw)
     if good_bytes < path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_bytes)
-    return sources
+    return done

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.manifest import BadRow, normalize_language, read_asr_manifest, read_preference_manifest, read_rows
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 
 
@@ -33,10 +34,10 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
     rows = read_rows(path)
     first = next((value for _, value in rows if isinstance(value, dict)), {})
     if "chosen" in first:
-        report = read_preference_manifest(path, skip_invalid=skip_invalid)
+        report = read_preference_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
             Clip(
-                _line(e.source),
+                _line(e.where),
                 str(e.audio_path),
                 e.duration,
                 e.language,
@@ -45,16 +46,16 @@ def read_clips(path: str | Path, skip_invalid: bool = False) -> list[Clip]:
             for e in report.examples
         ]
     if "sentence" in first or "text" in first:
-        report = read_asr_manifest(path, skip_invalid=skip_invalid)
+        report = read_asr_manifest(path, RowChecks(skip_invalid=skip_invalid))
         return [
-            Clip(_line(e.source), str(e.audio_path), e.duration, e.language, (("reference", e.text),))
+            Clip(_line(e.where), str(e.audio_path), e.duration, e.language, (("reference", e.text),))
             for e in report.examples
         ]
     return _audio_only(path, rows, skip_invalid)
 
 
-def _line(source: str) -> int:
-    return int(source.rpartition(":")[2])
+def _line(where: str) -> int:
+    return int(where.rpartition(":")[2])
 
 
 def _audio_only(path: Path, rows, skip_invalid: bool) -> list[Clip]:

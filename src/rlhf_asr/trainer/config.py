@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
 
 from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, TARGETS
+from rlhf_asr.data.options import DatasetOptions, DataSource
+from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
 from rlhf_asr.trainer.objective_options import DEFAULT_LOSS, LOSS_CHOICES, loss_help, weight_help
@@ -102,8 +105,10 @@ class ModelArguments:
         return "adalora" if self.use_adalora else "lora"
 
 
-@dataclass
-class DataArguments:
+@dataclass(frozen=True)
+class _TrainingFiles:
+    """The data files and how their rows are read: first in --help, before the dataset options."""
+
     train_data: str = field(
         default=None,
         metadata={
@@ -157,18 +162,13 @@ class DataArguments:
     test_split: str | None = field(
         default=None, metadata={"help": "DatasetDict/hub dataset split to evaluate on (None: test, or its only split)."}
     )
-    data_config: str | None = field(default=None, metadata={"help": "Hub dataset config (e.g. a language)."})
-    audio_column: str = field(default="audio", metadata={"help": "Dataset column with the audio (bytes or path)."})
-    chosen_column: str = field(default="chosen", metadata={"help": "Dataset column with the preferred transcript."})
-    rejected_column: str = field(default="rejected", metadata={"help": "Dataset column with the rejected transcript."})
-    text_column: str | None = field(
-        default=None, metadata={"help": "Dataset column with an ASR reference (None: sentence, else text)."}
-    )
-    language_column: str = field(default="language", metadata={"help": "Dataset column with each row's language."})
-    streaming: bool = field(
-        default=False,
-        metadata={"help": "Read dataset rows one at a time (no Arrow copy first), for sets larger than memory."},
-    )
+
+
+@dataclass(frozen=True)
+class DataArguments(DatasetOptions, _TrainingFiles):
+    """The data options of a training run: the files and row checks, the dataset options train shares with
+    evaluate and make-pairs (data/options.py: config, columns, streaming), then the stream's shuffle."""
+
     stream_shuffle_buffer: int = field(
         default=1000,
         metadata={
@@ -180,6 +180,25 @@ class DataArguments:
     def __post_init__(self):
         if self.stream_shuffle_buffer < 0:
             raise UserInputError(f"--stream_shuffle_buffer {self.stream_shuffle_buffer}: use 0 (no shuffle) or more")
+
+    def data_source(self, location: str, which: str = "train", limit: int | None = None) -> DataSource:
+        """--train_data (`which` "train") or --test_data ("test") at `location`: the split --train_split or
+        --test_split names, else the usual one (data/options.py builds it, data/sources.py picks it)."""
+        split = self.train_split if which == "train" else self.test_split
+        return self.source(location, split, which, f"--{which}_split", limit)
+
+    def row_checks(self, known_languages: Collection[str] | None, kbest_rows: bool = False) -> RowChecks:
+        """The row checks of training rows (--min_audio_len, --max_audio_len, --timestamps, --skip_invalid_rows,
+        --duration_tolerance), read all at once or streamed; `known_languages`: the tokenizer's."""
+        return RowChecks(
+            min_duration=self.min_audio_len,
+            max_duration=self.max_audio_len,
+            timestamps=self.timestamps,
+            skip_invalid=self.skip_invalid_rows,
+            known_languages=known_languages,
+            duration_tolerance=(self.duration_tolerance, 0.10),
+            kbest_rows=kbest_rows,
+        )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
 from rlhf_asr.data.kbest import KBestDataset
 from rlhf_asr.data.manifest import KBestExample, normalize_language
-from rlhf_asr.data.sources import Columns, DataSource, read_data
+from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.errors import UserInputError
@@ -67,7 +67,7 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
     """Never a guessed language: multilingual rows need their own or --language; English-only models
     drop a row's language (they have no language token), which is said once, with the count."""
     if encoder.multilingual:
-        missing = [example.source for example in examples if example.language is None]
+        missing = [example.where for example in examples if example.language is None]
         if missing and language is None:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise UserInputError(
@@ -82,21 +82,6 @@ def check_row_languages(path: str, examples: list, encoder: TranscriptEncoder, l
             f"English-only model: {sum(other.values())} row(s) of {path} in another language "
             f"({languages}) are trained without a language token, as English-only models are"
         )
-
-
-def data_source(path: str, data_args: DataArguments, which: str = "train", limit: int | None = None) -> DataSource:
-    """--train_data (`which` "train") or --test_data ("test") with the dataset options (a JSONL manifest ignores
-    them). The split: --train_split/--test_split if given, else the usual one, by data/sources.py's one rule."""
-    columns = Columns(
-        data_args.audio_column,
-        data_args.chosen_column,
-        data_args.rejected_column,
-        data_args.text_column,
-        data_args.language_column,
-    )
-    named = data_args.train_split if which == "train" else data_args.test_split
-    option = f"--{which}_split"
-    return DataSource(path, named, data_args.data_config, columns, data_args.streaming, which, limit, option)
 
 
 def build_dataset(
@@ -116,12 +101,8 @@ def build_dataset(
     PreferenceDataset, K-best rows (make-pairs --nbest) a KBestDataset, which with `keep_correct`
     False leaves out the hypotheses without word errors (the pairwise objectives' rejected).
     """
-    report = read_data(
-        data_source(path, data_args, split, max_rows),
-        "preference",
-        kbest_rows=True,
-        **row_checks(data_args, encoder),
-    )
+    checks = data_args.row_checks(encoder.known_languages(), kbest_rows=True)
+    report = read_data(data_args.data_source(path, split, max_rows), "preference", checks)
     logger.info(report.summary())
     examples = report.examples[:max_rows] if max_rows else report.examples
     check_row_languages(path, examples, encoder, language)
@@ -146,9 +127,9 @@ def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, 
     if config.dataloader_num_workers > 0:
         raise UserInputError("--streaming reads one stream: each dataloader worker would repeat it; use 0 workers")
     stream = ExampleStream(
-        data_source(data_args.train_data, data_args, "train", data_args.max_train_rows),
+        data_args.data_source(data_args.train_data, "train", data_args.max_train_rows),
         "preference",
-        **row_checks(data_args, encoder),
+        data_args.row_checks(encoder.known_languages()),
     )
     buffer = data_args.stream_shuffle_buffer
     shuffle = (
@@ -167,18 +148,6 @@ def build_stream(data_args: DataArguments, config: PreferenceConfig, processor, 
         seed=config.data_seed if config.data_seed is not None else config.seed,
     )
     return dataset, stream
-
-
-def row_checks(data_args: DataArguments, encoder: TranscriptEncoder) -> dict:
-    """The manifest readers' options for training rows, read all at once or streamed."""
-    return dict(
-        min_duration=data_args.min_audio_len,
-        max_duration=data_args.max_audio_len,
-        timestamps=data_args.timestamps,
-        skip_invalid=data_args.skip_invalid_rows,
-        known_languages=encoder.known_languages(),
-        duration_tolerance=(data_args.duration_tolerance, 0.10),
-    )
 
 
 def total_training_steps(num_examples: int, config: PreferenceConfig) -> int:
@@ -216,7 +185,7 @@ def wer_evaluator(processor, data_args: DataArguments, config: PreferenceConfig,
         metrics = evaluate_manifest(
             model,
             processor,
-            data_source(data_args.test_data, data_args, "test"),
+            data_args.data_source(data_args.test_data, "test"),
             default_language=language,
             batch_size=config.per_device_eval_batch_size,
             max_rows=config.eval_wer_max_rows,
@@ -243,13 +212,13 @@ def let_empty_output(model, encoder: TranscriptEncoder, train_set) -> bool:
     return True
 
 
-def reference_facts(source: str, model_args: ModelArguments, config: PreferenceConfig, candidates: bool) -> dict:
+def reference_facts(model_path: str, model_args: ModelArguments, config: PreferenceConfig, candidates: bool) -> dict:
     """What besides the rows decides the starting model's log-probs (trainer/reference.py's fingerprint).
 
     `candidates`: the run's batches are candidate batches (trainer/batches.py), scored by `forward_candidates`.
     """
     return {
-        "base_model": model_files(source),
+        "base_model": model_files(model_path),
         "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
         "engine": config.engine,
         "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
@@ -280,8 +249,8 @@ def run_training(
         raise UserInputError("--train_data is required")
     encoder_cache = encoder_cache or make_encoder_cache(config, model_args, data_args)  # option errors first
     set_seed(config.seed)
-    source = resolve_model_source(model_args.base_model)
-    processor = load_processor(source)
+    model_path = resolve_model_source(model_args.base_model)
+    processor = load_processor(model_path)
     try:
         encoder = TranscriptEncoder(
             processor.tokenizer,
@@ -316,8 +285,8 @@ def run_training(
     candidates = uses_candidates(objective, [train_set, eval_set])
 
     total_steps = total_training_steps(len(train_set) if hasattr(train_set, "__len__") else 0, config)
-    model = load_training_model(source, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
-    name_portably(model, source)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
+    model = load_training_model(model_path, model_args.attn_implementation, model_args.use_8bit, model_args.model_dtype)
+    name_portably(model, model_path)  # saved configs and cards name `tiny.en` / the hub id, not this machine's cache
     let_empty_output(model, encoder, train_set)
     model = apply_peft(model, model_args, total_steps)
     engine = PreferenceWhisper(
@@ -352,7 +321,7 @@ def run_training(
     for note in getattr(config, "setup_notes", []):  # after every check, so an error stays one line
         logger.info(note)
     if trainer.objective.needs_reference:  # DPO: before train() loads a checkpoint or takes a step
-        attach_reference(trainer, engine, reference_facts(source, model_args, config, candidates))
+        attach_reference(trainer, engine, reference_facts(model_path, model_args, config, candidates))
     result = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
     if isinstance(train_set, StreamingPreferenceDataset):
         train_set.say_rows_read()  # said at the end of the first pass; else here, for the rows reached
