@@ -77,7 +77,7 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     model_args, data_args, config = parse_args(argv)
-    from rlhf_asr.recipes.train import run_training
+    from rlhf_asr.trainer.run import run_training
 
     run_training(model_args, data_args, config)
     return 0

@@ -12,7 +12,7 @@ Modules, in the order a run uses them:
     choice.py       Miner: the rejected transcript of one utterance and its row (speech, no-speech, padded, loop)
     corruption.py   a reference's one controlled edit (corrupt_correct) or repetition loop (loop pairs)
     rows.py         preference_row: the one builder of a row, for every writer
-    transcripts.py  pairs from transcripts already decoded (the demo's): mistake_rows, loop_rows
+    transcripts.py  pairs from transcripts already decoded (the studies'): mistake_rows, loop_rows, no_speech_rows
     progress.py     resumable runs: the sources an earlier run processed
     summary.py      MiningCounts: what a run did, and the summary mine_pairs returns
 
@@ -46,6 +46,7 @@ _NAMES = {
     "is_mistake": "transcripts",
     "mistake_rows": "transcripts",
     "loop_rows": "transcripts",
+    "no_speech_rows": "transcripts",
     "MiningCounts": "summary",
 }
 __all__ = list(_NAMES)
