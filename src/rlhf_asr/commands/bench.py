@@ -21,8 +21,8 @@ from rlhf_asr.errors import UserInputError
 log = logging.getLogger(__name__)
 # rlhf_asr.studies.bench.run.MODES (a test keeps them equal; bench.run imports torch).
 MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
-# Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU
-# (a step of tiny at batch 8 takes 20-60 s on two shared cores) a grid that ends in about ten minutes.
+# Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU, whose
+# steps take tens of seconds (docs/benchmarks.md), a grid that ends in about ten minutes.
 SWEEP_GPU = ([2, 8, 16], [32, 64, 128], 3, 1)
 SWEEP_CPU = ([2, 4], [32, 128], 1, 1)
 

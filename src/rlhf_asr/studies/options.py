@@ -51,7 +51,7 @@ class DemoOptions:
     learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate (linear decay, 5 warm-up steps)"})
     batch_size: int = field(default=8, metadata={"help": "preference pairs per step"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank (lora_alpha = 2 r)"})
-    # the ORPO paper's lambda; 0.25 and 1 gave higher held-out WER in our sweep
+    # the ORPO paper's lambda; other weights tried: docs/results.md's notes
     alpha: float = field(default=0.1, metadata={"help": "weight of ORPO's odds-ratio term"})
     seed: int = field(default=0, metadata={"help": "texts, voices and training"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "tiny.en (bundled) or a local Whisper folder"})
@@ -63,9 +63,8 @@ class DemoOptions:
         default_factory=lambda: list(SPEEDS), metadata={"help": "speaking rates, words per minute"}
     )
     workers: int = field(default_factory=default_workers, metadata={"help": "espeak-ng processes at once"})
-    # 0.9 per speech text, the hallucination study's proportion (72 per 80 texts): it cut hallucinations
-    # on held-out kinds to 0.24x the base model's (3 seeds), where 24 per 80 reached 0.78x and 144 per 80
-    # 0.39x (docs/results/hallucination_runs.md; clip-count runs made before the generator stopped clipping)
+    # 0.9 per speech text, the hallucination study's proportion (72 per 80 texts); the clip counts compared:
+    # docs/results/hallucination_runs.md
     nonspeech_train: int = field(
         default=216,
         metadata={
@@ -78,14 +77,14 @@ class DemoOptions:
             "help": "held-out non-speech clips of other kinds and durations (brown/blue noise, hum, music; 15-30 s)"
         },
     )
-    # Off: they stop the rare speech loop but cost silence. With them this demo's hallucination rate on
-    # held-out non-speech went 70% -> 50% instead of 70% -> 15% (docs/results/demo_loop_pairs)
+    # Off: they stop the rare speech loop but cost silence (docs/results/hallucination_runs.md,
+    # docs/results/demo_loop_pairs)
     loop_pairs: bool = field(
         default=False,
         metadata={"help": "also pair each training reference against itself running into a repetition loop"},
     )
-    # On, as `rlhf-asr train` (ORPOConfig says why): a no-speech pair contrasts <|endoftext|> with the first
-    # word itself. The hallucination study: 0.25x the base model's rate with it, 0.37x without, speech WER the same
+    # On, as `rlhf-asr train` (PreferenceConfig says why): a no-speech pair contrasts <|endoftext|> with the
+    # first word itself (docs/results/hallucination_runs.md: the study with the prompt in and out)
     disable_prompt_loss: bool = field(
         default=True, metadata={"help": "leave the task-prompt tokens (language, task, notimestamps) out of the loss"}
     )

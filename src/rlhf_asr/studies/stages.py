@@ -68,9 +68,9 @@ def pick_threads(requested: int = 0) -> int:
     """Torch intra-op threads for a stage: `requested`, else one.
 
     Decoding and decoder-only training are thousands of small ops. On a CPU shared with other jobs
-    each parallel region waits for a thread the scheduler has parked: we measured training steps 6x
-    and decoding 14-30x slower with 2 threads than with 1, for a gain of about 1.5x on an idle
-    2-core machine. The encoder gets its parallelism from `encode_clips` workers instead.
+    each parallel region waits for a thread the scheduler has parked, so more threads cost more than
+    they gain (docs/benchmarks.md, "Threads in the studies"). The encoder gets its parallelism from
+    `encode_clips` workers instead.
     """
     torch.set_num_threads(requested if requested > 0 else 1)
     return torch.get_num_threads()
@@ -81,8 +81,7 @@ def encode_clips(model, processor, paths: list[Path], batch_size: int = 8, worke
 
     With `workers` > 1, batches are encoded concurrently, each on one intra-op thread (torch
     releases the GIL inside its ops), so every core works and no parallel region waits on a
-    descheduled thread. On a busy 2-core machine we measured 0.80 s per clip this way, 0.92 s with
-    2 intra-op threads, 0.74 s with one.
+    descheduled thread (docs/benchmarks.md, "Threads in the studies").
     """
     batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
 

@@ -199,9 +199,8 @@ class PreferenceConfig(TrainingArguments):
     log-probs score the transcript and its <|endoftext|> only, as TRL's preference trainers score
     the completion and never the prompt. The prompt is the same in chosen and rejected, so it can
     only dilute the contrast, and most for the shortest transcript: a no-speech pair's chosen is
-    <|endoftext|> alone. Measured in docs/results.md (hallucination study, 3 seeds): words on
-    held-out non-speech at 0.25x the base model's with the prompt out, 0.37x with it in, at the same
-    speech WER.
+    <|endoftext|> alone. docs/results/hallucination_runs.md measures the hallucination study with the
+    prompt out and in.
 
     The objective: `loss` orpo (the default until the results study compares them), sft, dpo or
     simpo; `alpha` 0.1 for ORPO (the paper's and TRL's `beta`, not finetune.py's 1.0); the other

@@ -101,13 +101,14 @@ def test_from_raw_renders_the_whole_report_without_training(tmp_path, monkeypatc
 
     monkeypatch.setattr(study, "run_results", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     raw = tmp_path / "raw.json"
-    raw.write_text(json.dumps(_raw()))
+    raw.write_text(json.dumps({**_raw(), "notes": ["- Earlier runs, not in this file: a note the raw file carries."]}))
     report = tmp_path / "docs" / "results.md"
     assert cli.main(["results", "--from_raw", str(raw), "--report", str(report)]) == 0
     text = report.read_text()
     assert "| base tiny.en | 40.0 ± 0.0 | 50.0 ± 0.0 |" in text
     assert "| ORPO (`--alpha 0.1`, scope all) | 28.5 ± 0.7 | 28.0 ± 0.0 |" in text  # recomputed from runs
-    assert "## Notes" in text and "Measured on 2026-01-02" in text and "odds-ratio weight matters" in text
+    assert "## Notes" in text and "Measured on 2026-01-02" in text and "greedy `generate`" in text
+    assert text.endswith("gives other text.\n- Earlier runs, not in this file: a note the raw file carries.\n")
 
 
 def test_from_raw_bad_file_is_one_line(tmp_path, capsys):

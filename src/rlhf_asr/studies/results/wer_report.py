@@ -1,7 +1,8 @@
 """The WER study's report (`wer.py`): summary over seeds, targets, Markdown, rendered from raw.json alone.
 
 The summary and the targets are recomputed from the per-run numbers every time (`render_from_raw`),
-notes included (`NOTES`), so a committed report can be checked and regenerated without training.
+notes included (`NOTES`, then the raw file's own "notes"), so a committed report can be checked and regenerated
+without training.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def render_markdown(results: dict, provenance: Provenance) -> str:
             + "."
         )
     notes = [*measured_on(results.get("environment")), *_outliers(results.get("runs", [])), *NOTES]
+    notes += results.get("notes", [])  # the raw file's hand-written notes
     lines += ["", "## Notes", "", *notes]
     return "\n".join(lines) + "\n"
 
@@ -118,15 +120,9 @@ def _outliers(runs: list[dict]) -> list[str]:
     return lines
 
 
-# Hand-written notes: part of the template so that regenerating the report keeps them.
+# Hand-written notes on the method: part of the template so that regenerating the report keeps them.
+# Measured numbers never go here: a raw file's own "notes" (e.g. runs that are not in it) render after these.
 NOTES = [
     "- Transcripts are Whisper's greedy `generate` with the model's generation config (docs/decoding.md); the "
     "transformers ASR pipeline defaults to beam search of 5 and gives other text.",
-    "- The odds-ratio weight matters. Single-seed runs during development on an earlier version of this corpus "
-    "(held-out texts WER; base 30.3%; these runs are not in raw.json): SFT 19.5%, ORPO `--alpha 0.1` 20.5%, "
-    "`--alpha 0.25` 22.1%, `--alpha 1.0` 23.6%. On this data, where the rejected transcripts differ from the "
-    "reference by a word or two, "
-    "a large odds-ratio term pulls probability off words shared with the reference; at the paper's 0.1, ORPO "
-    "matches SFT's WER (within the seed spread). Those runs predate the current corpus and decoding (base WER "
-    "was 30.3% then), so they are a direction, not numbers to compare with the table.",
 ]
