@@ -103,3 +103,16 @@ def test_results_variant_overrides_equal_the_flags_appended_after(tmp_path):
         plot=False,
     )
     _same(built, parse_training_args(argv))
+
+
+def test_the_older_name_of_completion_only_loss_still_parses_and_reads_from_raw_files():
+    from rlhf_asr.commands import demo, results
+    from rlhf_asr.studies.options import recorded_options
+
+    for flags in (["--disable_prompt_loss", "False"], ["--no_disable_prompt_loss"], ["--completion_only_loss", "no"]):
+        assert demo.parse_args(flags).completion_only_loss is False, flags
+        assert results.parse_args(flags)[0].completion_only_loss is False, flags
+    assert DemoOptions(disable_prompt_loss=False).completion_only_loss is False
+    assert ResultsOptions(disable_prompt_loss=False).completion_only_loss is False
+    assert "disable_prompt_loss" not in asdict(ResultsOptions())  # raw files record today's name
+    assert recorded_options({"disable_prompt_loss": False, "seed": 1}) == {"completion_only_loss": False, "seed": 1}

@@ -14,7 +14,9 @@ def build_parser():
     from rlhf_asr.commands.parser import options_parser
     from rlhf_asr.studies.options import DemoOptions
 
-    return options_parser("rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES)
+    return options_parser(
+        "rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES, older=DemoOptions.older_names
+    )
 
 
 def parse_args(argv: list[str]):

@@ -34,7 +34,7 @@ def build_parser():
         [ResultsOptions, RenderOptions],
         __doc__.splitlines()[0],
         names=NAMES,
-        older={"report": "report_path", "raw": "raw_path"},
+        older={"report": "report_path", "raw": "raw_path", **ResultsOptions.older_names},
     )
 
 

@@ -38,7 +38,11 @@ def build_parser():
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 
     parser = options_parser(
-        "rlhf-asr train", [ModelArguments, DataArguments, PreferenceConfig], __doc__.splitlines()[0], names=NAMES
+        "rlhf-asr train",
+        [ModelArguments, DataArguments, PreferenceConfig],
+        __doc__.splitlines()[0],
+        names=NAMES,
+        older=PreferenceConfig.older_names,  # e.g. --disable_prompt_loss, now --completion_only_loss
     )
     # Duplicate switches become aliases: one option decides, and the last one given wins.
     redirect(

@@ -23,6 +23,7 @@ import torch
 
 from rlhf_asr.data.tokens import EncodedTranscript
 from rlhf_asr.loss.logps import IGNORE_INDEX
+from rlhf_asr.option_checks import older_names
 
 
 def first_divergence(chosen: tuple[int, ...], rejected: tuple[int, ...]) -> int:
@@ -58,14 +59,15 @@ def pad_decoder_sequences(
     return input_ids, labels
 
 
-def scored_from(transcripts: list[EncodedTranscript], disable_prompt_loss: bool) -> list[int]:
-    """Per transcript, the index of its first scored token: after the prompt, or else 1.
+def scored_from(transcripts: list[EncodedTranscript], completion_only_loss: bool) -> list[int]:
+    """Per transcript, the index of its first scored token: after the prompt (`completion_only_loss`), or else 1.
 
     1 skips only <|startoftranscript|>, which is never predicted.
     """
-    return [t.prefix_len if disable_prompt_loss else 1 for t in transcripts]
+    return [t.prefix_len if completion_only_loss else 1 for t in transcripts]
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class PreferenceCollator:
     """Turns dataset items into a batch for the preference engine.
@@ -77,7 +79,7 @@ class PreferenceCollator:
     """
 
     pad_token_id: int
-    disable_prompt_loss: bool = False
+    completion_only_loss: bool = False
     rejected_scope: str = "all"  # "all" | "diverging"
 
     def __post_init__(self):
@@ -87,8 +89,8 @@ class PreferenceCollator:
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         chosen = [item["chosen"] for item in items]
         rejected = [item["rejected"] for item in items]
-        chosen_from = scored_from(chosen, self.disable_prompt_loss)
-        rejected_from = scored_from(rejected, self.disable_prompt_loss)
+        chosen_from = scored_from(chosen, self.completion_only_loss)
+        rejected_from = scored_from(rejected, self.completion_only_loss)
         odds_from = chosen_from
         if self.rejected_scope == "diverging":
             diverge = [first_divergence(c.ids, r.ids) for c, r in zip(chosen, rejected)]
@@ -115,6 +117,7 @@ class PreferenceCollator:
         return batch
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class CandidateCollator:
     """Turns dataset items with K candidate transcripts each into a batch for `forward_candidates`.
@@ -123,7 +126,7 @@ class CandidateCollator:
     EncodedTranscript, not necessarily as many per item (a K-best cut short). Every item is
     padded to the batch's K with absent slots: pad ids, labels -100 throughout, which the engine
     scores as 0 tokens and 0 log-prob. Each candidate is scored as PreferenceCollator scores a
-    transcript: from its first text token with `disable_prompt_loss`, else from 1.
+    transcript: from its first text token with `completion_only_loss`, else from 1.
     Batch: `input_features` [B, n_mels, frames], `candidate_input_ids` [B, K, L],
     `candidate_labels` [B, K, L] (L = the longest sequence - 1), `example_index` [B]: the
     keyword arguments of `forward_candidates`. Which slots hold a candidate needs no tensor of its
@@ -131,14 +134,14 @@ class CandidateCollator:
     """
 
     pad_token_id: int
-    disable_prompt_loss: bool = False
+    completion_only_loss: bool = False
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         slots = [(row, k) for row, item in enumerate(items) for k in range(len(item["candidates"]))]
         if not slots:
             raise ValueError("a candidate batch needs at least one candidate transcript")
         candidates = [items[row]["candidates"][k] for row, k in slots]
-        starts = scored_from(candidates, self.disable_prompt_loss)
+        starts = scored_from(candidates, self.completion_only_loss)
         flat_ids, flat_labels = pad_decoder_sequences([c.ids for c in candidates], starts, self.pad_token_id)
         shape = (len(items), max(len(item["candidates"]) for item in items), flat_ids.shape[1])  # [B, K, L]
         input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf_asr.model.bundled import DEFAULT_MODEL
+from rlhf_asr.option_checks import older_names
 
 TRAIN_VOICES = ["en-us", "en-us+m3", "en+f2", "en-gb", "en-gb-scotland", "en-us+croak"]
 HELD_OUT_VOICES = ["en-gb-x-rp", "en-us-nyc"]
@@ -40,6 +41,7 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+@older_names(disable_prompt_loss="completion_only_loss")  # the raw files of earlier studies record the older name
 @dataclass
 class DemoOptions:
     output_dir: str = field(default="demo_output", metadata={"help": "where corpus, model and report go"})
@@ -85,7 +87,7 @@ class DemoOptions:
     )
     # On, as `rlhf-asr train` (PreferenceConfig says why): a no-speech pair contrasts <|endoftext|> with the
     # first word itself (docs/results/hallucination_runs.md: the study with the prompt in and out)
-    disable_prompt_loss: bool = field(
+    completion_only_loss: bool = field(
         default=True, metadata={"help": "leave the task-prompt tokens (language, task, notimestamps) out of the loss"}
     )
     # a decoding step costs about the same for 4 clips as for 32 on CPU
@@ -96,6 +98,7 @@ class DemoOptions:
     )
 
 
+@older_names()
 @dataclass
 class ResultsOptions(DemoOptions):
     output_dir: str = "results_output"
@@ -111,6 +114,11 @@ class ResultsOptions(DemoOptions):
             "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, silence.md)"
         },
     )
+
+
+def recorded_options(recorded: dict) -> dict:
+    """Options as a raw file or metrics.json recorded them, under today's names (`DemoOptions.older_names`)."""
+    return {DemoOptions.older_names.get(name, name): value for name, value in recorded.items()}
 
 
 def synthesize_corpus(options: DemoOptions, folder: Path, seed: int):
@@ -153,7 +161,7 @@ def training_args(options: DemoOptions, base: Path, pairs: Path, output: Path, *
         warmup_steps=5,
         lr_scheduler_type="linear",
         alpha=options.alpha,
-        disable_prompt_loss=options.disable_prompt_loss,
+        completion_only_loss=options.completion_only_loss,
         seed=options.seed,
         logging_steps=5,
         eval_strategy="no",

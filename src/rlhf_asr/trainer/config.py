@@ -22,6 +22,7 @@ from transformers import TrainingArguments
 from rlhf_asr.data.nospeech_target import DEFAULT_TARGET, TARGETS
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
+from rlhf_asr.option_checks import older_names
 from rlhf_asr.trainer.objective_options import DEFAULT_LOSS, LOSS_CHOICES, loss_help, weight_help
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 
@@ -182,6 +183,7 @@ class DataArguments:
             raise UserInputError(f"--stream_shuffle_buffer {self.stream_shuffle_buffer}: use 0 (no shuffle) or more")
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class PreferenceConfig(TrainingArguments):
     """TrainingArguments with the preference-objective options (`--loss` and its weights) and the
@@ -195,9 +197,10 @@ class PreferenceConfig(TrainingArguments):
     - `report_to` auto: TensorBoard where installed, else nothing.
 
     And one from Whisper fine-tuning recipes, which keep the task prompt
-    (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `disable_prompt_loss` is on, so both
+    (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `completion_only_loss` is on, so both
     log-probs score the transcript and its <|endoftext|> only, as TRL's preference trainers score
-    the completion and never the prompt. The prompt is the same in chosen and rejected, so it can
+    the completion and never the prompt (TRL's SFTConfig names the option so; this one was
+    `disable_prompt_loss`, a spelling still accepted). The prompt is the same in chosen and rejected, so it can
     only dilute the contrast, and most for the shortest transcript: a no-speech pair's chosen is
     <|endoftext|> alone. docs/results/hallucination_runs.md measures the hallucination study with the
     prompt out and in.
@@ -242,7 +245,7 @@ class PreferenceConfig(TrainingArguments):
     label_smoothing: float | None = field(default=None, metadata={"help": weight_help("label_smoothing")})
     rpo_alpha: float | None = field(default=None, metadata={"help": weight_help("rpo_alpha")})
     cpo_alpha: float | None = field(default=None, metadata={"help": weight_help("cpo_alpha")})
-    disable_prompt_loss: bool = field(
+    completion_only_loss: bool = field(
         default=True,
         metadata={
             "help": (

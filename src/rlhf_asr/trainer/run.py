@@ -243,7 +243,7 @@ def reference_facts(source: str, model_args: ModelArguments, config: PreferenceC
         "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
         "engine": config.engine,
         "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
-        "collator": [config.disable_prompt_loss, config.rejected_scope],
+        "collator": [config.completion_only_loss, config.rejected_scope],
     }
 
 
@@ -322,7 +322,7 @@ def run_training(
         eval_dataset=eval_set,
         data_collator=PreferenceCollator(
             pad_token_id=processor.tokenizer.eos_token_id,
-            disable_prompt_loss=config.disable_prompt_loss,
+            completion_only_loss=config.completion_only_loss,
             rejected_scope=config.rejected_scope,
         ),
         processing_class=processor,

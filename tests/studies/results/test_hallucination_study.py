@@ -115,7 +115,7 @@ def test_targets_met_when_hallucinations_fall_fivefold_at_the_speech_only_wer():
     assert "hallucination rate at most 0.2x base: met (5.0% against base 100.0% (0.05x))" in report
     assert "NOT MET" not in report
     # a run from before the option had the prompt in the loss, no longer the default: the rerun says so
-    rerun = "--study hallucination --num_train 8 --num_test 4 --disable_prompt_loss False --seeds 0 1 2`"
+    rerun = "--study hallucination --num_train 8 --num_test 4 --completion_only_loss False --seeds 0 1 2`"
     assert rerun in report and "frozen encoder, task prompt scored in the loss, lr" in report
     with_loops = _raw(0.05, 0.245)
     with_loops["options"].update(loop_pairs=True, disable_prompt_loss=True)

@@ -101,3 +101,7 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     assert set(earlier) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}  # guard redone
     assert earlier["orpo_eot", 1][0]["decoders"]["pipeline"]["nonspeech_output_rate"] == pytest.approx(0.11)
     assert _earlier_runs(replace(options, epochs=1.0)) == {}  # other options: never mixed in
+    # a raw file written before `disable_prompt_loss` became `completion_only_loss` continues too
+    raw["options"]["disable_prompt_loss"] = raw["options"].pop("completion_only_loss")
+    (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
+    assert set(_earlier_runs(options)) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}

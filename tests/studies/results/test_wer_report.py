@@ -146,8 +146,10 @@ def test_the_report_says_whether_the_task_prompt_was_in_the_loss():
     # raw files from before the option: in the loss
     before = render_markdown({**results, "options": OPTIONS}, PROVENANCE)
     assert "frozen encoder, task prompt scored in the loss, lr" in before
-    after = render_markdown({**results, "options": {**OPTIONS, "disable_prompt_loss": True}}, PROVENANCE)
+    after = render_markdown({**results, "options": {**OPTIONS, "completion_only_loss": True}}, PROVENANCE)
     assert "frozen encoder, task prompt left out of the loss, lr" in after
+    older = render_markdown({**results, "options": {**OPTIONS, "disable_prompt_loss": True}}, PROVENANCE)
+    assert older == after  # raw files from before the rename record the older name
 
 
 def test_committed_results_are_what_their_raw_files_render_to(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ Targets (issue 11), on held-out non-speech clips of kinds and durations training
 
 from __future__ import annotations
 
-from rlhf_asr.studies.options import GUARDED_VARIANTS, ORPO_ALPHA, DemoOptions
+from rlhf_asr.studies.options import GUARDED_VARIANTS, ORPO_ALPHA, DemoOptions, recorded_options
 from rlhf_asr.studies.results.report import (
     Provenance,
     base_row_name,
@@ -181,13 +181,14 @@ def _ratios(summary: dict, names: dict[str, str]) -> list[str]:
 
 
 def rerun_command(opts: dict) -> str:
-    """The command line that made these numbers, from the options recorded in the raw file."""
+    """The command line that made these numbers, from the options recorded in the raw file (today's names)."""
+    opts = recorded_options(opts)
     model = "" if model_studied(opts) == DemoOptions.model else f" --model {opts['model']}"
     sizes = model + "".join(f" --{name} {opts[name]}" for name in SIZES if name in opts)
     # runs before these options had neither (both off); an option is named when it is not today's default
     flags = "".join(
         f" --{name} {value}"
-        for name in ("loop_pairs", "disable_prompt_loss")
+        for name in ("loop_pairs", "completion_only_loss")
         if (value := opts.get(name, False)) != getattr(DemoOptions, name)
     )
     return f"rlhf-asr results --study hallucination{sizes}{flags} --seeds {' '.join(map(str, opts.get('seeds', [])))}"

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from rlhf_asr.data.synth_audio import espeak_version
-from rlhf_asr.studies.options import DemoOptions
+from rlhf_asr.studies.options import DemoOptions, recorded_options
 from rlhf_asr.studies.stages import cpu_cores
 
 
@@ -124,8 +124,9 @@ def base_row_name(opts: dict) -> str:
 
 
 def prompt_in_loss(opts: dict) -> str:
-    """How the run scored the task prompt; raw files from before `disable_prompt_loss` scored it."""
-    return f"task prompt {'left out of' if opts.get('disable_prompt_loss') else 'scored in'} the loss"
+    """How the run scored the task prompt; raw files from before the option (`disable_prompt_loss` then) scored it."""
+    left_out = recorded_options(opts).get("completion_only_loss")
+    return f"task prompt {'left out of' if left_out else 'scored in'} the loss"
 
 
 def cell(value: tuple[float, float] | None, percent: bool = True) -> str:

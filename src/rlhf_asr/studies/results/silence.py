@@ -33,7 +33,7 @@ from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_t
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
 from rlhf_asr.inference.guard import DecodeGuard, guard_transcripts
 from rlhf_asr.studies.nonspeech import add_nonspeech
-from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, synthesize_corpus, training_args
+from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, recorded_options, synthesize_corpus, training_args
 from rlhf_asr.studies.results.report import environment, regenerate, write_text
 from rlhf_asr.studies.stages import base_transcripts, make_split_pairs, pick_threads, timed_training
 
@@ -201,7 +201,7 @@ def _earlier_runs(options: ResultsOptions) -> dict[tuple[str, int | None], list[
     if not path.is_file():
         return {}
     earlier = json.loads(path.read_text())
-    same = {k: v for k, v in earlier.get("options", {}).items() if k != "seeds"} == {
+    same = {k: v for k, v in recorded_options(earlier.get("options", {})).items() if k != "seeds"} == {
         k: v for k, v in asdict(options).items() if k != "seeds"
     }
     if earlier.get("study") != "silence" or not same:
