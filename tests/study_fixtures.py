@@ -1,8 +1,16 @@
-"""Shared by the studies' tests (tests/studies/): a tiny corpus without espeak-ng."""
+"""Shared by the studies' tests (tests/studies/) and the speech synthesis's: a tiny corpus without
+espeak-ng, and the mark of tests that need it."""
 
 from __future__ import annotations
 
+import pytest
+
+from rlhf_asr.data.synth_audio import espeak_available
 from whisper_fixtures import write_tone
+
+needs_espeak = pytest.mark.skipif(
+    not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
+)
 
 
 def fake_corpus(options, folder, seed):

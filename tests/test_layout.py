@@ -98,18 +98,20 @@ def test_the_import_check_catches_each_wrong_way(tmp_path):
         "studies/demo/run.py": "from rlhf_asr.studies.stages import x\nfrom .report import y\nfrom .. import options\n",
         "studies/results/wer.py": "from rlhf_asr.studies.results.report import regenerate\n",
     }
-    for name, text in allowed.items():
-        (package / name).write_text(text)
-    assert wrong_way_imports(package) == []
     planted = {
         "model/core.py": "from ..studies import demo\nimport rlhf_asr.commands.cli\n",
         "studies/options.py": "def f():\n    from rlhf_asr.commands.train import parse_args\n",
         "studies/corpus.py": "from rlhf_asr.studies.demo.run import run_demo\n",
         "studies/results/hallucination.py": "from ..demo import report\n",
     }
-    for name, text in planted.items():
-        (package / name).write_text(text)
-    assert [p.split(": ", 1)[1] for p in wrong_way_imports(package)] == [
+
+    def problems_with(files: dict[str, str]) -> list[str]:
+        for name, text in files.items():
+            (package / name).write_text(text)
+        return [problem.split(": ", 1)[1] for problem in wrong_way_imports(package)]
+
+    assert problems_with(allowed) == []
+    assert problems_with(planted) == [
         "library imports study rlhf_asr.studies.demo",
         "library imports command rlhf_asr.commands.cli",
         "study imports a study's folder rlhf_asr.studies.demo.run.run_demo",

@@ -6,10 +6,7 @@ import pytest
 
 from rlhf_asr.data import synth_audio as synth
 from rlhf_asr.data.audio import load_audio
-
-needs_espeak = pytest.mark.skipif(
-    not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
-)
+from study_fixtures import needs_espeak
 
 
 @needs_espeak

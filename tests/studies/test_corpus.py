@@ -7,13 +7,9 @@ import re
 
 import pytest
 
-from rlhf_asr.data.synth_audio import espeak_available
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.studies import corpus as synth
-
-needs_espeak = pytest.mark.skipif(
-    not espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
-)
+from study_fixtures import needs_espeak
 
 
 def test_clean_sentence_keeps_one_plain_sentence():

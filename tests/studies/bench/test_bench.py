@@ -66,28 +66,16 @@ def test_large_v3_shape():
     assert (config.num_mel_bins, config.vocab_size, config.d_model, config.encoder_layers) == (128, 51866, 1280, 32)
 
 
+def _bench(model, output, *options: str) -> list[str]:
+    """`rlhf-asr bench` on `model` with `options`: one warm-up and one measured step on CPU, JSON into `output`."""
+    return ["bench", "--model", str(model), *options, "--steps", "1", "--warmup", "1", "--device", "cpu",
+            "--output", str(output)]  # fmt: skip
+
+
 @pytest.mark.slow  # five child processes, a few seconds each
 def test_bench_command_runs_every_mode(tmp_path, capsys):
     output = tmp_path / "bench.json"
-    argv = [
-        "bench",
-        "--model",
-        str(make_tiny_whisper_dir(tmp_path)),
-        "--batch_size",
-        "2",
-        "--label_len",
-        "8",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--output",
-        str(output),
-    ]
+    argv = _bench(make_tiny_whisper_dir(tmp_path), output, "--batch_size", "2", "--label_len", "8", "--threads", "1")
     assert cli_main(argv) == 0
     report = json.loads(output.read_text())
     assert set(report["modes"]) == set(MODES)
@@ -104,49 +92,15 @@ def test_bench_command_runs_every_mode(tmp_path, capsys):
 def test_bench_reports_a_failing_mode_instead_of_crashing(tmp_path):
     """A mode whose child fails (here: a checkpoint folder that does not exist) is a row, not a crash."""
     output = tmp_path / "bench.json"
-    argv = [
-        "bench",
-        "--model",
-        str(tmp_path / "missing"),
-        "--modes",
-        "ours",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--device",
-        "cpu",
-        "--output",
-        str(output),
-    ]
-    assert cli_main(argv) == 0
+    assert cli_main(_bench(tmp_path / "missing", output, "--modes", "ours")) == 0
     result = json.loads(output.read_text())["modes"]["ours"]
     assert result["status"] == "failed" and "missing" in result["error"]
 
 
 def test_bench_runs_bf16_autocast_on_cpu_and_refuses_cpu_fp16(tmp_path, rlhf_log):
     output = tmp_path / "bench.json"
-    common = [
-        "bench",
-        "--model",
-        str(make_tiny_whisper_dir(tmp_path)),
-        "--modes",
-        "sft,ours",
-        "--batch_size",
-        "2",
-        "--label_len",
-        "8",
-        "--steps",
-        "1",
-        "--warmup",
-        "1",
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "--output",
-        str(output),
-    ]
+    model = make_tiny_whisper_dir(tmp_path)
+    common = _bench(model, output, "--modes", "sft,ours", "--batch_size", "2", "--label_len", "8", "--threads", "1")
     assert cli_main([*common, "--dtype", "bfloat16"]) == 0
     report = json.loads(output.read_text())
     assert report["config"]["dtype"] == "bfloat16"

@@ -12,12 +12,8 @@ import pytest
 from rlhf_asr.data import synth_audio as synth
 from rlhf_asr.evaluation.hallucination import hallucination_rate
 from rlhf_asr.studies.nonspeech import HELD_OUT_KINDS
-from study_fixtures import fake_corpus
+from study_fixtures import fake_corpus, needs_espeak
 from whisper_fixtures import make_tiny_whisper_dir
-
-needs_espeak = pytest.mark.skipif(
-    not synth.espeak_available(), reason="espeak-ng is not installed (apt-get install espeak-ng)"
-)
 
 
 @needs_espeak

@@ -12,7 +12,8 @@ repetition rate on every held-out output.
 
 As in `wer.py`, the encoder runs once per clip and serves decoding, training (a
 pre-filled cache) and evaluation. Raw numbers go to hallucination_raw.json after every run (an
-interrupted study keeps what ran) and the report is rendered from them alone.
+interrupted study keeps what ran) and the report is rendered from them alone. The silence study
+(`silence.py`) starts from the same corpus and pairs (`study_start`) and saves the same way (`save`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import math
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from rlhf_asr.evaluation.hallucination import hallucination_rate, repetition_rate
 from rlhf_asr.evaluation.metrics import error_rates
 from rlhf_asr.inference.guard import DecodeGuard, guard_transcripts
+from rlhf_asr.studies.corpus import Corpus
 from rlhf_asr.studies.nonspeech import NONSPEECH_SPLITS, add_nonspeech
 from rlhf_asr.studies.options import (
     GUARDED_VARIANTS,
@@ -60,27 +63,50 @@ def held_out_scores(corpus, transcripts: dict[str, list[str]]) -> dict:
     return result
 
 
-def run_hallucination(options: ResultsOptions) -> dict:
+class Start(NamedTuple):
+    """What every compared run of the hallucination and silence studies starts from, made once."""
 
-    out = Path(options.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    corpus: Corpus  # speech and the generated non-speech splits
+    base: Path  # the base model's folder
+    model: Any  # the base model, for decoding
+    processor: Any
+    hidden: dict  # encoder outputs per split
+    before: dict  # the base model's transcripts per split
+    pair_files: dict  # "mixed": speech + no-speech pairs, "speech": speech pairs only
+    mixed: list  # the mixed pairs, (index, row)
+    speech: list  # the speech pairs, (index, row)
+    cache: Any  # EncoderCache holding every pair's encoder output
+    max_steps: int  # every trained run's steps: the epochs over the mixed pairs
+
+
+def study_start(options: ResultsOptions, out: Path, mixed_name: str, loops: bool = False) -> Start:
+    """The corpus with its non-speech splits, the base model's transcripts, and the mixed pairs (in
+    `mixed_name`, with the loop pairs when `loops`) and speech pairs (pairs.jsonl) they give."""
     corpus = add_nonspeech(
         synthesize_corpus(options, out / "corpus", seed=0), options.nonspeech_train, options.nonspeech_test, seed=0
     )
     base, model, processor, hidden, before = base_transcripts(options, corpus)
     mixed_path, mixed, cache = make_split_pairs(
-        corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech.jsonl", loops=options.loop_pairs
+        corpus, ("train", "nonspeech_train"), before, hidden, model, mixed_name, loops=loops
     )
     speech_path, speech, _ = make_split_pairs(corpus, ("train",), before, hidden, model, "pairs.jsonl", cache)
+    max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
     pair_files = {"mixed": mixed_path, "speech": speech_path}
+    return Start(corpus, base, model, processor, hidden, before, pair_files, mixed, speech, cache, max_steps)
+
+
+def run_hallucination(options: ResultsOptions) -> dict:
+    out = Path(options.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = study_start(options, out, "pairs_nonspeech.jsonl", loops=options.loop_pairs)
+    corpus, base, model, processor, hidden, before, pair_files, mixed, speech, cache, max_steps = start
     if options.loop_pairs:
         pair_files["mixed_no_loops"] = make_split_pairs(
             corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_nonspeech_no_loops.jsonl", cache
         )[0]
     variants = {name: spec for name, spec in HALLUCINATION_VARIANTS.items() if spec[1] in pair_files}
-    max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
     guard = DecodeGuard()
-    guarded = _guarded(model, processor, corpus, guard)
+    guarded = guarded_transcripts(model, processor, corpus, guard)
     raw = {
         "study": "hallucination",
         "options": asdict(options),
@@ -101,7 +127,7 @@ def run_hallucination(options: ResultsOptions) -> dict:
         ],
         "environment": environment(),
     }
-    _save(raw, options)
+    save(raw, options)
     for seed in options.seeds:
         for variant, (alpha, pairs) in variants.items():
             run_dir = out / f"{variant}_seed{seed}"
@@ -124,14 +150,14 @@ def run_hallucination(options: ResultsOptions) -> dict:
             )
             logger.info("%s", raw["runs"][-1])
             if variant in GUARDED_VARIANTS:
-                scores = held_out_scores(corpus, _guarded(tuned, processor, corpus, guard))
+                scores = held_out_scores(corpus, guarded_transcripts(tuned, processor, corpus, guard))
                 raw["runs"].append({"variant": f"{variant}_guard", "seed": seed, **scores})
                 logger.info("%s", raw["runs"][-1])
-            _save(raw, options)
+            save(raw, options)
     return raw
 
 
-def _guarded(model, processor, corpus, guard: DecodeGuard) -> dict[str, list[str]]:
+def guarded_transcripts(model, processor, corpus, guard: DecodeGuard) -> dict[str, list[str]]:
     """Held-out transcripts of `model` decoded again from audio behind the decode-time guard."""
     return {
         split: guard_transcripts(model, processor, [corpus.folder / u.path for u in corpus.splits[split]], guard)
@@ -139,8 +165,8 @@ def _guarded(model, processor, corpus, guard: DecodeGuard) -> dict[str, list[str
     }
 
 
-def _save(raw: dict, options: ResultsOptions) -> None:
-    """Raw numbers and the report rendered from them, after every run."""
+def save(raw: dict, options: ResultsOptions) -> None:
+    """Raw numbers and the report rendered from them, after every run (an interrupted study keeps what ran)."""
     raw["complete"] = len(raw["runs"]) == raw["planned_runs"]
     write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
     regenerate(options.raw_path, options.report_path)  # the report is whatever its raw file renders to

@@ -148,6 +148,7 @@ def render_hallucination(raw: dict, provenance: Provenance) -> str:
         "the reference). Both as `rlhf-asr evaluate` computes them (`evaluation/hallucination.py`).",
         *_examples(raw),
         *_loops(raw, names),
+        # the guard is inference/guard.py now; the note keeps the path docs/results.md was rendered with (byte for byte)
         "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
         "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
         "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",

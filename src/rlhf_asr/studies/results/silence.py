@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,11 +30,11 @@ from rlhf_asr.data.audio import WHISPER_SAMPLING_RATE, load_audio
 from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_texts, pipeline_texts
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
-from rlhf_asr.inference.guard import DecodeGuard, guard_transcripts
-from rlhf_asr.studies.nonspeech import add_nonspeech
-from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, recorded_options, synthesize_corpus, training_args
-from rlhf_asr.studies.results.report import environment, regenerate, write_text
-from rlhf_asr.studies.stages import base_transcripts, make_split_pairs, pick_threads, timed_training
+from rlhf_asr.inference.guard import DecodeGuard
+from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, recorded_options, training_args
+from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
+from rlhf_asr.studies.results.report import environment
+from rlhf_asr.studies.stages import pick_threads, timed_training
 
 logger = logging.getLogger(__name__)
 SPEECH_SPLITS = ("test", "test_voices")
@@ -138,20 +137,12 @@ def score_model(merged: Path, adapter: Path, corpus, files, work: Path) -> dict[
 def run_silence(options: ResultsOptions) -> dict:
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus = add_nonspeech(
-        synthesize_corpus(options, out / "corpus", seed=0), options.nonspeech_train, options.nonspeech_test, seed=0
+    corpus, base, model, processor, _, _, pairs, mixed, _, cache, max_steps = study_start(
+        options, out, "pairs_ns.jsonl"
     )
-    base, model, processor, hidden, before = base_transcripts(options, corpus)
-    mixed_path, mixed, cache = make_split_pairs(
-        corpus, ("train", "nonspeech_train"), before, hidden, model, "pairs_ns.jsonl"
-    )
-    speech_path, _, _ = make_split_pairs(corpus, ("train",), before, hidden, model, "pairs.jsonl", cache)
     files = long_recordings(corpus, out / "long")
-    max_steps = math.ceil(len(mixed) / options.batch_size) * math.ceil(options.epochs)
     guard = DecodeGuard()
-    guarded = {
-        s: guard_transcripts(model, processor, _paths(corpus, s), guard) for s in (*SPEECH_SPLITS, "nonspeech_test")
-    }
+    guarded = guarded_transcripts(model, processor, corpus, guard)
     earlier = _earlier_runs(options)
     raw = {
         "study": "silence",
@@ -168,13 +159,12 @@ def run_silence(options: ResultsOptions) -> dict:
         "environment": environment(),
     }
     raw["runs"].append({"variant": "guard", "seed": None, "decoders": {"guard": scores(corpus, guarded)}})
-    _save(raw, options)
-    pairs = {"mixed": mixed_path, "speech": speech_path}
+    save(raw, options)
     for seed in options.seeds:
         for variant, (alpha, pair_file, target) in SILENCE_VARIANTS.items():
             if (variant, seed) in earlier:  # measured by an earlier, interrupted run of the same study
                 raw["runs"] += earlier[variant, seed]
-                _save(raw, options)
+                save(raw, options)
                 continue
             run_dir = out / f"{variant}_seed{seed}"
             args = training_args(
@@ -186,7 +176,7 @@ def run_silence(options: ResultsOptions) -> dict:
             decoders = score_model(run_dir / "merged", run_dir, corpus, files, run_dir)
             raw["runs"].append({"variant": variant, "seed": seed, "train_s": round(train_s, 1), "decoders": decoders})
             logger.info("%s seed %s: %s", variant, seed, json.dumps(decoders)[:400])
-            _save(raw, options)
+            save(raw, options)
     return raw
 
 
@@ -213,9 +203,3 @@ def _earlier_runs(options: ResultsOptions) -> dict[tuple[str, int | None], list[
             runs.setdefault((run["variant"], run["seed"]), []).append(run)
     logger.info("continuing %s: %d runs already measured", path, len(runs))
     return runs
-
-
-def _save(raw: dict, options: ResultsOptions) -> None:
-    raw["complete"] = len(raw["runs"]) == raw["planned_runs"]
-    write_text(options.raw_path, json.dumps(raw, indent=2) + "\n")
-    regenerate(options.raw_path, options.report_path)
