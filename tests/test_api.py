@@ -72,7 +72,7 @@ def test_every_api_function_is_typed_and_documented():
 def test_the_api_and_every_command_start_from_the_same_default_model(tmp_path):
     """`api.train()` and `rlhf-asr train` once trained different models (tiny.en against a hub id)."""
     from rlhf_asr.commands.train import parse_args
-    from rlhf_asr.demo.options import DemoOptions
+    from rlhf_asr.studies.options import DemoOptions
 
     api_default = inspect.signature(rlhf_asr.train).parameters["model"].default
     cli_default = parse_args(["--output_dir", str(tmp_path)])[0].base_model

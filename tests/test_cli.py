@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.demo.corpus import espeak_available, synthesize
+from rlhf_asr.data.synth_audio import espeak_available, synthesize
 from train_fixtures import train_argv
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 

@@ -82,9 +82,11 @@ def test_labels_are_the_sequence_shifted_once_and_padding_is_ignored(english):
     assert batch["example_index"].tolist() == [0, 1]
 
 
-def test_disable_prompt_loss_masks_prefix_in_both_transcripts(english):
+def test_completion_only_loss_masks_prefix_in_both_transcripts(english):
     _, plain = _collate(english, [("the cat", "the hat")])
-    _, masked = _collate(english, [("the cat", "the hat")], disable_prompt_loss=True)
+    _, masked = _collate(english, [("the cat", "the hat")], completion_only_loss=True)
+    _, older = _collate(english, [("the cat", "the hat")], disable_prompt_loss=True)  # its older name
+    assert all(torch.equal(masked[key], older[key]) for key in ("chosen_labels", "rejected_labels"))
     # label 0 is <|notimestamps|> (the prompt after <|startoftranscript|>)
     for key in ("chosen_labels", "rejected_labels"):
         assert plain[key][0, 0] == NO_TS
@@ -122,12 +124,12 @@ def test_diverging_scope_pair_with_shared_prefix_of_length_k():
     assert scored(everything["chosen_labels"][0]) == list(chosen.ids[1:])
 
 
-@pytest.mark.parametrize("disable_prompt_loss", [False, True])
-def test_diverging_scope_keeps_the_whole_chosen_for_the_nll(english, disable_prompt_loss):
+@pytest.mark.parametrize("completion_only_loss", [False, True])
+def test_diverging_scope_keeps_the_whole_chosen_for_the_nll(english, completion_only_loss):
     """Issue 22: ORPO's NLL is over the whole chosen; only the odds ratio starts at the divergence."""
     pairs = [("the cat sat on the mat", "the cat sat on a hat"), ("hello world", "hello word")]
-    _, everything = _collate(english, pairs, disable_prompt_loss=disable_prompt_loss)
-    _, diverging = _collate(english, pairs, disable_prompt_loss=disable_prompt_loss, rejected_scope="diverging")
+    _, everything = _collate(english, pairs, completion_only_loss=completion_only_loss)
+    _, diverging = _collate(english, pairs, completion_only_loss=completion_only_loss, rejected_scope="diverging")
     assert torch.equal(diverging["chosen_labels"], everything["chosen_labels"])
     assert torch.equal(diverging["chosen_input_ids"], everything["chosen_input_ids"])
     odds = diverging["chosen_odds_labels"]
@@ -215,7 +217,7 @@ def test_empty_chosen_collates_as_its_own_short_block(english):
     assert batch["chosen_input_ids"].tolist() == [[SOT, NO_TS]]
     assert batch["chosen_labels"].tolist() == [[NO_TS, EOT]]  # logits at t score label t
     assert len(batch["rejected_labels"][0]) == len(items[0]["rejected"].ids) - 1
-    _, masked = _collate(english, [("", "you")], disable_prompt_loss=True)
+    _, masked = _collate(english, [("", "you")], completion_only_loss=True)
     assert masked["chosen_labels"].tolist() == [[IGNORE_INDEX, EOT]]
     _, diverging = _collate(english, [("", "Thank you.")], rejected_scope="diverging")
     assert diverging["chosen_odds_labels"].tolist() == [[IGNORE_INDEX, EOT]]

@@ -291,12 +291,12 @@ def test_results_files_follow_the_output_dir_unless_given():
 
 
 def test_bench_options_match_the_per_mode_process():
-    """`rlhf-asr bench` forwards its options to `python -m rlhf_asr.bench.run`: same names, defaults and choices."""
+    """`rlhf-asr bench` passes its options to `python -m rlhf_asr.studies.bench.run`: same names, defaults, choices."""
     import argparse
 
-    from rlhf_asr.bench.run import MODES, add_common_args
     from rlhf_asr.commands.bench import MODES as COMMAND_MODES
     from rlhf_asr.commands.bench import parse_args, to_namespace
+    from rlhf_asr.studies.bench.run import MODES, add_common_args
 
     child = argparse.ArgumentParser()
     add_common_args(child)

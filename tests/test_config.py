@@ -31,6 +31,30 @@ def test_classic_defaults_and_boolean_forms(tmp_path):
     assert (orpo.warmup_steps, orpo.fp16) == (50, False)
 
 
+def test_disable_prompt_loss_is_the_older_name_of_completion_only_loss(tmp_path, monkeypatch):
+    """Renamed to TRL's spelling; the older name still works as a keyword, an attribute, in the Python API
+    and in a pickled training_args.bin (the flag: tests/test_train.py)."""
+    import dataclasses
+    import pickle
+
+    from rlhf_asr import api
+    from rlhf_asr.trainer.config import PreferenceConfig
+
+    config = PreferenceConfig(output_dir=str(tmp_path), disable_prompt_loss=False)
+    assert config.completion_only_loss is False and config.disable_prompt_loss is False
+    assert "disable_prompt_loss" not in config.to_dict() and config.to_dict()["completion_only_loss"] is False
+    assert dataclasses.replace(config, disable_prompt_loss=True).completion_only_loss is True
+    config.disable_prompt_loss = True
+    assert config.completion_only_loss is True
+    old = pickle.loads(pickle.dumps(config))
+    old.__dict__["disable_prompt_loss"] = not old.__dict__.pop("completion_only_loss")  # as saved before the rename
+    assert pickle.loads(pickle.dumps(old)).completion_only_loss is False
+    seen = {}
+    monkeypatch.setattr("rlhf_asr.trainer.run.run_training", lambda *parts: seen.setdefault("config", parts[2]) and {})
+    api.train(tmp_path / "pairs.jsonl", output_dir=tmp_path / "run", disable_prompt_loss=False)
+    assert seen["config"].completion_only_loss is False
+
+
 def test_defaults_are_lora_alpha_0_1_and_fp32_weights(tmp_path):
     """The documented runs (docs/results.md) use LoRA and alpha 0.1, as do the ORPO paper and TRL."""
     model_args, _, orpo = parse_args(["--output_dir", str(tmp_path)])

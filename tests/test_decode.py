@@ -162,8 +162,8 @@ def _bundled_tiny_available() -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not _bundled_tiny_available(), reason="bundled tiny.en weights not installed")
 def test_real_tiny_en_on_speech_equals_pipeline(tmp_path):
+    from rlhf_asr.data import synth_audio as synth
     from rlhf_asr.data.audio import load_audio
-    from rlhf_asr.demo import corpus as synth
 
     if not synth.espeak_available():
         pytest.skip("espeak-ng is not installed")

@@ -92,8 +92,8 @@ def test_demo_hands_training_outputs_under_the_keys_training_asks_for(tmp_path):
     from rlhf_asr.data.dataset import PreferenceDataset
     from rlhf_asr.data.manifest import read_preference_manifest
     from rlhf_asr.data.tokens import TranscriptEncoder
-    from rlhf_asr.demo.corpus import Corpus, Utterance
-    from rlhf_asr.demo.stages import make_pairs
+    from rlhf_asr.studies.corpus import Corpus, Utterance
+    from rlhf_asr.studies.stages import make_pairs
     from whisper_fixtures import tiny_processor
 
     texts = ["the cat sat on the mat", "hello there world", "open the window please"]

@@ -215,7 +215,7 @@ def _no_speech_batch(timestamps: bool, **collator_options):
 
 @pytest.mark.parametrize(
     "timestamps, collator_options",
-    [(False, {}), (False, {"rejected_scope": "diverging"}), (False, {"disable_prompt_loss": True}), (True, {})],
+    [(False, {}), (False, {"rejected_scope": "diverging"}), (False, {"completion_only_loss": True}), (True, {})],
 )
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_empty_chosen_packed_matches_two_pass(attn, timestamps, collator_options):
@@ -227,7 +227,7 @@ def test_empty_chosen_packed_matches_two_pass(attn, timestamps, collator_options
     reference = _loss_and_grads(model, "naive", batch)
     assert torch.isfinite(reference[0])
     # the empty chosen scores <|endoftext|> alone (and <|notimestamps|> when the prompt is scored): no text token
-    prompt_scored = not (timestamps or collator_options.get("disable_prompt_loss"))
+    prompt_scored = not (timestamps or collator_options.get("completion_only_loss"))
     assert reference[1]["chosen_tokens"][0] == (2 if prompt_scored else 1)
     # its odds: from the divergence (<|endoftext|> against the rejected's first word) with scope diverging
     assert reference[1]["chosen_odds_tokens"][0] == (2 if not (timestamps or collator_options) else 1)
@@ -252,10 +252,10 @@ def _batches(scopes, **options):
     return [PreferenceCollator(pad_token_id=eot, rejected_scope=scope, **options)(items) for scope in scopes]
 
 
-@pytest.mark.parametrize("disable_prompt_loss", [False, True])
-def test_diverging_scope_nll_is_the_whole_chosen_and_the_odds_ratio_the_suffix(disable_prompt_loss):
+@pytest.mark.parametrize("completion_only_loss", [False, True])
+def test_diverging_scope_nll_is_the_whole_chosen_and_the_odds_ratio_the_suffix(completion_only_loss):
     """Issue 22: the shared prefix leaves the odds ratio only; ORPO's NLL stays over the whole chosen."""
-    everything, diverging = _batches(["all", "diverging"], disable_prompt_loss=disable_prompt_loss)
+    everything, diverging = _batches(["all", "diverging"], completion_only_loss=completion_only_loss)
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(tiny_whisper_config()).eval()
     engine = PreferenceWhisper(model, mode="packed", logps_chunk_size=7)

@@ -123,12 +123,12 @@ def test_k_blocks_equal_k_separate_passes_in_logps_and_gradients(english, k, att
         _assert_same(reference, _run(model, batch, mode))
 
 
-@pytest.mark.parametrize("disable_prompt_loss", [False, True])
+@pytest.mark.parametrize("completion_only_loss", [False, True])
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_empty_candidate_beside_a_long_one(english, attn, disable_prompt_loss):
+def test_empty_candidate_beside_a_long_one(english, attn, completion_only_loss):
     """2 scored tokens (<|notimestamps|> <|endoftext|>) or 1 (<|endoftext|>) beside 40 or 39, in one pass."""
-    batch = _batch(english, [["", LONG], [LONG, ""]], disable_prompt_loss=disable_prompt_loss)
-    short, long = (1, 39) if disable_prompt_loss else (2, 40)
+    batch = _batch(english, [["", LONG], [LONG, ""]], completion_only_loss=completion_only_loss)
+    short, long = (1, 39) if completion_only_loss else (2, 40)
     model = _model(attn)
     reference = _run(model, batch)
     assert reference[0].tokens.tolist() == [[short, long], [long, short]]
@@ -166,16 +166,16 @@ def test_absent_slots_score_nothing_and_get_no_gradient(english, attn):
     torch.testing.assert_close(out.logps[:, :3], result.logps.detach(), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("disable_prompt_loss", [False, True])
+@pytest.mark.parametrize("completion_only_loss", [False, True])
 @pytest.mark.parametrize("mode", ["packed", "naive", "concat"])
-def test_two_candidates_are_the_pair_forward(english, mode, disable_prompt_loss):
+def test_two_candidates_are_the_pair_forward(english, mode, completion_only_loss):
     """K = 2 through `forward_candidates` gives the pair forward's chosen and rejected sums, bit for bit."""
     pairs = [texts[:2] for texts in CANDIDATES] + [["", LONG]]
     items = _items(english, pairs)
     for item in items:
         item["chosen"], item["rejected"] = item["candidates"]
-    pair_batch = PreferenceCollator(pad_token_id=EOT, disable_prompt_loss=disable_prompt_loss)(items)
-    candidate_batch = CandidateCollator(pad_token_id=EOT, disable_prompt_loss=disable_prompt_loss)(items)
+    pair_batch = PreferenceCollator(pad_token_id=EOT, completion_only_loss=completion_only_loss)(items)
+    candidate_batch = CandidateCollator(pad_token_id=EOT, completion_only_loss=completion_only_loss)(items)
     engine = PreferenceWhisper(_model(), mode=mode, logps_chunk_size=7).eval()
     with torch.no_grad():
         pair, candidates = engine(**pair_batch), engine.forward_candidates(**candidate_batch)
@@ -258,7 +258,7 @@ def test_collator_pads_items_to_the_batch_k(english):
     assert labels[0, 1, :2].tolist() == [NO_TS, EOT]  # the empty candidate: prompt then <|endoftext|>
     assert (ids[1, 1] == EOT).all() and (labels[1, 1] == IGNORE_INDEX).all()  # absent slot
     assert batch["example_index"].tolist() == [0, 1]
-    masked = _batch(english, [["the cat", ""], ["hello there world"]], disable_prompt_loss=True)["candidate_labels"]
+    masked = _batch(english, [["the cat", ""], ["hello there world"]], completion_only_loss=True)["candidate_labels"]
     assert masked[0, 1, :2].tolist() == [IGNORE_INDEX, EOT]
     assert (masked[:, :, 0][labels[:, :, 0] != IGNORE_INDEX] == IGNORE_INDEX).all()  # <|notimestamps|> unscored
     assert torch.equal(masked[:, :, 1:], labels[:, :, 1:])
@@ -268,7 +268,7 @@ def test_collator_scores_from_a_hand_built_prefix():
     """Hand-built ids: with the prompt loss off, scoring starts at prefix_len (a 4-token multilingual prompt)."""
     transcript = EncodedTranscript((SOT, 1, 2, NO_TS, 11, 12, EOT), prefix_len=4)
     items = [{"input_features": torch.zeros(80, 3000).numpy(), "candidates": [transcript], "index": 7}]
-    assert CandidateCollator(EOT, disable_prompt_loss=True)(items)["candidate_labels"].tolist() == [
+    assert CandidateCollator(EOT, completion_only_loss=True)(items)["candidate_labels"].tolist() == [
         [[IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 11, 12, EOT]]
     ]
     assert CandidateCollator(EOT)(items)["candidate_labels"].tolist() == [[[1, 2, NO_TS, 11, 12, EOT]]]

@@ -231,7 +231,7 @@ def real_tiny_en(tmp_path_factory):
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from rlhf_asr.data.audio import load_audio
-    from rlhf_asr.demo.corpus import synthesize
+    from rlhf_asr.data.synth_audio import synthesize
     from rlhf_asr.model.bundled import ensure_bundled_model
 
     folder = ensure_bundled_model("tiny.en")  # converted once into the user's cache, then reused

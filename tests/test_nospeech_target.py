@@ -64,7 +64,7 @@ def test_unknown_target_names_the_choices():
         nospeech_target("silence")
 
 
-def _batch(target: str, disable_prompt_loss: bool, scope: str = "all"):
+def _batch(target: str, completion_only_loss: bool, scope: str = "all"):
     encoder = _encoder(target)
     gen = torch.Generator().manual_seed(0)
     items = []
@@ -74,13 +74,13 @@ def _batch(target: str, disable_prompt_loss: bool, scope: str = "all"):
             {"input_features": torch.randn(80, 3000, generator=gen).numpy(), "chosen": pair[0], "rejected": pair[1]}
             | {"index": i}
         )
-    collator = PreferenceCollator(encoder.eot, disable_prompt_loss=disable_prompt_loss, rejected_scope=scope)
+    collator = PreferenceCollator(encoder.eot, completion_only_loss=completion_only_loss, rejected_scope=scope)
     return encoder, collator(items)
 
 
-@pytest.mark.parametrize("disable_prompt_loss", [True, False])
-def test_collator_scores_the_no_speech_token_and_the_end(disable_prompt_loss):
-    encoder, batch = _batch("nospeech", disable_prompt_loss)
+@pytest.mark.parametrize("completion_only_loss", [True, False])
+def test_collator_scores_the_no_speech_token_and_the_end(completion_only_loss):
+    encoder, batch = _batch("nospeech", completion_only_loss)
     for row in (0, 1):
         labels = batch["chosen_labels"][row]
         assert labels[labels != IGNORE_INDEX].tolist() == [encoder.no_speech, encoder.eot]
@@ -92,7 +92,7 @@ def test_collator_scores_the_no_speech_token_and_the_end(disable_prompt_loss):
 @pytest.mark.parametrize("scope", ["all", "diverging"])
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_packed_engine_scores_each_target_as_the_two_pass_forward(target, scope):
-    _, batch = _batch(target, disable_prompt_loss=True, scope=scope)
+    _, batch = _batch(target, completion_only_loss=True, scope=scope)
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(tiny_whisper_config()).train()
     results = {}

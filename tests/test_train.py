@@ -382,6 +382,8 @@ def test_training_on_speech_and_no_speech_pairs(workspace, tmp_path, rlhf_log):
 
 def test_the_task_prompt_is_out_of_the_loss_unless_asked(workspace, tmp_path):
     """TRL's ORPO scores the completion only; so does `train` by default (the prompt is the same on both sides)."""
-    assert parse_training_args(train_argv(workspace, tmp_path / "a"))[2].disable_prompt_loss is True
-    argv = train_argv(workspace, tmp_path / "b", "--disable_prompt_loss", "False")
-    assert parse_training_args(argv)[2].disable_prompt_loss is False
+    assert parse_training_args(train_argv(workspace, tmp_path / "a"))[2].completion_only_loss is True
+    older = (["--disable_prompt_loss", "False"], ["--disable-prompt-loss", "no"], ["--no_disable_prompt_loss"])
+    for flags in (["--completion_only_loss", "False"], ["--no_completion_only_loss"], *older):  # older: its old name
+        config = parse_training_args(train_argv(workspace, tmp_path / "b", *flags))[2]
+        assert config.completion_only_loss is False and config.disable_prompt_loss is False, flags

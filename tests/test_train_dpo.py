@@ -41,7 +41,7 @@ def _all_pairs_batch(workspace, tmp_path):
     _, data_args, _ = parse_training_args(train_argv(workspace, tmp_path / "unused"))
     processor = load_processor(str(workspace["model"]))
     dataset, _ = build_dataset(str(workspace["train"]), data_args, processor, TranscriptEncoder(processor.tokenizer))
-    collator = PreferenceCollator(processor.tokenizer.eos_token_id, disable_prompt_loss=True)
+    collator = PreferenceCollator(processor.tokenizer.eos_token_id, completion_only_loss=True)
     return collator([dataset[i] for i in range(len(dataset))])
 
 

@@ -99,7 +99,7 @@ def test_kbest_items_put_the_reference_first_and_count_no_candidate_twice(ws, tm
 def test_a_kbest_batch_pads_absent_slots_and_carries_the_word_errors(ws, tmp_path):
     dataset, _, processor = _dataset(ws, tmp_path, ws["train"])
     eot = processor.tokenizer.eos_token_id
-    batch = CandidateCollator(eot, disable_prompt_loss=True)([dataset[i] for i in (0, 2)])
+    batch = CandidateCollator(eot, completion_only_loss=True)([dataset[i] for i in (0, 2)])
     assert batch["candidate_input_ids"].shape[:2] == (2, 4)
     assert batch[WORD_ERRORS_KEY].tolist() == [[0, 1, 0, 0], [0, 1, 0, 3]]
     assert (batch["candidate_labels"][0, 2:] == IGNORE_INDEX).all()  # row 0 has two candidates
@@ -107,8 +107,8 @@ def test_a_kbest_batch_pads_absent_slots_and_carries_the_word_errors(ws, tmp_pat
 
     pairs, _, _ = _dataset(ws, tmp_path, ws["pairs"])
     items = [pairs[i] for i in range(3)]
-    as_pairs = PreferenceCollator(eot, disable_prompt_loss=True)(items)
-    chosen = CandidateCollator(eot, disable_prompt_loss=True, chosen_only=True)(items)
+    as_pairs = PreferenceCollator(eot, completion_only_loss=True)(items)
+    chosen = CandidateCollator(eot, completion_only_loss=True, chosen_only=True)(items)
     assert chosen["candidate_labels"].shape[1] == 1 and WORD_ERRORS_KEY not in chosen
     torch.testing.assert_close(chosen["candidate_labels"][:, 0], as_pairs["chosen_labels"], rtol=0, atol=0)
 
@@ -214,7 +214,7 @@ def test_sft_decodes_the_chosen_alone_and_trains_the_same_nll(ws, tmp_path):
     collator = run_collator(trainer.objective, True, processor.tokenizer.eos_token_id, True, "all")
     batch = collator(items)
     assert batch["candidate_input_ids"].shape[1] == 1  # one block per audio: the rejected never decoded
-    pair = engine(**PreferenceCollator(processor.tokenizer.eos_token_id, disable_prompt_loss=True)(items))
+    pair = engine(**PreferenceCollator(processor.tokenizer.eos_token_id, completion_only_loss=True)(items))
     expected = -pair["chosen_logps"].sum() / pair["chosen_tokens"].sum()
     assert float(trainer.compute_loss(engine, batch).detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
 

@@ -151,7 +151,7 @@ def test_loss_orpo_gives_the_loss_gradients_and_metrics_of_preference_loss(works
     _, data_args, config = parse_training_args(argv)
     processor = load_processor(str(workspace["model"]))
     dataset, _ = build_dataset(str(workspace["train"]), data_args, processor, TranscriptEncoder(processor.tokenizer))
-    collator = PreferenceCollator(processor.tokenizer.eos_token_id, disable_prompt_loss=True, rejected_scope=scope)
+    collator = PreferenceCollator(processor.tokenizer.eos_token_id, completion_only_loss=True, rejected_scope=scope)
     batch = collator([dataset[i] for i in range(len(dataset))])
     torch.manual_seed(0)
     engine = PreferenceWhisper(WhisperForConditionalGeneration.from_pretrained(workspace["model"]).train())

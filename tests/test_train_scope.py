@@ -38,7 +38,7 @@ def _expected(workspace, tmp_path, scope: str) -> dict:
     processor = load_processor(str(workspace["model"]))
     encoder = TranscriptEncoder(processor.tokenizer)
     dataset, _ = build_dataset(str(workspace["train"]), data_args, processor, encoder)
-    collator = PreferenceCollator(processor.tokenizer.eos_token_id, disable_prompt_loss=True, rejected_scope=scope)
+    collator = PreferenceCollator(processor.tokenizer.eos_token_id, completion_only_loss=True, rejected_scope=scope)
     batch = collator([dataset[i] for i in range(len(dataset))])
     model = WhisperForConditionalGeneration.from_pretrained(workspace["model"]).eval()
     with torch.no_grad():

@@ -290,6 +290,9 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODE
     from rlhf_asr.trainer.run import run_training
 
     given = {"base_model": model, "train_data": data, "output_dir": output_dir, **options}
+    for old, new in PreferenceConfig.older_names.items():  # an option's older name, still accepted
+        if old in given:
+            given[new] = given.pop(old)
     parts = []
     for cls in (ModelArguments, DataArguments, PreferenceConfig):
         names = {field.name for field in dataclasses.fields(cls) if field.init}

@@ -5,13 +5,15 @@ ranges (`check_positive` in its dataclass's `__post_init__`). The Python API tak
 are given (`batch_size="2"`, `max_rows="1"`), so it checks their types first, against its own
 signature or the dataclass's fields (`check_types`), then the same ranges with the same words: an
 API call fails with the very line the command prints, never a TypeError deep in decoding.
-A component (no command imports): `api.py` sits below the commands.
+A renamed option keeps its older name (`older_names`). Library, no command imports: `api.py` sits
+below the commands.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import numbers
 import os
@@ -24,6 +26,48 @@ from rlhf_asr.errors import UserInputError
 
 # What each simple type is called in an error line.
 _KINDS = {bool: "True or False", int: "a whole number", float: "a number", str: "text", type(None): "None"}
+
+
+def older_names(**renamed: str):
+    """Class decorator: each `old=new` keeps a renamed dataclass field working under its older name.
+
+    `Cls(old=value)` and `dataclasses.replace(obj, old=value)` set the field (the older name decides
+    when both are given, since `replace` passes every field), `obj.old` reads and writes it, and an
+    object pickled under the older name unpickles into the new one. `Cls.older_names` ({old: new})
+    is what the command line (`options_parser(older=...)`) and the Python API accept besides.
+    A subclass that is a dataclass of its own needs the decorator too (`@older_names()`): the
+    dataclass writes its own `__init__`.
+    """
+
+    def decorate(cls: type) -> type:
+        older = {**getattr(cls, "older_names", {}), **renamed}
+        init, setstate = cls.__init__, getattr(cls, "__setstate__", None)
+
+        @functools.wraps(init)
+        def __init__(self, *args, **kwargs):
+            for old, new in older.items():
+                if old in kwargs:
+                    kwargs[new] = kwargs.pop(old)
+            init(self, *args, **kwargs)
+
+        def __setstate__(self, state):
+            if isinstance(state, dict):
+                state = {older.get(name, name): value for name, value in state.items()}
+            if setstate is not None:
+                return setstate(self, state)
+            self.__dict__.update(state)
+
+        cls.__init__, cls.__setstate__, cls.older_names = __init__, __setstate__, older
+        for old, new in older.items():
+            setattr(cls, old, _same_as(new))
+        return cls
+
+    return decorate
+
+
+def _same_as(name: str) -> property:
+    """An attribute that reads and writes the attribute `name`."""
+    return property(lambda self: getattr(self, name), lambda self, value: setattr(self, name, value))
 
 
 def check_positive(options, *names: str) -> None:

@@ -8,10 +8,8 @@ import random
 from pathlib import Path
 
 from rlhf_asr.data.manifest import AsrExample
-from rlhf_asr.demo.corpus import Utterance
-from rlhf_asr.demo.nonspeech import no_speech_rows
 from rlhf_asr.inference.decode import Candidate
-from rlhf_asr.pairs import loop_rows, mistake_rows, preference_row
+from rlhf_asr.pairs import loop_rows, mistake_rows, no_speech_rows, preference_row
 from rlhf_asr.pairs.choice import Miner
 
 
@@ -40,11 +38,7 @@ def test_the_demos_rows_are_as_before():
         '{"audio": {"path": "a.wav"}, "duration": 1.235, "chosen": "the cat sat", '
         '"rejected": "the the the the the the", "language": "English", "kind": "loop"}'
     ]
-    clips = [
-        Utterance("", "hum", 0, "n/0.wav", 1.23456, "nonspeech_train"),
-        Utterance("", "tone", 0, "n/1.wav", 2.0, "x"),
-    ]
-    silent = no_speech_rows(clips, [" you", "  "])
+    silent = no_speech_rows(["n/0.wav", "n/1.wav"], [1.23456, 2.0], [" you", "  "])
     assert [index for index, _ in silent] == [0] and _lines([row for _, row in silent]) == [
         '{"audio": {"path": "n/0.wav"}, "duration": 1.235, "chosen": "", "rejected": " you", "language": "English"}'
     ]

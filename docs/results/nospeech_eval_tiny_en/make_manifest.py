@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from rlhf_asr.demo.corpus import load_sentences, synthesize
+from rlhf_asr.data.synth_audio import synthesize
+from rlhf_asr.studies.corpus import load_sentences
 
 RATE = 16000
 rng = np.random.default_rng(0)

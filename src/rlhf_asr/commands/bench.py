@@ -1,7 +1,7 @@
 """`rlhf-asr bench`: peak memory and step time of sft / naive / concat / ours / ours_frozen.
 
-Thin wrapper: options here, one process per mode in `rlhf_asr.bench.run` (which takes the same
-common options), tables and searches in `rlhf_asr.bench.compare`. Tables go to stdout.
+Thin wrapper: options here, one process per mode in `rlhf_asr.studies.bench.run` (which takes the same
+common options), tables and searches in `rlhf_asr.studies.bench.compare`. Tables go to stdout.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from rlhf_asr.commands.parser import check_positive, options_parser, parse_optio
 from rlhf_asr.errors import UserInputError
 
 log = logging.getLogger(__name__)
-# rlhf_asr.bench.run.MODES (a test keeps them equal; bench.run imports torch).
+# rlhf_asr.studies.bench.run.MODES (a test keeps them equal; bench.run imports torch).
 MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
-# Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU
-# (a step of tiny at batch 8 takes 20-60 s on two shared cores) a grid that ends in about ten minutes.
+# Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU, whose
+# steps take tens of seconds (docs/benchmarks.md), a grid that ends in about ten minutes.
 SWEEP_GPU = ([2, 8, 16], [32, 64, 128], 3, 1)
 SWEEP_CPU = ([2, 4], [32, 128], 1, 1)
 
 
 @dataclass(frozen=True)
 class BenchOptions:
-    # Common with the per-mode process (rlhf_asr.bench.run.add_common_args).
+    # Common with the per-mode process (rlhf_asr.studies.bench.run.add_common_args).
     model: str = field(default="tiny", metadata={"help": "tiny | base | small | medium | large-v3 | a Whisper folder"})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "pairs (or sft utterances) per step"})
     label_len: int = field(default=64, metadata={"help": "tokens of each transcript (chosen, rejected, sft)"})
@@ -64,7 +64,7 @@ class BenchOptions:
         },
     )
     output: str | None = field(default=None, metadata={"help": "write the results as JSON here"})
-    # --mining (rlhf_asr.bench.mining): decoding speed instead of training steps.
+    # --mining (rlhf_asr.studies.bench.mining): decoding speed instead of training steps.
     mining: bool = field(
         default=False, metadata={"help": "clips/s of N-best mining, HF vs CTranslate2 (--model: real weights)"}
     )
@@ -93,7 +93,7 @@ def parse_args(argv: list[str]) -> BenchOptions:
 
 
 def to_namespace(options: BenchOptions) -> argparse.Namespace:
-    """The attributes `rlhf_asr.bench.compare` / `bench.run.common_argv` read (batch_size: the per-mode flag)."""
+    """The attributes `studies.bench.compare` / `bench.run.common_argv` read (batch_size: the per-mode flag)."""
     values = asdict(options)
     values["batch_size"] = values.pop("per_device_train_batch_size")
     for key in ("modes", "sweep", "sweep_batches", "sweep_label_lens", "find_max_batch", "max_batch", "output"):
@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise UserInputError(f"unknown --modes {','.join(unknown)}: choose from {','.join(MODES)}")
-    from rlhf_asr.bench import compare
-    from rlhf_asr.bench.measure import machine_info
-    from rlhf_asr.bench.run import resolve_dtype
-    from rlhf_asr.bench.shapes import SHAPES
+    from rlhf_asr.studies.bench import compare
+    from rlhf_asr.studies.bench.measure import machine_info
+    from rlhf_asr.studies.bench.run import resolve_dtype
+    from rlhf_asr.studies.bench.shapes import SHAPES
 
     args = to_namespace(options)
     if args.model not in SHAPES and not Path(args.model).expanduser().exists():
@@ -153,24 +153,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _mining(options: BenchOptions, argv: list[str] | None) -> int:
-    """`--mining`: HF vs CTranslate2 N-best mining speed on the same clips (rlhf_asr.bench.mining)."""
+    """`--mining`: HF vs CTranslate2 N-best mining speed on the same clips (rlhf_asr.studies.bench.mining)."""
     import tempfile
 
-    from rlhf_asr.bench.shapes import SHAPES
     from rlhf_asr.model.ct2_export import QUANTIZATIONS
+    from rlhf_asr.studies.bench.shapes import SHAPES
 
     if options.model in SHAPES:
         raise UserInputError(f"--mining needs real weights (a random {options.model} never stops): --model tiny.en")
     if unknown := sorted(set(options.mining_quantizations) - set(QUANTIZATIONS)):
         raise UserInputError(f"--mining_quantizations {','.join(unknown)}: choose from {','.join(QUANTIZATIONS)}")
-    from rlhf_asr.bench.measure import machine_info
-    from rlhf_asr.bench.mining import measure_mining, mining_table
+    from rlhf_asr.studies.bench.measure import machine_info
+    from rlhf_asr.studies.bench.mining import measure_mining, mining_table
 
     with tempfile.TemporaryDirectory(prefix="rlhf-asr-mining-") as scratch:
         manifest = options.mining_data
         if manifest is None:
-            from rlhf_asr.demo.corpus import build_corpus
-            from rlhf_asr.demo.options import SPEEDS, TRAIN_VOICES
+            from rlhf_asr.studies.corpus import build_corpus
+            from rlhf_asr.studies.options import SPEEDS, TRAIN_VOICES
 
             corpus = build_corpus(Path(scratch) / "clips", 0, options.mining_clips, TRAIN_VOICES, [], SPEEDS)
             manifest = corpus.manifest("test")

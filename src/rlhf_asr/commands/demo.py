@@ -6,15 +6,17 @@ fine-tunes with ORPO, and reports held-out WER before and after (report.md, metr
 
 from __future__ import annotations
 
-# Names shared across commands (README: "Command line"); the recipe's older field names stay accepted.
+# Names shared across commands (README: "Command line"); the study's older field names stay accepted.
 NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size"}
 
 
 def build_parser():
     from rlhf_asr.commands.parser import options_parser
-    from rlhf_asr.demo.options import DemoOptions
+    from rlhf_asr.studies.options import DemoOptions
 
-    return options_parser("rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES)
+    return options_parser(
+        "rlhf-asr demo", [DemoOptions], __doc__.splitlines()[0], names=NAMES, older=DemoOptions.older_names
+    )
 
 
 def parse_args(argv: list[str]):
@@ -31,14 +33,14 @@ def check_counts(options) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
+    from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
 
     options = parse_args(argv)  # first: `--help` must not wait for torch
     check_counts(options)
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    from rlhf_asr.recipes.demo import run_demo
+    from rlhf_asr.studies.demo.run import run_demo
 
     run_demo(options)
     return 0

@@ -45,20 +45,21 @@ def add_aliases(parser: argparse.ArgumentParser, aliases: Mapping[str, str], fir
     shared across commands, where a dataclass keeps an older field name. argparse keeps its options
     in a map of its own; adding spellings to an action is what `add_argument` itself does.
     """
-    by_dest = {action.dest: action for action in parser._actions if action.option_strings}
     for alias, dest in aliases.items():
-        action = by_dest[dest]
-        spellings = [f"--{alias}"] + ([f"--{alias.replace('_', '-')}"] if "_" in alias else [])
-        for spelling in spellings:
-            if spelling in parser._option_string_actions:
-                raise ValueError(f"{spelling} is already an option")
-            parser._option_string_actions[spelling] = action
-        if first:
-            action.option_strings = spellings + action.option_strings
-            if action.nargs not in (0, "?"):
-                action.metavar = alias.upper()
-        else:
-            action.option_strings = action.option_strings + spellings
+        for action in [action for action in parser._actions if action.option_strings and action.dest == dest]:
+            # a flag that defaults to True also has HfArgumentParser's `--no_FIELD`: it gets `--no_ALIAS`
+            name = f"no_{alias}" if action.option_strings[0] == f"--no_{dest}" else alias
+            spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+            for spelling in spellings:
+                if spelling in parser._option_string_actions:
+                    raise ValueError(f"{spelling} is already an option")
+                parser._option_string_actions[spelling] = action
+            if first:
+                action.option_strings = spellings + action.option_strings
+                if action.nargs not in (0, "?"):
+                    action.metavar = alias.upper()
+            else:
+                action.option_strings = action.option_strings + spellings
 
 
 def redirect(parser: argparse.ArgumentParser, option: str, dest: str, value=None, help: str = "") -> None:

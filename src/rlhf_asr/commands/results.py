@@ -27,14 +27,14 @@ class RenderOptions:
 
 def build_parser():
     from rlhf_asr.commands.parser import options_parser
-    from rlhf_asr.demo.options import ResultsOptions
+    from rlhf_asr.studies.options import ResultsOptions
 
     return options_parser(
         "rlhf-asr results",
         [ResultsOptions, RenderOptions],
         __doc__.splitlines()[0],
         names=NAMES,
-        older={"report": "report_path", "raw": "raw_path"},
+        older={"report": "report_path", "raw": "raw_path", **ResultsOptions.older_names},
     )
 
 
@@ -68,13 +68,13 @@ def parse_args(argv: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    from rlhf_asr.demo.corpus import INSTALL_HINT, espeak_available
-    from rlhf_asr.demo.options import STUDIES, VARIANTS
+    from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
+    from rlhf_asr.studies.options import STUDIES, VARIANTS
 
     options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
-        from rlhf_asr.demo.results_report import regenerate
+        from rlhf_asr.studies.results.report import regenerate
 
         regenerate(render.from_raw, options.report_path)
         log.info("wrote %s from %s", options.report_path, render.from_raw)
@@ -90,15 +90,15 @@ def main(argv: list[str]) -> int:
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
     if options.study == "silence":
-        from rlhf_asr.recipes.silence import run_silence
+        from rlhf_asr.studies.results.silence import run_silence
 
         run_silence(options)
     elif options.study == "hallucination":
-        from rlhf_asr.recipes.hallucination import run_hallucination
+        from rlhf_asr.studies.results.hallucination import run_hallucination
 
         run_hallucination(options)
     else:
-        from rlhf_asr.recipes.results import run_results
+        from rlhf_asr.studies.results.wer import run_results
 
         run_results(options)
     return 0

@@ -39,7 +39,11 @@ def build_parser():
     from rlhf_asr.trainer.config import DataArguments, ModelArguments, PreferenceConfig
 
     parser = options_parser(
-        "rlhf-asr train", [ModelArguments, DataArguments, PreferenceConfig], __doc__.splitlines()[0], names=NAMES
+        "rlhf-asr train",
+        [ModelArguments, DataArguments, PreferenceConfig],
+        __doc__.splitlines()[0],
+        names=NAMES,
+        older=PreferenceConfig.older_names,  # e.g. --disable_prompt_loss, now --completion_only_loss
     )
     # Duplicate switches become aliases: one option decides, and the last one given wins.
     redirect(
@@ -78,7 +82,7 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     model_args, data_args, config = parse_args(argv)
-    from rlhf_asr.recipes.train import run_training
+    from rlhf_asr.trainer.run import run_training
 
     run_training(model_args, data_args, config)
     return 0

@@ -24,6 +24,7 @@ import torch
 
 from rlhf_asr.data.tokens import EncodedTranscript
 from rlhf_asr.loss.logps import IGNORE_INDEX
+from rlhf_asr.option_checks import older_names
 
 
 def first_divergence(chosen: tuple[int, ...], rejected: tuple[int, ...]) -> int:
@@ -59,14 +60,15 @@ def pad_decoder_sequences(
     return input_ids, labels
 
 
-def scored_from(transcripts: list[EncodedTranscript], disable_prompt_loss: bool) -> list[int]:
-    """Per transcript, the index of its first scored token: after the prompt, or else 1.
+def scored_from(transcripts: list[EncodedTranscript], completion_only_loss: bool) -> list[int]:
+    """Per transcript, the index of its first scored token: after the prompt (`completion_only_loss`), or else 1.
 
     1 skips only <|startoftranscript|>, which is never predicted.
     """
-    return [t.prefix_len if disable_prompt_loss else 1 for t in transcripts]
+    return [t.prefix_len if completion_only_loss else 1 for t in transcripts]
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class PreferenceCollator:
     """Turns dataset items into a batch for the preference engine.
@@ -78,7 +80,7 @@ class PreferenceCollator:
     """
 
     pad_token_id: int
-    disable_prompt_loss: bool = False
+    completion_only_loss: bool = False
     rejected_scope: str = "all"  # "all" | "diverging"
 
     def __post_init__(self):
@@ -88,8 +90,8 @@ class PreferenceCollator:
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         chosen = [item["chosen"] for item in items]
         rejected = [item["rejected"] for item in items]
-        chosen_from = scored_from(chosen, self.disable_prompt_loss)
-        rejected_from = scored_from(rejected, self.disable_prompt_loss)
+        chosen_from = scored_from(chosen, self.completion_only_loss)
+        rejected_from = scored_from(rejected, self.completion_only_loss)
         odds_from = chosen_from
         if self.rejected_scope == "diverging":
             diverge = [first_divergence(c.ids, r.ids) for c, r in zip(chosen, rejected)]
@@ -124,6 +126,7 @@ def item_candidates(item: dict) -> list[EncodedTranscript]:
     return item["candidates"] if "candidates" in item else [item["chosen"], item["rejected"]]
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class CandidateCollator:
     """Turns dataset items with K candidate transcripts each into a batch for `forward_candidates`.
@@ -133,7 +136,7 @@ class CandidateCollator:
     and `rejected` (K = 2). Every item is padded to the batch's K with absent slots: pad ids,
     labels -100 throughout, which the engine scores as 0 tokens and 0 log-prob. Each candidate is
     scored as PreferenceCollator scores a transcript: from its first text token with
-    `disable_prompt_loss`, else from 1. `chosen_only`: candidate 0 alone (K = 1), for an objective
+    `completion_only_loss`, else from 1. `chosen_only`: candidate 0 alone (K = 1), for an objective
     that reads nothing else (SFT): the other candidates are never decoded. `min_candidates`: K is
     padded up to it with absent slots (a pairwise objective needs K >= 2 even where no row of the
     batch has a rejected: its rows then train their NLL alone).
@@ -146,7 +149,7 @@ class CandidateCollator:
     """
 
     pad_token_id: int
-    disable_prompt_loss: bool = False
+    completion_only_loss: bool = False
     chosen_only: bool = False
     min_candidates: int = 1  # K is at least this (absent slots added): an objective's `min_candidates`
 
@@ -156,7 +159,7 @@ class CandidateCollator:
         if not slots:
             raise ValueError("a candidate batch needs at least one candidate transcript")
         candidates = [per_item[row][k] for row, k in slots]
-        starts = scored_from(candidates, self.disable_prompt_loss)
+        starts = scored_from(candidates, self.completion_only_loss)
         flat_ids, flat_labels = pad_decoder_sequences([c.ids for c in candidates], starts, self.pad_token_id)
         k = max(self.min_candidates, *(len(c) for c in per_item))  # a batch whose rows all lack a rejected too
         shape = (len(items), k, flat_ids.shape[1])  # [B, K, L]

@@ -1,17 +1,30 @@
-"""Non-speech sounds made from numbers: what Whisper hears between and instead of words.
+"""Synthetic audio: non-speech sounds made from numbers, and speech spoken by espeak-ng.
 
-Users rarely keep recordings of their silence, room noise or background music, yet that is where
+Sounds. Users rarely keep recordings of their silence, room noise or background music, yet that is where
 Whisper writes words that were never said ("you", "Thank you.", "A"). These generators give them a
 varied set without downloading anything: digital silence, coloured noises, tones, mains hum,
 band-limited noise (a fan, a road or a cheap microphone), music-like chords and arpeggios, and
 mixtures of these. Each maker returns a float64 array at 16 kHz of RMS 1, unclipped; `at_level`
 then scales it to a loudness in dB relative to full scale (RMS) and clips once. Every sound is drawn
 from a numpy Generator so that one seed always gives the same sounds.
+
+Speech. espeak-ng is the one speech synthesiser that is small, packaged everywhere and scriptable, so
+a real ASR clip with an exact reference needs no download (`synthesize`). Voices are checked against
+what espeak-ng has installed (`check_voices`): espeak-ng itself silently speaks an unknown voice
+with another one. What stays machine-dependent is espeak-ng's own version (`espeak_version`).
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
+
+from rlhf_asr.data.audio import audio_duration
+from rlhf_asr.errors import UserInputError
 
 SAMPLING_RATE = 16000
 # Spectral slope of the noise power: white 0, pink 1/f, brown 1/f^2, blue f.
@@ -146,3 +159,84 @@ def arpeggio(seconds: float, rng: np.random.Generator) -> np.ndarray:
         length = min(step * 3, frames - start)
         signal[start : start + length] += _note(root * _SEMITONE ** pattern[index % len(pattern)], length, rng, 0.25)
     return unit_rms(signal)
+
+
+# ---- speech (espeak-ng) ----
+
+INSTALL_HINT = "espeak-ng is not installed: apt-get install espeak-ng"
+
+
+def espeak_binary() -> str | None:
+    return shutil.which("espeak-ng") or shutil.which("espeak")
+
+
+def espeak_available() -> bool:
+    return espeak_binary() is not None
+
+
+def espeak_version() -> str | None:
+    """espeak-ng's version line (e.g. "eSpeak NG text-to-speech: 1.51 ..."): the audio depends on it."""
+    binary = espeak_binary()
+    if binary is None:
+        return None
+    result = subprocess.run([binary, "--version"], capture_output=True, timeout=30)
+    return result.stdout.decode(errors="replace").strip().split("  Data at")[0] or None
+
+
+def installed_voices() -> tuple[set[str], set[str]]:
+    """(voice names, variant names) that espeak-ng has here, from `--voices` and `--voices=variant`.
+
+    A voice name is a language column entry or one of its "other languages" (e.g. "en" for en-gb);
+    a variant is the file name after "!v/" (e.g. "m3").
+    """
+    binary = espeak_binary()
+    if binary is None:
+        raise UserInputError(INSTALL_HINT)
+
+    def listing(flag: str) -> list[str]:
+        result = subprocess.run([binary, flag], capture_output=True, timeout=30)
+        return result.stdout.decode(errors="replace").splitlines()[1:]
+
+    names: set[str] = set()
+    for line in listing("--voices"):
+        fields = line.split()
+        if len(fields) >= 2:
+            names.add(fields[1])
+            names.update(re.findall(r"\((\S+) \d+\)", line))
+    variants = {match for line in listing("--voices=variant") for match in re.findall(r"!v/(\S+)", line)}
+    return names, variants
+
+
+def check_voices(voices: list[str]) -> None:
+    """UserInputError naming the first voice ("name" or "name+variant") espeak-ng does not have."""
+    names, variants = installed_voices()
+    for voice in voices:
+        name, _, variant = voice.partition("+")
+        if name not in names or (variant and variant not in variants):
+            missing = f"variant {variant!r}" if name in names else f"voice {name!r}"
+            raise UserInputError(
+                f"espeak-ng voice {voice!r}: this espeak-ng has no {missing} (see espeak-ng --voices"
+                f"{'=variant' if name in names else ''}); it would silently speak another voice"
+            )
+
+
+def synthesize(text: str, path: str | Path, voice: str = "en-us", speed: int = 160) -> float:
+    """Speak `text` into the wav file `path` (espeak-ng's 22.05 kHz mono); returns its duration in s.
+
+    The text goes through stdin, so a sentence starting with "-" is never read as an option.
+    """
+    binary = espeak_binary()
+    if binary is None:
+        raise UserInputError(INSTALL_HINT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [binary, "-v", voice, "-s", str(int(speed)), "-w", str(path), "--stdin"],
+        input=text.encode("utf-8"),
+        capture_output=True,
+        timeout=60,
+    )
+    if result.returncode != 0 or not path.is_file():
+        message = result.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"espeak-ng failed for voice {voice!r}: {message or 'no output file'}")
+    return audio_duration(path)

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from rlhf_asr.data.audio import load_audio
-from rlhf_asr.evaluation.hallucination import score_rows
+from rlhf_asr.evaluation.hallucination import nonspeech_rates
 
 # Clips per pipeline call. One: a clip that loops (a base model on noise) keeps every clip of its batch
 # beam-searching to the 448-token limit, and beam search reorders a cache that grows with the batch, so
@@ -45,12 +45,6 @@ def faster_whisper_texts(fw, paths: list[str]) -> list[str]:
     from rlhf_asr.evaluation.faster_whisper_eval import transcribe_clip
 
     return [transcribe_clip(fw, load_audio(p), None, None) for p in paths]
-
-
-def nonspeech_rates(texts: list[str]) -> dict:
-    """Non-speech output rate (any text, "." included) and hallucination rate (words) of no-speech clips."""
-    rates = score_rows([""] * len(texts), texts, "en")
-    return {key: rates[key] for key in ("nonspeech_output_rate", "hallucination_rate")}
 
 
 def nonspeech_by_decoder(folders: dict[str, str | Path], paths: list[str]) -> dict[str, dict[str, dict]]:

@@ -17,7 +17,9 @@ words to divide by) and hides both inside one number, so they are counted on the
   since on silence any length is already a hallucination and only real repeats make a loop.
 
 WER and CER are then taken on speech rows only, so adding no-speech rows to a test set leaves
-the speech score comparable with one measured without them.
+the speech score comparable with one measured without them. For outputs on English no-speech clips
+alone (every reference ""), `nonspeech_rates`, `hallucination_rate` and `repetition_rate` are the
+same scores in one call each.
 """
 
 from __future__ import annotations
@@ -96,6 +98,22 @@ def score_rows(
         )
     speech = [u for u in utterances if u["kind"] == SPEECH]
     return {**corpus_rates(speech), **hallucination_metrics(outcomes), "utterances": utterances}
+
+
+def nonspeech_rates(texts: Sequence[str]) -> dict:
+    """Non-speech output rate (any text, "." included) and hallucination rate (words) of no-speech clips."""
+    rates = score_rows([""] * len(texts), texts, "en")
+    return {key: rates[key] for key in ("nonspeech_output_rate", "hallucination_rate")}
+
+
+def hallucination_rate(hypotheses: Sequence[str]) -> float | None:
+    """Share of non-speech outputs with at least one word (`evaluate`'s definition); None without clips."""
+    return nonspeech_rates(hypotheses)["hallucination_rate"] if hypotheses else None
+
+
+def repetition_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float | None:
+    """Share of outputs with a repetition loop (`evaluate`'s definition: "" references count real repeats only)."""
+    return score_rows(references, hypotheses, "en")["repetition_rate"] if hypotheses else None
 
 
 def _ratio(count: int, total: int) -> float | None:

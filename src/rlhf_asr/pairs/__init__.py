@@ -14,7 +14,7 @@ Modules, in the order a run uses them:
     nbest.py        kbest_row: with --nbest K, one utterance's K-best row (reference, hypotheses, word errors)
     corruption.py   a reference's one controlled edit (corrupt_correct) or repetition loop (loop pairs)
     rows.py         preference_row, nbest_row: the one builder of a row (pair or K-best), for every writer
-    transcripts.py  pairs from transcripts already decoded (the demo's): mistake_rows, loop_rows
+    transcripts.py  pairs from transcripts already decoded (the studies'): mistake_rows, loop_rows, no_speech_rows
     progress.py     resumable runs: the rows an earlier run processed
     summary.py      MiningCounts: what a run did, and the summary mine_pairs returns
 
@@ -51,6 +51,7 @@ _NAMES = {
     "is_mistake": "transcripts",
     "mistake_rows": "transcripts",
     "loop_rows": "transcripts",
+    "no_speech_rows": "transcripts",
     "MiningCounts": "summary",
 }
 __all__ = list(_NAMES)

@@ -1,8 +1,9 @@
 """Pairs from transcripts already decoded, as the demo makes them (one greedy transcript per clip).
 
 `mistake_rows`: the reference against a transcript with word errors (`is_mistake`). `loop_rows`:
-the reference against a repetition loop of it, as `make-pairs --loop_pairs` writes them. The demo's
-non-speech pairs (`demo/nonspeech.no_speech_rows`) are built by the same `preference_row`.
+the reference against a repetition loop of it, as `make-pairs --loop_pairs` writes them.
+`no_speech_rows`: "" against anything written on a clip with nothing said. All three build their rows
+with the same `preference_row`.
 """
 
 from __future__ import annotations
@@ -44,4 +45,14 @@ def loop_rows(
         (index, preference_row(path, duration, reference, loop_text(reference, "en", rng), "English", kind="loop"))
         for index, (path, duration, reference) in enumerate(zip(audio_paths, durations, references))
         if loopable(reference)
+    ]
+
+
+def no_speech_rows(audio_paths: list[str], durations: list[float], hypotheses: list[str]) -> list[tuple[int, dict]]:
+    """(index, preference row) for every English clip with nothing said that the model wrote anything for
+    (`is_silent` False): chosen "", rejected the transcript."""
+    return [
+        (index, preference_row(path, duration, "", hypothesis, "English"))
+        for index, (path, duration, hypothesis) in enumerate(zip(audio_paths, durations, hypotheses))
+        if not is_silent(hypothesis)
     ]

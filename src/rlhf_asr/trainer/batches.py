@@ -50,13 +50,13 @@ def uses_candidates(objective: Objective, datasets) -> bool:
     return not objective.reads_rejected or any(is_kbest(dataset) for dataset in datasets if dataset is not None)
 
 
-def run_collator(objective: Objective, candidates: bool, pad_token_id: int, disable_prompt_loss: bool, scope: str):
+def run_collator(objective: Objective, candidates: bool, pad_token_id: int, completion_only_loss: bool, scope: str):
     """The collator of a run's batches (the module's docstring says which)."""
     if not candidates:
-        return PreferenceCollator(pad_token_id, disable_prompt_loss=disable_prompt_loss, rejected_scope=scope)
+        return PreferenceCollator(pad_token_id, completion_only_loss=completion_only_loss, rejected_scope=scope)
     return CandidateCollator(
         pad_token_id,
-        disable_prompt_loss=disable_prompt_loss,
+        completion_only_loss=completion_only_loss,
         chosen_only=not objective.reads_rejected,
         min_candidates=objective.min_candidates,
     )

@@ -25,6 +25,7 @@ from rlhf_asr.data.options import DatasetOptions, DataSource
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.model.bundled import DEFAULT_MODEL
+from rlhf_asr.option_checks import older_names
 from rlhf_asr.trainer.objective_options import DEFAULT_LOSS, LOSS_CHOICES, loss_help, weight_help
 from rlhf_asr.trainer.unsupported import refuse_untested_backends
 
@@ -201,6 +202,7 @@ class DataArguments(DatasetOptions, _TrainingFiles):
         )
 
 
+@older_names(disable_prompt_loss="completion_only_loss")
 @dataclass
 class PreferenceConfig(TrainingArguments):
     """TrainingArguments with the preference-objective options (`--loss` and its weights) and the
@@ -214,13 +216,13 @@ class PreferenceConfig(TrainingArguments):
     - `report_to` auto: TensorBoard where installed, else nothing.
 
     And one from Whisper fine-tuning recipes, which keep the task prompt
-    (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `disable_prompt_loss` is on, so both
+    (<|lang|> <|transcribe|> <|notimestamps|>) in the labels: `completion_only_loss` is on, so both
     log-probs score the transcript and its <|endoftext|> only, as TRL's preference trainers score
-    the completion and never the prompt. The prompt is the same in chosen and rejected, so it can
+    the completion and never the prompt (TRL's SFTConfig names the option so; this one was
+    `disable_prompt_loss`, a spelling still accepted). The prompt is the same in chosen and rejected, so it can
     only dilute the contrast, and most for the shortest transcript: a no-speech pair's chosen is
-    <|endoftext|> alone. Measured in docs/results.md (hallucination study, 3 seeds): words on
-    held-out non-speech at 0.25x the base model's with the prompt out, 0.37x with it in, at the same
-    speech WER.
+    <|endoftext|> alone. docs/results/hallucination_runs.md measures the hallucination study with the
+    prompt out and in.
 
     The objective: `loss` orpo (the default until the results study compares them), sft, dpo,
     simpo or mwer (on K-best rows); `alpha` 0.1 for ORPO (the paper's and TRL's `beta`, not
@@ -265,7 +267,7 @@ class PreferenceConfig(TrainingArguments):
     cpo_alpha: float | None = field(default=None, metadata={"help": weight_help("cpo_alpha")})
     ce_weight: float | None = field(default=None, metadata={"help": weight_help("ce_weight")})
     reference_in_list: bool = field(default=True, metadata={"help": weight_help("reference_in_list")})
-    disable_prompt_loss: bool = field(
+    completion_only_loss: bool = field(
         default=True,
         metadata={
             "help": (

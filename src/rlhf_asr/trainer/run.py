@@ -222,7 +222,7 @@ def reference_facts(model_path: str, model_args: ModelArguments, config: Prefere
         "model": [model_args.model_dtype, model_args.attn_implementation, model_args.use_8bit],
         "engine": config.engine,
         "mixed_precision": "fp16" if config.fp16 else "bf16" if config.bf16 else "no",
-        "collator": [config.disable_prompt_loss, config.rejected_scope, *(["candidates"] if candidates else [])],
+        "collator": [config.completion_only_loss, config.rejected_scope, *(["candidates"] if candidates else [])],
     }
 
 
@@ -311,7 +311,7 @@ def run_training(
         train_dataset=train_set,
         eval_dataset=eval_set,
         data_collator=run_collator(
-            objective, candidates, processor.tokenizer.eos_token_id, config.disable_prompt_loss, config.rejected_scope
+            objective, candidates, processor.tokenizer.eos_token_id, config.completion_only_loss, config.rejected_scope
         ),
         processing_class=processor,
         callbacks=callbacks,

@@ -1,0 +1,91 @@
+"""Non-speech splits of the studies' corpus: what the clips are, what they teach, how the demo reports them.
+
+The issue's claim is about clips the model never trained on, so training and held-out clips differ
+in kind AND in duration: training hears silence, white, pink and band-limited noise, tones and chords
+of 1-10 s; the held-out clips are brown and blue noise, mains hum, arpeggios and mixtures (music,
+tone or hum under noise) of 15-30 s. Both are made by the tool (`data/nonspeech.make_nonspeech`, seeded),
+so every machine gets the same clips for a seed.
+
+A clip is a corpus `Utterance` with an empty text (its `voice` holds the sound's kind), so it goes
+through the demo's encoder, decoding and encoder cache like any speech clip; its pair comes from
+`pairs.no_speech_rows`. Scores are those of `rlhf-asr evaluate` (`evaluation/hallucination.py`):
+- hallucination rate: share of non-speech clips where the model wrote at least one word (after
+  Whisper's English normalisation, so "..." alone is no word);
+- repetition rate: share of outputs with a loop (an n-gram repeated 3+ times in a row; for speech
+  also an output far longer than what was said).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import soundfile
+
+from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
+from rlhf_asr.data.synth_audio import SAMPLING_RATE
+from rlhf_asr.evaluation.hallucination import nonspeech_rates, repetition_rate
+from rlhf_asr.studies.corpus import Corpus, Utterance, write_jsonl
+
+TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "band_noise", "tone", "chords")
+TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
+HELD_OUT_KINDS = ("brown_noise", "blue_noise", "hum", "arpeggio", "mixture")
+HELD_OUT_DURATIONS = (15.0, 20.0, 30.0)  # seconds
+# split name -> (kinds, durations); the held-out split is what "hallucination rate" is measured on
+NONSPEECH_SPLITS = {
+    "nonspeech_train": (TRAIN_KINDS, TRAIN_DURATIONS),
+    "nonspeech_test": (HELD_OUT_KINDS, HELD_OUT_DURATIONS),
+}
+
+
+def nonspeech_utterances(
+    folder: Path, split: str, count: int, kinds: tuple[str, ...], durations: tuple[float, ...], seed: int
+) -> list[Utterance]:
+    """`count` generated clips of `kinds` (in turn) and `durations` (drawn), written under `folder/split/`."""
+    unknown = set(kinds) - set(NONSPEECH_KINDS)
+    if unknown:
+        raise ValueError(f"unknown non-speech kinds {sorted(unknown)}")
+    names = list(NONSPEECH_KINDS)
+    indices = (index for index in range(10**9) if names[index % len(names)] in kinds)  # make_nonspeech cycles kinds
+    rows = []
+    for number, index in zip(range(count), indices):
+        kind, _, _, samples = make_nonspeech(index, seed, durations)
+        relative = f"{split}/{number:04d}_{kind}.wav"
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        soundfile.write(folder / relative, samples, SAMPLING_RATE, subtype="PCM_16")
+        rows.append(Utterance("", kind, 0, relative, samples.size / SAMPLING_RATE, split))
+    return rows
+
+
+def add_nonspeech(corpus: Corpus, train: int, test: int, seed: int) -> Corpus:
+    """Adds the splits of NONSPEECH_SPLITS (`train` and `test` clips) to `corpus`, manifests included."""
+    for split, count in (("nonspeech_train", train), ("nonspeech_test", test)):
+        if count > 0:
+            kinds, durations = NONSPEECH_SPLITS[split]
+            corpus.splits[split] = nonspeech_utterances(corpus.folder, split, count, kinds, durations, seed)
+            write_jsonl(corpus.manifest(split), [u.asr_row() for u in corpus.splits[split]])
+    return corpus
+
+
+def evaluate_nonspeech(
+    corpus: Corpus, before: list[str], after: list[str], pairs: int, deployed: dict | None = None
+) -> dict:
+    """The demo's non-speech scores on the held-out clips before and after training: any output, words
+    and loops under the demo's decoding, and `deployed` (evaluation/deployed.py) under users' decoders."""
+    rows = corpus.splits["nonspeech_test"]
+    references = [""] * len(rows)
+    rates = {"before": nonspeech_rates(before), "after": nonspeech_rates(after)}  # scored once per side
+    return {
+        "clips": len(rows),
+        "kinds": sorted({u.voice for u in rows}),
+        "durations_s": sorted({round(u.duration) for u in rows}),
+        "train_clips": len(corpus.splits.get("nonspeech_train", [])),
+        "train_kinds": sorted({u.voice for u in corpus.splits.get("nonspeech_train", [])}),
+        "pairs": pairs,
+        "nonspeech_output_rate_before": rates["before"]["nonspeech_output_rate"],
+        "nonspeech_output_rate_after": rates["after"]["nonspeech_output_rate"],
+        "hallucination_rate_before": rates["before"]["hallucination_rate"],
+        "hallucination_rate_after": rates["after"]["hallucination_rate"],
+        "repetition_rate_before": repetition_rate(references, before),
+        "repetition_rate_after": repetition_rate(references, after),
+        "decoders": deployed,  # {"pipeline" | "faster_whisper": {"before" | "after": rates}}
+    }

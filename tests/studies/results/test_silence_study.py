@@ -1,0 +1,107 @@
+"""The silence study's pieces that need no model: long recordings and their gap rule, and the report
+rendered from a raw file (studies/results/silence.py, silence_report.py)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile
+
+from rlhf_asr.studies.results.report import regenerate
+from rlhf_asr.studies.results.silence import gap_output, long_recordings
+from rlhf_asr.studies.results.silence_report import check_targets
+
+
+def test_text_counts_in_the_gap_only_when_timed_inside_it():
+    gap = (3.0, 40.0)
+    assert gap_output([(0.0, 2.9, "hello"), (10.0, 12.0, "you")], gap)
+    assert not gap_output([(0.0, 2.9, "hello"), (10.0, 12.0, "  ")], gap)  # whitespace is silence
+    assert not gap_output([(0.0, 6.0, "hello there")], gap)  # midpoint 3.0: before the margin
+    assert gap_output([(20.0, 21.0, ".")], gap)  # "." is output
+
+
+def test_long_recordings_place_the_gap_between_the_speech(tmp_path):
+    def clip(name, seconds, text=""):
+        soundfile.write(tmp_path / name, np.zeros(int(16000 * seconds), np.float32), 16000)
+        return SimpleNamespace(path=name, text=text)
+
+    corpus = SimpleNamespace(
+        folder=tmp_path,
+        splits={
+            "test_voices": [clip("a.wav", 2.0, "one"), clip("b.wav", 3.0, "two")],
+            "nonspeech_test": [clip("n0.wav", 15.0), clip("n1.wav", 20.0)],
+        },
+    )
+    (file,) = long_recordings(corpus, tmp_path / "long")
+    assert file["gap"] == (2.0, 37.0) and file["text"] == "one two"
+    assert soundfile.info(file["path"]).duration == 40.0
+
+
+def _raw(rates: dict[str, float]) -> dict:
+    def run(variant, seed, rate, wer=0.3):
+        scores = {"nonspeech_output_rate": rate, "hallucination_rate": rate / 2, "wer_test": wer}
+        scores |= {"wer_test_voices": wer}
+        return {
+            "variant": variant,
+            "seed": seed,
+            "decoders": {
+                "pipeline": scores,
+                "fw_float32": {**scores, "long": {"gap_output_rate": rate, "wer_long": wer}},
+                "fw_int8": scores,
+                "transcribe_long": {"long": {"gap_output_rate": rate, "wer_long": wer}},
+            },
+        }
+
+    runs = [run("base", None, 1.0)]
+    runs += [run(variant, seed, rate + 0.01 * seed) for variant, rate in rates.items() for seed in (0, 1, 2)]
+    options = {"model": "tiny.en", "seeds": [0, 1, 2], "nonspeech_test": 72}
+    return {
+        "study": "silence",
+        "options": options,
+        "pairs": {"speech": 57, "no_speech": 72},
+        "max_steps": 85,
+        "long_files": [{"gap_s": [2.0, 40.0]}],
+        "runs": runs,
+        "complete": True,
+    }
+
+
+def test_targets_say_met_and_not_met_from_the_numbers():
+    lines = check_targets(_raw({"orpo_eot": 0.1, "orpo_nospeech": 0.5, "orpo_speech": 1.0}))
+    eot = [line for line in lines if line.startswith("- ORPO, target eot, pipeline")]
+    nospeech = [line for line in lines if line.startswith("- ORPO, target nospeech, pipeline")]
+    assert eot[0].endswith(": met") and nospeech[0].endswith(": not met")
+
+
+def test_report_renders_from_the_raw_file_alone(tmp_path):
+    path = tmp_path / "silence_raw.json"
+    path.write_text(json.dumps(_raw({"orpo_eot": 0.1, "orpo_speech": 1.0})))
+    report = regenerate(path, tmp_path / "r.md")
+    assert "## Silence where it is deployed (tiny.en)" in report
+    assert "| ORPO, target eot | 11.0 ± 1.0 | 11.0 ± 1.0 | 11.0 ± 1.0 | - |" in report
+    assert f"--from_raw {path}" in report and (tmp_path / "r.md").read_text() == report
+
+
+def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_options(tmp_path):
+    from dataclasses import asdict, replace
+
+    from rlhf_asr.studies.options import ResultsOptions
+    from rlhf_asr.studies.results.silence import _earlier_runs
+
+    options = ResultsOptions(output_dir=str(tmp_path), raw_path=str(tmp_path / "silence_raw.json"), study="silence")
+    assert _earlier_runs(options) == {}  # nothing measured yet
+    raw = _raw({"orpo_eot": 0.1})
+    raw["options"] = asdict(options)
+    raw["runs"].append({"variant": "guard", "seed": None, "decoders": {}})
+    (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
+    earlier = _earlier_runs(replace(options, seeds=[0, 1, 2, 3]))  # more seeds: the same study, continued
+    assert set(earlier) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}  # guard redone
+    assert earlier["orpo_eot", 1][0]["decoders"]["pipeline"]["nonspeech_output_rate"] == pytest.approx(0.11)
+    assert _earlier_runs(replace(options, epochs=1.0)) == {}  # other options: never mixed in
+    # a raw file written before `disable_prompt_loss` became `completion_only_loss` continues too
+    raw["options"]["disable_prompt_loss"] = raw["options"].pop("completion_only_loss")
+    (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
+    assert set(_earlier_runs(options)) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}
