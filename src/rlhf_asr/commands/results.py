@@ -20,7 +20,7 @@ class RenderOptions:
         default=None,
         metadata={
             "help": "only render --report_path from these raw JSON files, one section each (e.g. "
-            "docs/results/raw.json docs/results/hallucination_raw.json): no training"
+            "docs/results/wer/raw.json docs/results/hallucination_tiny_en/raw.json): no training"
         },
     )
 

@@ -1,5 +1,7 @@
 """`studies/results/wer_report.py`: the WER study's report states what was compared, including when SFT was not run."""
 
+import pytest
+
 from rlhf_asr.studies.results.report import Provenance, summarize
 from rlhf_asr.studies.results.wer_report import METRICS, check_targets, render_markdown
 
@@ -168,3 +170,21 @@ def test_committed_results_are_what_their_raw_files_render_to(tmp_path, monkeypa
         shutil.copy(repo / path, tmp_path / path)
     monkeypatch.chdir(tmp_path)
     assert regenerate(paths, "docs/results.md") == committed
+
+
+def test_raw_files_record_the_commit_that_ran(monkeypatch):
+    """environment() names the code's own commit (docs/results/*/commit.txt comes from it); None without git."""
+    import subprocess
+
+    from rlhf_asr.studies.results import report
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if not head:
+        pytest.skip("not a git checkout")
+    assert report.source_commit().split("+")[0] == head
+
+    def no_git(*args, **kwargs):
+        raise OSError("git: not found")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    assert report.source_commit() is None

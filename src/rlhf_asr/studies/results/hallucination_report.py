@@ -2,7 +2,7 @@
 
 Summary over seeds and the issue's targets are recomputed from the per-run numbers every time
 (`render_hallucination`), so the committed section can be checked and regenerated without training.
-Targets (issue 11), on held-out non-speech clips of kinds and durations training never had:
+Targets, on held-out non-speech clips of kinds and durations training never had:
 - hallucination rate at most 0.2x the base model's;
 - speech WER no worse than the speech-only ORPO model, within the seed spread (here: the mean
   at most the speech-only mean plus the larger of the two standard deviations), on both splits;
@@ -135,7 +135,7 @@ def render_hallucination(raw: dict, provenance: Provenance) -> str:
             f"{cell(metrics.get('wer_test_voices'))} | {cell(metrics.get('hallucination_rate'))} | "
             f"{cell(metrics.get('repetition_rate'))} | {cell(metrics.get('train_s'), False) if trained else '–'} |"
         )
-    lines += ["", "### Targets (issue 11)", ""]
+    lines += ["", "### Targets", ""]
     for check in check_targets(summary):
         verdict = {True: "met", False: "NOT MET", None: "not measured"}[check["met"]]
         lines.append(f"- {check['target']}: {verdict}" + (f" ({check['detail']})." if check["detail"] else "."))
@@ -148,10 +148,9 @@ def render_hallucination(raw: dict, provenance: Provenance) -> str:
         "the reference). Both as `rlhf-asr evaluate` computes them (`evaluation/hallucination.py`).",
         *_examples(raw),
         *_loops(raw, names),
-        # the guard is inference/guard.py now; the note keeps the path docs/results.md was rendered with (byte for byte)
         "- The guard row is the base model decoded again from audio by `WhisperForConditionalGeneration.generate` "
         "with the two thresholds and temperature 0 (no sampling fallback): a window is left empty when the "
-        "no-speech probability is above its threshold and the mean log-prob below its own (`demo/guard.py`).",
+        "no-speech probability is above its threshold and the mean log-prob below its own (`inference/guard.py`).",
         *_guarded_note(summary),
     ]
     if raw.get("complete") is False:

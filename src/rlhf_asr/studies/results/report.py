@@ -35,7 +35,29 @@ def environment() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "espeak_ng": espeak_version(),
+        "commit": source_commit(),
     }
+
+
+def source_commit() -> str | None:
+    """The git commit of the code that ran ("+changes" when the tree differs from it); None outside a checkout.
+
+    docs/results/*/commit.txt is copied from here, so a run names its own commit rather than the one
+    that later committed its output.
+    """
+    import subprocess
+
+    folder = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True
+        )
+    except OSError:  # no git on this machine
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -9,7 +9,7 @@ higher mean log-prob than the base model's own wrong transcript?) and training t
 The corpus, the base model's transcripts and the encoder outputs are made once and shared by
 every run (frozen encoder, LoRA on the decoder), so runs differ only by objective and seed.
 Raw numbers go to `raw.json` and the report is rendered from it alone (`wer_report.py`):
-`rlhf-asr results --from_raw docs/results/raw.json --report docs/results.md` regenerates it without
+`rlhf-asr results --from_raw docs/results/wer/raw.json --report docs/results.md` regenerates it without
 training. Both go to `results_output/` by default, never over the committed docs.
 """
 
