@@ -89,7 +89,10 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     from dataclasses import asdict, replace
 
     from rlhf_asr.studies.options import ResultsOptions
-    from rlhf_asr.studies.results.silence import _earlier_runs
+    from rlhf_asr.studies.results.resume import earlier_runs
+
+    def _earlier_runs(options):
+        return earlier_runs(options, "silence", redone=("guard",))
 
     options = ResultsOptions(output_dir=str(tmp_path), raw_path=str(tmp_path / "silence_raw.json"), study="silence")
     assert _earlier_runs(options) == {}  # nothing measured yet
