@@ -114,8 +114,8 @@ class ResultsOptions(DemoOptions):
         metadata={
             "help": "wer: base, SFT and ORPO on speech pairs (--variants); hallucination: base, decode-time guard, "
             "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md); silence: "
-            "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, silence.md); "
-            "objectives: base and every `train --loss` at equal steps (objectives_raw.json, objectives.md)"
+            "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, "
+            "silence.md); objectives: base and every `train --loss` at equal steps (objectives_raw.json, objectives.md)"
         },
     )
     objectives: list[str] = field(

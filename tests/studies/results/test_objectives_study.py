@@ -9,34 +9,19 @@ import pytest
 
 from rlhf_asr.studies.results.objectives_report import render_objectives
 from rlhf_asr.studies.results.report import Provenance, regenerate
-from study_fixtures import fake_corpus
-from whisper_fixtures import make_tiny_whisper_dir
+from study_fixtures import fake_corpus, tiny_results_options
 
 
 @pytest.mark.slow
 def test_study_runs_every_objective_asked_then_continues_from_its_raw_file(tmp_path, monkeypatch):
     import rlhf_asr.studies.results.objectives as study
     import rlhf_asr.studies.results.wer as wer
-    from rlhf_asr.studies.options import ResultsOptions
 
-    model_dir = make_tiny_whisper_dir(tmp_path)
     monkeypatch.setattr(wer, "synthesize_corpus", fake_corpus)
-    out = tmp_path / "study"
-    options = ResultsOptions(
-        output_dir=str(out),
-        model=str(model_dir),
-        report_path=str(out / "objectives.md"),
-        raw_path=str(out / "objectives_raw.json"),
-        num_train=4,
-        num_test=2,
-        epochs=1,
-        batch_size=4,
-        lora_r=2,
-        seeds=[0],
-        study="objectives",
-        objectives=["sft", "mwer"],
-        nbest=2,
+    options = tiny_results_options(
+        tmp_path, "objectives", "objectives_raw.json", "objectives.md", objectives=["sft", "mwer"], nbest=2
     )
+    out = tmp_path / "study"
     study.run_objectives(options)
 
     raw = json.loads((out / "objectives_raw.json").read_text())

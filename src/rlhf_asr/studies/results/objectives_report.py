@@ -87,7 +87,8 @@ def tried(raw: dict) -> list[str]:
 
 def render_objectives(raw: dict, provenance: Provenance) -> str:
     opts, runs = raw["options"], raw["runs"]
-    summary = summarize(runs, METRICS)
+    found = summarize(runs, METRICS)
+    summary = {v: found[v] for v in sorted(found, key=lambda v: [*("base", *NAMES), v].index(v))}  # SFT first
     checks = check_target(summary, runs)
     names = {"base": base_row_name(opts), **NAMES}
     lines = [

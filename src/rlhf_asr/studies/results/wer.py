@@ -90,7 +90,9 @@ def speech_start(options: ResultsOptions) -> SpeechStart:
     test = corpus.splits["test"]
     held_out = mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), before["test"])
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
-    return SpeechStart(out, corpus, base, model, processor, hidden, before, pairs_path, pairs, cache, held_out, max_steps)
+    return SpeechStart(
+        out, corpus, base, model, processor, hidden, before, pairs_path, pairs, cache, held_out, max_steps
+    )
 
 
 def run_results(options: ResultsOptions) -> dict:
