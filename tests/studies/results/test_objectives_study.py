@@ -99,3 +99,17 @@ def test_the_report_renders_beside_the_other_studies_from_raw_files_alone(tmp_pa
     report = regenerate([path], tmp_path / "r.md")
     assert report.startswith("## Objectives at equal steps (tiny.en)") and f"--from_raw {path}" in report
     assert (tmp_path / "r.md").read_text() == report
+
+
+def test_the_command_names_its_files_and_refuses_an_unknown_objective():
+    from rlhf_asr.commands import results
+    from rlhf_asr.errors import UserInputError
+
+    options, _ = results.parse_args(["--study", "objectives", "--objectives", "sft", "dpo", "--nbest", "3"])
+    assert (options.raw_path, options.report_path) == (
+        "results_output/objectives_raw.json",
+        "results_output/objectives.md",
+    )
+    assert (options.objectives, options.nbest) == (["sft", "dpo"], 3)
+    with pytest.raises(UserInputError, match="--objectives kto: choose from sft, orpo, dpo, simpo, mwer"):
+        results.main(["--study", "objectives", "--objectives", "sft", "kto"])
