@@ -30,3 +30,28 @@ def fake_corpus(options, folder, seed):
             write_tone(folder / path, 1.0, 200 + 40 * i + 7 * len(split), seed=i)
             splits[split].append(Utterance(text, "en-us", 160, path, 1.0, split))
     return Corpus(folder, splits)
+
+
+def tiny_results_options(tmp_path, study: str, raw_name: str, report_name: str, **changes):
+    """`ResultsOptions` of a results study on a tiny random model (its folder made under tmp_path) and
+    the fake corpus's sizes, writing into tmp_path / "study"; `changes` replace any field."""
+    from rlhf_asr.studies.options import ResultsOptions
+    from whisper_fixtures import make_tiny_whisper_dir
+
+    out = tmp_path / "study"
+    return ResultsOptions(
+        **{
+            "output_dir": str(out),
+            "model": str(make_tiny_whisper_dir(tmp_path)),
+            "report_path": str(out / report_name),
+            "raw_path": str(out / raw_name),
+            "num_train": 4,
+            "num_test": 2,
+            "epochs": 1,
+            "batch_size": 4,
+            "lora_r": 2,
+            "seeds": [0],
+            "study": study,
+            **changes,
+        }
+    )

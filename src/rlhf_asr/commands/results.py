@@ -1,6 +1,7 @@
 """`rlhf-asr results`: base vs SFT vs ORPO over seeds (speech WER, or hallucinations on non-speech); raw and report.
 
 Both go to results_output/ by default; `--from_raw` renders the report again from a raw.json.
+`--study objectives` compares every `train --loss` at equal steps (objectives_raw.json, objectives.md).
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ def build_parser():
     )
 
 
-# --study hallucination writes these file names instead of results.md and raw.json
+# --study hallucination, silence, objectives write these file names instead of results.md and raw.json
 STUDY_FILES = {
     "hallucination": {"report_path": "hallucination.md", "raw_path": "hallucination_raw.json"},
     "silence": {"report_path": "silence.md", "raw_path": "silence_raw.json"},
+    "objectives": {"report_path": "objectives.md", "raw_path": "objectives_raw.json"},
 }
 
 
@@ -70,7 +72,7 @@ def parse_args(argv: list[str]):
 def main(argv: list[str]) -> int:
     from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
-    from rlhf_asr.studies.options import STUDIES, VARIANTS
+    from rlhf_asr.studies.options import STUDIES, STUDY_OBJECTIVES, VARIANTS
 
     options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
@@ -84,12 +86,21 @@ def main(argv: list[str]) -> int:
     unknown = sorted(set(options.variants) - set(VARIANTS))
     if unknown:
         raise UserInputError(f"--variants {' '.join(unknown)}: choose from {', '.join(VARIANTS)}")
+    unknown = sorted(set(options.objectives) - set(STUDY_OBJECTIVES))
+    if unknown or not options.objectives:
+        raise UserInputError(f"--objectives {' '.join(unknown)}: choose from {', '.join(STUDY_OBJECTIVES)}")
+    if options.nbest < 1:
+        raise UserInputError(f"--nbest must be at least 1, not {options.nbest}")
     check_counts(options)
     if options.study in ("hallucination", "silence") and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
         raise UserInputError(f"--study {options.study} needs --nonspeech_train and --nonspeech_test of at least 1")
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    if options.study == "silence":
+    if options.study == "objectives":
+        from rlhf_asr.studies.results.objectives import run_objectives
+
+        run_objectives(options)
+    elif options.study == "silence":
         from rlhf_asr.studies.results.silence import run_silence
 
         run_silence(options)

@@ -33,7 +33,10 @@ HALLUCINATION_VARIANTS = {
 }
 # The trained variants also decoded behind the decode-time guard, reported as `<variant>_guard`.
 GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
-STUDIES = ("wer", "hallucination", "silence")
+# The objectives study (`--study objectives`): every `train --loss` compared on the WER study's pairs
+# (MWER on K-best rows of the same clips), each objective's weights at the trainer's defaults.
+STUDY_OBJECTIVES = ("sft", "orpo", "dpo", "simpo", "mwer")
+STUDIES = ("wer", "hallucination", "silence", "objectives")
 
 
 def default_workers() -> int:
@@ -111,8 +114,16 @@ class ResultsOptions(DemoOptions):
         metadata={
             "help": "wer: base, SFT and ORPO on speech pairs (--variants); hallucination: base, decode-time guard, "
             "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md); silence: "
-            "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, silence.md)"
+            "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, "
+            "silence.md); objectives: base and every `train --loss` at equal steps (objectives_raw.json, objectives.md)"
         },
+    )
+    objectives: list[str] = field(
+        default_factory=lambda: list(STUDY_OBJECTIVES),
+        metadata={"help": "--study objectives: the `train --loss` objectives to run (a subset runs only those)"},
+    )
+    nbest: int = field(
+        default=4, metadata={"help": "--study objectives: K, the hypotheses per K-best row MWER trains on"}
     )
 
 

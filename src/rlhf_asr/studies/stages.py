@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -149,7 +150,7 @@ def check_pairs(path: Path, count: int) -> None:
     """The cache is keyed by manifest row, so every row must reach the dataset: fail early if one would not."""
     from rlhf_asr.data.manifest import read_preference_manifest
 
-    report = read_preference_manifest(path, min_duration=0.5, max_duration=30.0)
+    report = read_preference_manifest(path, min_duration=0.5, max_duration=30.0, kbest_rows=True)
     if len(report.examples) != count:
         raise RuntimeError(f"{path}: {report.summary()}; the encoder cache would be misaligned")
 
@@ -202,6 +203,53 @@ def make_split_pairs(
     for audio, output in outputs:
         cache.put(fingerprint, audio_key(audio), output)
     return path, pairs, cache
+
+
+def make_kbest_rows(
+    corpus: Corpus, split: str, hidden: torch.Tensor, model, processor, nbest: int, batch_size: int, cache: EncoderCache
+) -> tuple[Path, list[dict]]:
+    """K-best rows of one split as `make-pairs --nbest K` writes them, from the split's encoder outputs:
+    make-pairs' decoding (`MiningOptions.decoding`: a scored beam of max(num_candidates, K)) and its
+    rows (`pairs.nbest.kbest_row`), in `kbest<K>.jsonl`; each row's encoder output put in `cache`."""
+    from rlhf_asr.data.manifest import AsrExample
+    from rlhf_asr.data.text_rules import NO_SPEECH, SPEECH
+    from rlhf_asr.data.tokens import transcript_encoder
+    from rlhf_asr.model.core import whisper_core
+    from rlhf_asr.pairs.choice import Miner
+    from rlhf_asr.pairs.nbest import kbest_row
+    from rlhf_asr.pairs.options import MiningOptions
+
+    mining = MiningOptions(nbest=nbest)
+    name = getattr(whisper_core(model).config, "_name_or_path", "model")
+    miner = Miner(
+        processor, random.Random(mining.seed), mining.negative, False, name, corpus.folder.absolute(), [],
+        transcript_encoder(processor),
+    )  # fmt: skip
+    clips = corpus.splits[split]
+    order = sorted(range(len(clips)), key=lambda i: clips[i].duration)
+    prefix = decoder_prefixes(processor, ["en"])[0]
+    found: list[tuple[int, dict]] = []
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        decoded = decode_encoded(model, processor, hidden[indices], [prefix] * len(indices), **mining.decoding())
+        for index, candidates in zip(indices, decoded):
+            clip = clips[index]
+            example = AsrExample(corpus.folder / clip.path, clip.duration, clip.text, "en", None, f"{split}:{index}")
+            kind = SPEECH if clip.text else NO_SPEECH
+            row, _ = kbest_row(miner, example, "en", candidates, kind, nbest)
+            if row is not None:
+                found.append((index, row))
+    found.sort(key=lambda item: item[0])
+    if not found:
+        raise RuntimeError(f"every {nbest}-best hypothesis of every {split} clip is right: nothing for MWER")
+    path = corpus.folder / f"kbest{nbest}.jsonl"
+    write_jsonl(path, [row for _, row in found])
+    check_pairs(path, len(found))
+    fingerprint = encoder_fingerprint(model)
+    for index, _ in found:
+        cache.put(fingerprint, audio_key(corpus.folder / clips[index].path), hidden[index])
+    logger.info("%d %d-best rows of %d %s clips", len(found), nbest, len(clips), split)
+    return path, [row for _, row in found]
 
 
 def timed_training(args: tuple, cache) -> float:

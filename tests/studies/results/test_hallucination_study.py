@@ -8,8 +8,7 @@ import pytest
 
 from rlhf_asr.studies.results.hallucination_report import check_targets, render_hallucination
 from rlhf_asr.studies.results.report import Provenance, regenerate, summarize
-from study_fixtures import fake_corpus
-from whisper_fixtures import make_tiny_whisper_dir
+from study_fixtures import fake_corpus, tiny_results_options
 
 TRAINED = ["orpo_nonspeech", "orpo_nonspeech_guard", "sft_nonspeech", "sft_nonspeech_guard", "orpo"]
 
@@ -17,27 +16,18 @@ TRAINED = ["orpo_nonspeech", "orpo_nonspeech_guard", "sft_nonspeech", "sft_nonsp
 @pytest.mark.slow
 def test_study_writes_every_row_and_column_and_its_report_comes_from_raw_alone(tmp_path, monkeypatch):
     import rlhf_asr.studies.results.hallucination as study
-    from rlhf_asr.studies.options import ResultsOptions
 
-    model_dir = make_tiny_whisper_dir(tmp_path)
     monkeypatch.setattr(study, "synthesize_corpus", fake_corpus)
-    out = tmp_path / "study"
-    options = ResultsOptions(
-        output_dir=str(out),
-        model=str(model_dir),
-        report_path=str(out / "hallucination.md"),
-        raw_path=str(out / "hallucination_raw.json"),
-        num_train=4,
-        num_test=2,
+    options = tiny_results_options(
+        tmp_path,
+        "hallucination",
+        "hallucination_raw.json",
+        "hallucination.md",
         nonspeech_train=2,
         nonspeech_test=2,
-        epochs=1,
-        batch_size=4,
-        lora_r=2,
-        seeds=[0],
-        study="hallucination",
         loop_pairs=True,  # with their ablation
     )
+    out, model_dir = tmp_path / "study", options.model
     study.run_hallucination(options)
 
     raw = json.loads((out / "hallucination_raw.json").read_text())

@@ -89,7 +89,10 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     from dataclasses import asdict, replace
 
     from rlhf_asr.studies.options import ResultsOptions
-    from rlhf_asr.studies.results.silence import _earlier_runs
+    from rlhf_asr.studies.results.resume import earlier_runs
+
+    def _earlier_runs(options):
+        return earlier_runs(options, "silence", redone=("guard",))
 
     options = ResultsOptions(output_dir=str(tmp_path), raw_path=str(tmp_path / "silence_raw.json"), study="silence")
     assert _earlier_runs(options) == {}  # nothing measured yet
@@ -105,3 +108,8 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     raw["options"]["disable_prompt_loss"] = raw["options"].pop("completion_only_loss")
     (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
     assert set(_earlier_runs(options)) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}
+    # an option added since the raw file was written counts as its default there; one that only picks runs is free
+    del raw["options"]["nbest"], raw["options"]["objectives"]
+    (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
+    assert len(_earlier_runs(replace(options, objectives=["sft"]))) == 4
+    assert _earlier_runs(replace(options, nbest=2)) == {}

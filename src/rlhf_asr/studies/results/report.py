@@ -1,11 +1,12 @@
 """The results studies' reports, rendered from their raw JSON files alone; what every study's report shares.
 
-Every run's raw numbers go to a raw file (`raw.json`, `hallucination_raw.json`, `silence_raw.json`)
-and the report is rendered from those files alone (`regenerate`: one section per file, by the file's
-"study"), so a committed report can be checked and regenerated without training. The sections are
-`wer_report.py`, `hallucination_report.py` and `silence_report.py`; here are the parts they share:
-where a section's numbers come from (`Provenance`), where they were measured (`environment`,
-`measured_on`), the summary over seeds and its cells, and how the model and the task prompt are named.
+Every run's raw numbers go to a raw file (`raw.json`, `hallucination_raw.json`, `silence_raw.json`,
+`objectives_raw.json`) and the report is rendered from those files alone (`regenerate`: one section
+per file, by the file's "study"), so a committed report can be checked and regenerated without
+training. The sections are `wer_report.py`, `hallucination_report.py`, `silence_report.py` and
+`objectives_report.py`; here are the parts they share: where a section's numbers come from
+(`Provenance`), where they were measured (`environment`, `measured_on`), the summary over seeds and
+its cells, and how the model and the task prompt are named.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ class Provenance:
 
 def render_any(raw: dict, provenance: Provenance) -> str:
     """The report of any study, by the raw file's "study" (the WER study's files have none)."""
+    if raw.get("study") == "objectives":
+        from rlhf_asr.studies.results.objectives_report import render_objectives
+
+        return render_objectives(raw, provenance)
     if raw.get("study") == "silence":
         from rlhf_asr.studies.results.silence_report import render_silence
 

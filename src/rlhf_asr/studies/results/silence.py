@@ -31,9 +31,10 @@ from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_texts, pipeline_texts
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
 from rlhf_asr.inference.guard import DecodeGuard
-from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, recorded_options, training_args
+from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
 from rlhf_asr.studies.results.report import environment
+from rlhf_asr.studies.results.resume import earlier_runs
 from rlhf_asr.studies.stages import pick_threads, timed_training
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def run_silence(options: ResultsOptions) -> dict:
     files = long_recordings(corpus, out / "long")
     guard = DecodeGuard()
     guarded = guarded_transcripts(model, processor, corpus, guard)
-    earlier = _earlier_runs(options)
+    earlier = earlier_runs(options, "silence", redone=("guard",))  # the guard: one decoding pass, no training
     raw = {
         "study": "silence",
         "options": asdict(options),
@@ -178,28 +179,3 @@ def run_silence(options: ResultsOptions) -> dict:
             logger.info("%s seed %s: %s", variant, seed, json.dumps(decoders)[:400])
             save(raw, options)
     return raw
-
-
-def _earlier_runs(options: ResultsOptions) -> dict[tuple[str, int | None], list[dict]]:
-    """The runs an interrupted study of the same options left in its raw file, by (variant, seed).
-
-    A study of 3 seeds takes hours on 2 cores; rerunning the same command continues where it stopped
-    (raw is saved after every model). Runs of other options are never mixed in: the file is redone.
-    The guard is not reused: it costs one decoding pass and has no training run to save.
-    """
-    path = Path(options.raw_path)
-    if not path.is_file():
-        return {}
-    earlier = json.loads(path.read_text())
-    same = {k: v for k, v in recorded_options(earlier.get("options", {})).items() if k != "seeds"} == {
-        k: v for k, v in asdict(options).items() if k != "seeds"
-    }
-    if earlier.get("study") != "silence" or not same:
-        logger.info("%s holds another study's runs: starting over", path)
-        return {}
-    runs: dict[tuple[str, int | None], list[dict]] = {}
-    for run in earlier.get("runs", []):
-        if run["variant"] != "guard":
-            runs.setdefault((run["variant"], run["seed"]), []).append(run)
-    logger.info("continuing %s: %d runs already measured", path, len(runs))
-    return runs

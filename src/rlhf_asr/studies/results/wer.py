@@ -20,8 +20,10 @@ import logging
 import math
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from rlhf_asr.evaluation.metrics import error_rates
+from rlhf_asr.studies.corpus import Corpus
 from rlhf_asr.studies.options import TEST_SPLITS, VARIANTS, ResultsOptions, synthesize_corpus, training_args
 from rlhf_asr.studies.results.report import environment, regenerate, write_text
 from rlhf_asr.studies.stages import (
@@ -59,7 +61,25 @@ def evaluate_model(model, processor, corpus, hidden, held_out, options: ResultsO
     return result
 
 
-def run_results(options: ResultsOptions) -> dict:
+class SpeechStart(NamedTuple):
+    """What every compared run of the WER and objectives studies starts from, made once."""
+
+    out: Path  # the study's output folder
+    corpus: Corpus
+    base: Path  # the base model's folder
+    model: Any  # the base model, for decoding
+    processor: Any
+    hidden: dict  # encoder outputs per split
+    before: dict  # the base model's transcripts per split
+    pairs_path: Path  # the speech pairs: the training clips the base model got wrong
+    pairs: list  # (index, row)
+    cache: Any  # EncoderCache holding every pair's encoder output
+    held_out: list  # (index, row) pairs of the held-out texts, for preference accuracy
+    max_steps: int  # every trained run's steps: the epochs over the pairs
+
+
+def speech_start(options: ResultsOptions) -> SpeechStart:
+    """The corpus, the base model's transcripts, the speech pairs and the held-out pairs."""
     from rlhf_asr.pairs import mistake_rows
 
     out = Path(options.output_dir)
@@ -70,7 +90,15 @@ def run_results(options: ResultsOptions) -> dict:
     test = corpus.splits["test"]
     held_out = mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), before["test"])
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
+    return SpeechStart(
+        out, corpus, base, model, processor, hidden, before, pairs_path, pairs, cache, held_out, max_steps
+    )
 
+
+def run_results(options: ResultsOptions) -> dict:
+    out, corpus, base, model, processor, hidden, _, pairs_path, pairs, cache, held_out, max_steps = speech_start(
+        options
+    )
     runs = [
         {
             "variant": "base",

@@ -1,0 +1,101 @@
+"""Study: `rlhf-asr results --study objectives`, which `train --loss` objective gives the lowest held-out WER?
+
+The WER study's corpus, base transcripts and speech pairs (`wer.speech_start`): the base model,
+then SFT, ORPO, DPO and SimPO on the speech pairs and MWER on K-best rows of the same training clips
+(`--nbest` K, default 4: make-pairs --nbest's decoding and rows, `stages.make_kbest_rows`). Each
+objective trains with its weights at the trainer's defaults (recorded in the raw file), the same
+LoRA, learning rate and batch, and the same number of optimizer steps: the WER study's, ceil(pairs /
+batch) x ceil(epochs). MWER's K-best rows are more (every training clip with a wrong hypothesis), so
+its steps cover them fewer times; every step is `batch_size` rows for every objective.
+
+Per run: held-out WER on texts (`test`) and voices (`test_voices`), preference accuracy on the
+held-out pairs (reference against the base model's own wrong transcript), training time (DPO's
+includes computing the starting model's log-probs). `--objectives` runs a subset. Raw numbers go to
+objectives_raw.json after every run and the report (`objectives_report.py`) is rendered from it
+alone; rerunning the same command continues an interrupted study (`resume.earlier_runs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, replace
+
+from rlhf_asr.studies.options import ResultsOptions, training_args
+from rlhf_asr.studies.results.hallucination import save
+from rlhf_asr.studies.results.report import environment
+from rlhf_asr.studies.results.resume import earlier_runs
+from rlhf_asr.studies.results.wer import evaluate_model, speech_start
+from rlhf_asr.studies.stages import load_decoding_model, make_kbest_rows, pick_threads, timed_training
+
+logger = logging.getLogger(__name__)
+KBEST_OBJECTIVES = ("mwer",)  # trained on K-best rows; the others on the speech pairs
+
+
+def objective_args(options: ResultsOptions, objective: str, seed: int, start, data, run_dir):
+    """`train`'s (ModelArguments, DataArguments, PreferenceConfig) of one run: `--loss objective`, every
+    weight at the trainer's default (ORPO's alpha included, whatever `--alpha` says), the study's steps."""
+    from rlhf_asr.trainer.objective_options import WEIGHT_DEFAULTS
+
+    return training_args(
+        replace(options, alpha=WEIGHT_DEFAULTS["alpha"], seed=seed), start.base, data, run_dir,
+        loss=objective, max_steps=start.max_steps, plot=False, overwrite_output_dir=True,
+    )  # fmt: skip
+
+
+def objective_weights(args) -> dict:
+    """The weights the run's objective trains with, its defaults filled in (as the raw file records them)."""
+    from rlhf_asr.trainer.objective_options import training_objective, weights_of
+
+    return weights_of(training_objective(args[2]))
+
+
+def run_objectives(options: ResultsOptions) -> dict:
+    start = speech_start(options)
+    out, corpus, processor, hidden = start.out, start.corpus, start.processor, start.hidden
+    data = {"pairs": start.pairs_path}
+    kbest_rows = None
+    if set(options.objectives) & set(KBEST_OBJECTIVES):
+        pick_threads(1)
+        data["kbest"], rows = make_kbest_rows(
+            corpus, "train", hidden["train"], start.model, processor, options.nbest, options.decode_batch_size,
+            start.cache,
+        )  # fmt: skip
+        kbest_rows = len(rows)
+    earlier = earlier_runs(options, "objectives")
+    raw = {
+        "study": "objectives",
+        "options": asdict(options),
+        "pairs": len(start.pairs),
+        "kbest_rows": kbest_rows,
+        "held_out_pairs": len(start.held_out),
+        "max_steps": start.max_steps,
+        "weights": {},
+        "planned_runs": 1 + len(options.seeds) * len(options.objectives),
+        "runs": earlier.get(("base", None))
+        or [
+            {
+                "variant": "base",
+                "seed": None,
+                **evaluate_model(start.model, processor, corpus, hidden, start.held_out, options),
+            }
+        ],
+        "environment": environment(),
+    }
+    save(raw, options)
+    for seed in options.seeds:
+        for objective in options.objectives:
+            run_dir = out / f"{objective}_seed{seed}"
+            pair_file = data["kbest" if objective in KBEST_OBJECTIVES else "pairs"]
+            args = objective_args(options, objective, seed, start, pair_file, run_dir)
+            raw["weights"][objective] = objective_weights(args)
+            if (objective, seed) in earlier:  # measured by an earlier, interrupted run of the same study
+                raw["runs"] += earlier[objective, seed]
+                save(raw, options)
+                continue
+            train_s = timed_training(args, start.cache)
+            tuned, _ = load_decoding_model(run_dir)
+            scores = evaluate_model(tuned, processor, corpus, hidden, start.held_out, options)
+            raw["runs"].append({"variant": objective, "seed": seed, "train_s": round(train_s, 1), **scores})
+            logger.info("%s", raw["runs"][-1])
+            save(raw, options)
+    return raw
