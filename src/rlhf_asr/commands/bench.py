@@ -1,4 +1,4 @@
-"""`rlhf-asr bench`: peak memory and step time of sft / naive / concat / ours / ours_frozen.
+"""`rlhf-asr bench`: peak memory and step time of sft / naive / concat / ours / ours_frozen (or K-best).
 
 Thin wrapper: options here, one process per mode in `rlhf_asr.studies.bench.run` (which takes the same
 common options), tables and searches in `rlhf_asr.studies.bench.compare`. Tables go to stdout.
@@ -55,6 +55,10 @@ class BenchOptions:
     sweep: bool = field(default=False, metadata={"help": "compare over several batch sizes and label lengths"})
     sweep_batches: list[int] | None = field(default=None, metadata={"help": "e.g. 2,8,16 (None: by device)"})
     sweep_label_lens: list[int] | None = field(default=None, metadata={"help": "e.g. 32,64,128 (None: by device)"})
+    candidates: list[int] | None = field(
+        default=None,
+        metadata={"help": "e.g. 2,4,8: per K, packed K blocks vs K full passes vs SFT, and DPO vs ORPO (targets)"},
+    )
     find_max_batch: bool = field(default=False, metadata={"help": "largest batch of pairs that fits, per mode"})
     max_batch: int = field(default=4096, metadata={"help": "upper limit of --find_max_batch"})
     exact_cpu_peak: bool = field(
@@ -80,6 +84,8 @@ class BenchOptions:
     def __post_init__(self):
         check_positive(self, "per_device_train_batch_size", "label_len", "steps", "threads", "max_batch")
         check_positive(self, "mining_clips", "num_candidates")
+        if self.candidates and min(self.candidates) < 2:
+            raise UserInputError(f"--candidates {self.candidates}: every K must be >= 2 (K = 1 is sft's row)")
 
 
 def build_parser():
@@ -96,8 +102,10 @@ def to_namespace(options: BenchOptions) -> argparse.Namespace:
     """The attributes `studies.bench.compare` / `bench.run.common_argv` read (batch_size: the per-mode flag)."""
     values = asdict(options)
     values["batch_size"] = values.pop("per_device_train_batch_size")
+    # `candidates`: per measurement, `studies.bench.kbest` sets K (and the objective) on a copy.
     for key in ("modes", "sweep", "sweep_batches", "sweep_label_lens", "find_max_batch", "max_batch", "output"):
         values.pop(key)
+    values.pop("candidates")
     return argparse.Namespace(**values)
 
 
@@ -133,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     config = machine_info(args.device) | {key: getattr(args, key) for key in keys}
     config["command"] = "rlhf-asr bench " + " ".join(sys.argv[2:] if argv is None else argv)
     report: dict = {"config": config}
-    if options.find_max_batch:
+    if options.candidates:
+        from rlhf_asr.studies.bench.kbest import kbest_table, measure_kbest
+
+        report["kbest"] = measure_kbest(args, sorted(set(options.candidates)))
+        print(kbest_table(report["kbest"]))
+    elif options.find_max_batch:
         results = {mode: compare.find_max_batch(args, mode, options.max_batch) for mode in modes}
         report["max_batch"] = results
         print(compare.max_batch_table(results))

@@ -55,12 +55,12 @@ def compare(args: argparse.Namespace, modes: list[str], label: str = "") -> dict
     results = {}
     for mode in modes:
         results[mode] = run_mode(mode, args)
-        logger.info(f"bench: {label}{mode}: {_brief(results[mode])}")
+        logger.info(f"bench: {label}{mode}: {brief(results[mode])}")
     add_ratios(results)
     return results
 
 
-def _brief(result: dict) -> str:
+def brief(result: dict) -> str:
     if result["status"] != "ok":
         return f"{result['status']} ({result.get('error', '')})"
     return f"peak {result['peak_mem_mb']:.0f} MB, step {result['step_s']:.3f} s"
@@ -146,7 +146,7 @@ def find_max_batch(args: argparse.Namespace, mode: str, limit: int) -> dict:
         point = copy.copy(args)
         point.batch_size, point.steps, point.warmup = batch, 1, 1
         result = probes[batch] = run_mode(mode, point)
-        logger.info(f"bench: max batch {mode} b{batch}: {_brief(result)}")
+        logger.info(f"bench: max batch {mode} b{batch}: {brief(result)}")
         if result["status"] == "failed" and "out of memory" not in str(result.get("error", "")).lower():
             raise RuntimeError(f"{mode} at batch {batch}: {result.get('error')}")
         if result["status"] != "ok":

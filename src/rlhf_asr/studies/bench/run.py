@@ -5,7 +5,9 @@ fresh process per mode, so no mode inherits another's allocator cache or peak.
 
 A step is what training does per batch: forward, loss (ORPO, or the plain cross-entropy for
 `sft`), backward, optimizer step, zero_grad. The batch is synthetic (random features, random
-token ids of exactly `--label_len` tokens), so every mode sees the same shapes.
+token ids of exactly `--label_len` tokens), so every mode sees the same shapes. With
+`--candidates K` the batch holds K candidates per clip and the loss is `--objective`'s over
+`forward_candidates` (candidates.py); `sft` ignores it (the reference alone).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from rlhf_asr.studies.bench.batches import candidate_batch, synthetic_batch
+from rlhf_asr.studies.bench.candidates import candidate_loss, default_objective
 from rlhf_asr.studies.bench.measure import median, peak_meter, settle
 from rlhf_asr.studies.bench.shapes import build_model
 
@@ -56,6 +60,12 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_candidate_args(parser: argparse.ArgumentParser) -> None:
+    """The per-mode process's K-best options (the parent's `--candidates` is a list of K)."""
+    parser.add_argument("--candidates", type=int, default=None, help="K candidates per clip (None: pairs)")
+    parser.add_argument("--objective", default=None, help="K-best loss (None: orpo at K = 2, mwer above)")
+
+
 def common_argv(args: argparse.Namespace) -> list[str]:
     """The command line that reproduces `args`' common options in a child process."""
     argv = [
@@ -66,6 +76,9 @@ def common_argv(args: argparse.Namespace) -> list[str]:
     if args.logps_chunk_size:
         argv += ["--logps_chunk_size", str(args.logps_chunk_size)]
     argv += ["--checkpoint_decoder"] if args.checkpoint_decoder else []
+    if getattr(args, "candidates", None):
+        argv += ["--candidates", str(args.candidates)]
+        argv += ["--objective", args.objective or default_objective(args.candidates)]
     return argv + (["--gradient_checkpointing"] if args.gradient_checkpointing else [])
 
 
@@ -109,27 +122,9 @@ def build(args: argparse.Namespace, total_steps: int):
     return model, engine, optimizer
 
 
-def synthetic_batch(config, batch: int, label_len: int, device: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random log-mel features and random (non-special) token ids of exactly `label_len` tokens."""
-    gen = torch.Generator().manual_seed(seed)
-    high = min(config.vocab_size, 50257)
-
-    def transcript() -> tuple[torch.Tensor, torch.Tensor]:
-        labels = torch.randint(0, high, (batch, label_len), generator=gen)
-        start = torch.full((batch, 1), config.decoder_start_token_id)
-        return torch.cat([start, labels[:, :-1]], dim=1), labels  # decoder input = [sot] + labels[:-1]
-
-    features = torch.randn(batch, config.num_mel_bins, 2 * config.max_source_positions, generator=gen)
-    chosen_ids, chosen_labels = transcript()
-    rejected_ids, rejected_labels = transcript()
-    tensors = {
-        "input_features": features,
-        "chosen_input_ids": chosen_ids,
-        "chosen_labels": chosen_labels,
-        "rejected_input_ids": rejected_ids,
-        "rejected_labels": rejected_labels,
-    }
-    return {key: value.to(device) for key, value in tensors.items()}
+def is_kbest(args: argparse.Namespace) -> bool:
+    """A K-best measurement (`--candidates K`): K candidates per clip, an objective over them (not `sft`)."""
+    return getattr(args, "candidates", None) is not None and args.mode != "sft"
 
 
 def make_step(args, model, engine, optimizer, batch):
@@ -142,12 +137,15 @@ def make_step(args, model, engine, optimizer, batch):
     scaler = torch.amp.GradScaler(device_type) if use_autocast and dtype == torch.float16 else None
     adalora = args.peft == "adalora"
     counter = {"step": 0}
+    kbest = candidate_loss(engine, args.objective) if engine is not None and is_kbest(args) else None
 
     def step() -> float:
         autocast = torch.autocast(device_type, dtype=dtype) if use_autocast else contextlib.nullcontext()
         with autocast:
             if engine is None:
                 loss = model(input_features=batch["input_features"], labels=batch["chosen_labels"]).loss
+            elif kbest is not None:
+                loss = kbest(batch)
             else:
                 out = engine(**batch)
                 logps = (out["chosen_logps"], out["chosen_tokens"], out["rejected_logps"], out["rejected_tokens"])
@@ -178,7 +176,10 @@ def measure(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     warmup = max(1, args.warmup)
     model, engine, optimizer = build(args, warmup + args.steps)
-    batch = synthetic_batch(model.config, args.batch_size, args.label_len, args.device)
+    if is_kbest(args):
+        batch = candidate_batch(model.config, args.batch_size, args.candidates, args.label_len, args.device)
+    else:
+        batch = synthetic_batch(model.config, args.batch_size, args.label_len, args.device)
     step = make_step(args, model, engine, optimizer, batch)
     meter = peak_meter(args.device)
     try:
@@ -224,7 +225,7 @@ def measure(args: argparse.Namespace) -> dict:
         "label_len": args.label_len,
         "dtype": args.dtype,
         "threads": torch.get_num_threads(),
-    }
+    } | ({"candidates": args.candidates, "objective": args.objective} if is_kbest(args) else {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--output", required=True, help="JSON file for the result record")
     add_common_args(parser)
+    add_candidate_args(parser)
     args = parser.parse_args(argv)
+    if is_kbest(args):
+        args.objective = args.objective or default_objective(args.candidates)
     resolve_dtype(args)
     try:
         result, code = measure(args), 0
