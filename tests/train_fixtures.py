@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from datasets import Audio, Dataset
+
 from rlhf_asr.commands.train import parse_args as parse_training_args
 from rlhf_asr.trainer.run import run_training
 from whisper_fixtures import write_tone
@@ -82,3 +84,14 @@ def train_argv(workspace, output: Path, *extra: str) -> list[str]:
 
 def train(workspace, output: Path, *extra: str):
     return run_training(*parse_training_args(train_argv(workspace, output, *extra)))
+
+
+def preference_dataset(folder: Path, pairs=PAIRS, chosen="chosen", rejected="rejected") -> Dataset:
+    """The pairs as a Hugging Face dataset with an Audio column (tones), under the column names given."""
+    audio = []
+    for i in range(len(pairs)):
+        wav = write_tone(folder / "wav" / f"{i}.wav", 1.0 + 0.1 * i, 200 + 40 * i, seed=i)
+        audio.append({"bytes": wav.read_bytes(), "path": f"{i}.wav"})
+    data = {"audio": audio, chosen: [c for c, _ in pairs], rejected: [r for _, r in pairs]}
+    data["language"] = ["en"] * len(pairs)
+    return Dataset.from_dict(data).cast_column("audio", Audio())

@@ -307,7 +307,7 @@ def train(data: str | Path, *, output_dir: str | Path, model: str = DEFAULT_MODE
 def _check(function, arguments: dict, positive: Sequence[str] = ()) -> None:
     """`function`'s arguments checked as its command checks its options, in the command's words: the
     types (which the command's parser guarantees), then the counts its options dataclass checks
-    (the same names: tests/test_api.py tries every count on both)."""
+    (the same names: tests/commands/test_api.py tries every count on both)."""
     from rlhf_asr.option_checks import check_arguments, check_positive
 
     values = SimpleNamespace(**check_arguments(function, arguments, {"resume": "resume"}))  # --no_resume's inverse

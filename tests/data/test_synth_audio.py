@@ -1,4 +1,4 @@
-"""`data/synth_audio.py`'s speech: espeak-ng synthesis (its sounds: tests/test_nonspeech.py)."""
+"""`data/synth_audio.py`'s speech: espeak-ng synthesis (its sounds: tests/data/test_nonspeech.py)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ limit follow the model's generation config (`export_ct2` saves it beside `model.
 `decode.py`'s length rule; suppressed tokens are the generation config's. Candidates come back
 as `Candidate`s, best first.
 
-Two CTranslate2 specifics are handled here, both pinned by tests/test_ct2_decode.py:
+Two CTranslate2 specifics are handled here, both pinned by tests/inference/test_ct2_decode.py:
 - `generate(max_length=L)` generates at most L // 2 tokens after the prompt (measured with
   CTranslate2 4.8), so the limit passed is twice the number of new tokens wanted;
 - a candidate's `logprob` is CTranslate2's own score, the mean log-prob of the generated tokens

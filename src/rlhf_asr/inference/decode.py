@@ -17,7 +17,7 @@ The transcripts equal `transformers.pipeline("automatic-speech-recognition")`'s,
 `WhisperForConditionalGeneration.generate` with the model's generation config (prompt, suppressed
 tokens, length rule) plus its own default of `num_beams=5` where the generation config sets no
 beam width: `default_num_beams` applies the same rule, so `num_beams=None` decodes as the pipeline
-does and `num_beams=1` is greedy (tests/test_evaluation.py checks both, docs/decoding.md).
+does and `num_beams=1` is greedy (tests/evaluation/test_evaluation.py checks both, docs/decoding.md).
 
 Scores are teacher-forced mean per-token log-probs of the text as training tokenises it
 (`TranscriptEncoder`: leading space, `<|endoftext|>` scored, prompt not scored), so a pair's

@@ -9,7 +9,7 @@ when given features longer than 3000 frames (with an attention mask for batches)
 `return_timestamps=True`; this module only prepares its inputs, passes the thresholds OpenAI
 uses (`LongFormOptions`) and turns its segments into `TimedSegment`s. The same call is what
 `transformers.pipeline("automatic-speech-recognition", chunk_length_s=None)` makes for a long
-file (tests/test_longform.py compares the two), so deployed models decode the same way.
+file (tests/inference/test_longform.py compares the two), so deployed models decode the same way.
 
 Audio up to 30 s goes through the same loop (one window, timestamps on), so every file of a
 `transcribe --timestamps` run gets segments. PEFT models decode through their Whisper core:
@@ -245,7 +245,7 @@ def _decode(model, processor, audios, seconds, languages, task, options, num_bea
     core = whisper_core(model)
     multilingual = bool(getattr(core.generation_config, "is_multilingual", False))
     # Not the pipeline's 5 beams by default: transformers' long-form beam search fails on some windows
-    # (IndexError in `generate`, the pipeline's too: tests/test_longform.py), so the generation config's.
+    # (IndexError in `generate`, the pipeline's too: tests/inference/test_longform.py), so the generation config's.
     extra = {"num_beams": num_beams} if num_beams is not None else {}
     results: list[LongFormResult] = []
     window = processor.feature_extractor.n_samples

@@ -1,7 +1,7 @@
 """`rlhf-asr bench --candidates`: the K-best rows, their ratios and target lines (no timings asserted).
 
 That packed K blocks and K full passes give the same log-probs and gradients is the engine's
-correctness (tests/test_engine_kblock.py); here only that the bench's step runs the same maths in
+correctness (tests/model/test_engine_kblock.py); here only that the bench's step runs the same maths in
 both engines: the same loss from the same synthetic K-best batch.
 """
 

@@ -4,7 +4,7 @@ The hallucination study's corpus and pairs (`hallucination.py`), scored under th
 users run rather than the study's own greedy decoding:
 - `pipeline`: `transformers.pipeline("automatic-speech-recognition")` at its defaults on the merged
   folder (5 beams, the saved generation config). `rlhf-asr transcribe` decodes short clips the same
-  way (tests/test_decode.py), so it is not decoded twice.
+  way (tests/inference/test_decode.py), so it is not decoded twice.
 - `fw_float32`, `fw_int8`: faster-whisper at its defaults (beam 5, thresholds, timestamps) on a
   float32 and an int8 `export-ct2` export.
 - Long recordings (held-out speech, then 30 s or more of held-out non-speech, then speech): the

@@ -33,7 +33,7 @@ def test_classic_defaults_and_boolean_forms(tmp_path):
 
 def test_disable_prompt_loss_is_the_older_name_of_completion_only_loss(tmp_path, monkeypatch):
     """Renamed to TRL's spelling; the older name still works as a keyword, an attribute, in the Python API
-    and in a pickled training_args.bin (the flag: tests/test_train.py)."""
+    and in a pickled training_args.bin (the flag: tests/trainer/test_train.py)."""
     import dataclasses
     import pickle
 

@@ -15,7 +15,7 @@ from rlhf_asr.data.options import Columns, DatasetOptions, DataSource, as_source
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rlhf_asr"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "rlhf_asr"
 SHARED = [field.name for field in dataclasses.fields(DatasetOptions)]
 
 

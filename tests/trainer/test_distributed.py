@@ -12,7 +12,7 @@ import pytest
 from train_fixtures import PAIRS, train_argv, write_manifest
 from whisper_fixtures import make_tiny_whisper_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from rlhf_asr.data.synth_audio import espeak_available, synthesize
 from train_fixtures import train_argv
 from whisper_fixtures import make_tiny_whisper_dir, write_tone
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAIRS = [
     ("the sun is shining today", "the son is shining today"),
     ("please close the door", "please clothes the door"),
@@ -91,7 +91,7 @@ def _bad_manifest_cases(folder: Path) -> dict[str, tuple[str, str]]:
 
 
 # One case per stage of the check (parsing, the audio file, the texts), each in its own process: the
-# path from a bad row to one printed line is the same for every kind, and tests/test_manifest.py
+# path from a bad row to one printed line is the same for every kind, and tests/data/test_manifest.py
 # checks the message of every kind in-process (a process costs ~20 s of CI time here).
 BAD_CASES = [
     "invalid JSON",

@@ -14,12 +14,12 @@ import sys
 
 import pytest
 import soundfile
+from test_longform import GREEDY, RATE, noise, timestamp_model
 
 from rlhf_asr.commands.cli import main as cli_main
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference import longform
 from rlhf_asr.inference.longform import LongFormOptions, transcribe_long
-from test_longform import GREEDY, RATE, noise, timestamp_model
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -8,8 +8,7 @@ import datasets
 import pytest
 
 from rlhf_asr.errors import UserInputError
-from test_sources_commands import preference_dataset
-from train_fixtures import train
+from train_fixtures import preference_dataset, train
 
 
 @pytest.fixture(autouse=True)

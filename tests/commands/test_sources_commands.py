@@ -11,7 +11,7 @@ import pytest
 from datasets import Audio, Dataset
 
 from rlhf_asr.commands import cli
-from train_fixtures import PAIRS, train
+from train_fixtures import PAIRS, preference_dataset, train
 from whisper_fixtures import write_tone
 
 
@@ -19,16 +19,6 @@ from whisper_fixtures import write_tone
 def caches(tmp_path, monkeypatch):
     monkeypatch.setenv("RLHF_ASR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
-
-
-def preference_dataset(folder, pairs=PAIRS, chosen="chosen", rejected="rejected") -> Dataset:
-    audio = []
-    for i in range(len(pairs)):
-        wav = write_tone(folder / "wav" / f"{i}.wav", 1.0 + 0.1 * i, 200 + 40 * i, seed=i)
-        audio.append({"bytes": wav.read_bytes(), "path": f"{i}.wav"})
-    data = {"audio": audio, chosen: [c for c, _ in pairs], rejected: [r for _, r in pairs]}
-    data["language"] = ["en"] * len(pairs)
-    return Dataset.from_dict(data).cast_column("audio", Audio())
 
 
 def test_train_from_a_save_to_disk_folder_with_mapped_columns(workspace, tmp_path):
