@@ -18,16 +18,16 @@ VERBOSITY = {"--quiet": -1, "-q": -1, "--verbose": 1, "-v": 1}
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("train", "ORPO fine-tuning on a preference manifest (same options as finetune.py)"),
+    "train": ("train", "preference fine-tuning: ORPO (default), DPO, SimPO, MWER on K-best rows, SFT (= finetune.py)"),
     "evaluate": ("evaluate", "WER/CER and preference accuracy of a model on a manifest"),
     "transcribe": ("transcribe", "transcribe audio files with a base, merged or adapter checkpoint"),
     "merge": ("merge", "fold a LoRA/AdaLoRA adapter into its base model (--adapter_dir, --output_dir)"),
     "import-ct2": ("import_ct2", "convert a CTranslate2 Whisper checkpoint (--source, --output_dir)"),
     "export-ct2": ("export_ct2", "export a model (adapters merged first) to CTranslate2 / faster-whisper"),
     "make-pairs": ("make_pairs", "mine preference pairs from an ASR manifest with a model's own mistakes"),
-    "bench": ("bench", "measure memory and step time of sft / naive / concat / ours"),
+    "bench": ("bench", "memory and step time: packed engine vs two-pass and SFT; K-best blocks (--candidates)"),
     "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),
-    "results": ("results", "reproduce docs/results.md: base vs SFT vs ORPO over seeds"),
+    "results": ("results", "reproduce docs/results.md: the wer, hallucination, silence and objectives studies over seeds"),
     "review": ("review", "human feedback: a review page (serve), its judgments as pairs (export), loadcheck"),
 }
 
