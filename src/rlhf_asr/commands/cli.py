@@ -27,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-pairs": ("make_pairs", "mine preference pairs from an ASR manifest with a model's own mistakes"),
     "bench": ("bench", "memory and step time: packed engine vs two-pass and SFT; K-best blocks (--candidates)"),
     "demo": ("demo", "offline demo: synthesized speech, bundled tiny.en, ORPO, WER before/after"),
-    "results": ("results", "reproduce docs/results.md: the wer, hallucination, silence and objectives studies over seeds"),
+    "results": (
+        "results",
+        "reproduce docs/results.md: the wer, hallucination, silence and objectives studies",
+    ),
     "review": ("review", "human feedback: a review page (serve), its judgments as pairs (export), loadcheck"),
 }
 

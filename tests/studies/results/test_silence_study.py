@@ -11,16 +11,32 @@ import pytest
 import soundfile
 
 from rlhf_asr.studies.results.report import regenerate
-from rlhf_asr.studies.results.silence import gap_output, long_recordings
+from rlhf_asr.studies.results.silence import gap_output, long_recordings, long_scores
 from rlhf_asr.studies.results.silence_report import check_targets
 
 
-def test_text_counts_in_the_gap_only_when_timed_inside_it():
+def test_text_counts_in_the_gap_only_when_the_segment_lies_inside_it():
     gap = (3.0, 40.0)
     assert gap_output([(0.0, 2.9, "hello"), (10.0, 12.0, "you")], gap)
     assert not gap_output([(0.0, 2.9, "hello"), (10.0, 12.0, "  ")], gap)  # whitespace is silence
-    assert not gap_output([(0.0, 6.0, "hello there")], gap)  # midpoint 3.0: before the margin
+    assert not gap_output([(0.0, 6.0, "hello there")], gap)  # the speech before the gap, running on
     assert gap_output([(20.0, 21.0, ".")], gap)  # "." is output
+    assert gap_output([(30.0, 40.4, "you")], gap)  # ends within the margin of the gap's end
+    # a window that starts in the gap times the speech after it from the window's start (Whisper's first
+    # timestamp is at most 1 s in): that segment runs past the gap and is the real speech, not gap output
+    assert not gap_output([(0.0, 2.9, "hello"), (30.0, 46.0, "the words after the gap")], gap)
+
+
+def test_long_scores_count_inserted_words_and_keep_the_segments():
+    files = [{"gap": (2.0, 40.0), "text": "red green"}, {"gap": (2.0, 40.0), "text": "blue black"}]
+    decoded = [
+        [(0.0, 1.9, "red"), (30.0, 46.0, "thank you green")],  # 2 words invented, glued to the real speech
+        [(0.0, 1.9, "blue"), (41.0, 43.0, "black")],
+    ]
+    scores = long_scores(decoded, files)
+    assert scores["gap_output_rate"] == 0.0  # no segment inside a gap
+    assert scores["insertion_rate_long"] == pytest.approx(2 / 4) and scores["wer_long"] == pytest.approx(2 / 4)
+    assert scores["segments"][1] == [(0.0, 1.9, "blue"), (41.0, 43.0, "black")]
 
 
 def test_long_recordings_place_the_gap_between_the_speech(tmp_path):
@@ -44,14 +60,15 @@ def _raw(rates: dict[str, float]) -> dict:
     def run(variant, seed, rate, wer=0.3):
         scores = {"nonspeech_output_rate": rate, "hallucination_rate": rate / 2, "wer_test": wer}
         scores |= {"wer_test_voices": wer}
+        long = {"gap_output_rate": rate, "insertion_rate_long": rate / 4, "wer_long": wer + rate / 10}
         return {
             "variant": variant,
             "seed": seed,
             "decoders": {
                 "pipeline": scores,
-                "fw_float32": {**scores, "long": {"gap_output_rate": rate, "wer_long": wer}},
+                "fw_float32": {**scores, "long": long},
                 "fw_int8": scores,
-                "transcribe_long": {"long": {"gap_output_rate": rate, "wer_long": wer}},
+                "transcribe_long": {"long": long},
             },
         }
 
@@ -74,6 +91,26 @@ def test_targets_say_met_and_not_met_from_the_numbers():
     eot = [line for line in lines if line.startswith("- ORPO, target eot, pipeline")]
     nospeech = [line for line in lines if line.startswith("- ORPO, target nospeech, pipeline")]
     assert eot[0].endswith(": met") and nospeech[0].endswith(": not met")
+    long_wer = [line for line in lines if "ORPO eot's WER no worse than the base model's" in line]
+    assert len(long_wer) == 2 and all(line.endswith(": met") for line in long_wer)  # 0.31 against 0.40
+
+
+def test_runs_measured_before_the_segments_were_kept_are_scored_again(tmp_path, monkeypatch):
+    from rlhf_asr.evaluation import faster_whisper_eval
+    from rlhf_asr.studies.results import silence
+
+    calls = []
+    monkeypatch.setattr(faster_whisper_eval, "faster_whisper_model", lambda folder, device: folder)
+    monkeypatch.setattr(silence, "long_decoders", lambda a, fw, files: calls.append((a, fw)) or {
+        "fw_float32": {"segments": [[]]}, "transcribe_long": {"segments": [[]]}
+    })  # fmt: skip
+    old = _raw({"orpo_eot": 0.1})["runs"][1]
+    silence.rescore_long(old, tmp_path / "run", tmp_path / "run" / "ct2_float32", files=[])
+    assert calls == [(tmp_path / "run", tmp_path / "run" / "ct2_float32")]
+    assert old["decoders"]["transcribe_long"]["long"] == {"segments": [[]]}
+    assert old["decoders"]["fw_float32"]["long"] == {"segments": [[]]} and "wer_test" in old["decoders"]["fw_float32"]
+    silence.rescore_long(old, tmp_path / "run", tmp_path / "run" / "ct2_float32", files=[])
+    assert len(calls) == 1  # kept segments: not decoded again
 
 
 def test_report_renders_from_the_raw_file_alone(tmp_path):
@@ -92,7 +129,7 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     from rlhf_asr.studies.results.resume import earlier_runs
 
     def _earlier_runs(options):
-        return earlier_runs(options, "silence", redone=("guard",))
+        return earlier_runs(options, "silence")
 
     options = ResultsOptions(output_dir=str(tmp_path), raw_path=str(tmp_path / "silence_raw.json"), study="silence")
     assert _earlier_runs(options) == {}  # nothing measured yet
@@ -101,15 +138,15 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     raw["runs"].append({"variant": "guard", "seed": None, "decoders": {}})
     (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
     earlier = _earlier_runs(replace(options, seeds=[0, 1, 2, 3]))  # more seeds: the same study, continued
-    assert set(earlier) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}  # guard redone
+    assert set(earlier) == {("base", None), ("guard", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}
     assert earlier["orpo_eot", 1][0]["decoders"]["pipeline"]["nonspeech_output_rate"] == pytest.approx(0.11)
     assert _earlier_runs(replace(options, epochs=1.0)) == {}  # other options: never mixed in
     # a raw file written before `disable_prompt_loss` became `completion_only_loss` continues too
     raw["options"]["disable_prompt_loss"] = raw["options"].pop("completion_only_loss")
     (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
-    assert set(_earlier_runs(options)) == {("base", None), ("orpo_eot", 0), ("orpo_eot", 1), ("orpo_eot", 2)}
+    assert len(_earlier_runs(options)) == 5
     # an option added since the raw file was written counts as its default there; one that only picks runs is free
     del raw["options"]["nbest"], raw["options"]["objectives"]
     (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
-    assert len(_earlier_runs(replace(options, objectives=["sft"]))) == 4
+    assert len(_earlier_runs(replace(options, objectives=["sft"]))) == 5
     assert _earlier_runs(replace(options, nbest=2)) == {}

@@ -24,11 +24,8 @@ def _study_options(options: dict) -> dict:
     return {name: value for name, value in options.items() if name not in RUN_SELECTION}
 
 
-def earlier_runs(
-    options: ResultsOptions, study: str, redone: tuple[str, ...] = ()
-) -> dict[tuple[str, int | None], list[dict]]:
-    """The runs an interrupted `study` of the same options left in `options.raw_path`, by (variant, seed);
-    variants in `redone` are left out (measured again: e.g. a decoding pass with no training to save)."""
+def earlier_runs(options: ResultsOptions, study: str) -> dict[tuple[str, int | None], list[dict]]:
+    """The runs an interrupted `study` of the same options left in `options.raw_path`, by (variant, seed)."""
     path = Path(options.raw_path)
     if not path.is_file():
         return {}
@@ -39,7 +36,6 @@ def earlier_runs(
         return {}
     runs: dict[tuple[str, int | None], list[dict]] = {}
     for run in earlier.get("runs", []):
-        if run["variant"] not in redone:
-            runs.setdefault((run["variant"], run["seed"]), []).append(run)
+        runs.setdefault((run["variant"], run["seed"]), []).append(run)
     logger.info("continuing %s: %d runs already measured", path, len(runs))
     return runs

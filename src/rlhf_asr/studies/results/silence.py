@@ -7,9 +7,11 @@ users run rather than the study's own greedy decoding:
   way (tests/inference/test_decode.py), so it is not decoded twice.
 - `fw_float32`, `fw_int8`: faster-whisper at its defaults (beam 5, thresholds, timestamps) on a
   float32 and an int8 `export-ct2` export.
-- Long recordings (held-out speech, then 30 s or more of held-out non-speech, then speech): the
-  share of files with any text timed inside the non-speech stretch, under `transcribe --timestamps`
-  (`transcribe_long`, openai's defaults) and faster-whisper float32.
+- Long recordings (held-out speech, then 30 s or more of held-out non-speech, then speech), under
+  `transcribe --timestamps` (`transcribe_long`, openai's defaults) and faster-whisper float32: the
+  share of files with a segment of text inside the non-speech stretch, the words inserted over the
+  reference (hallucinated words anywhere, also those glued to real speech) and the WER. The
+  segments are kept in the raw file.
 Variants: the base model, the base behind the decode-time guard (its own decoder), SFT and ORPO on
 speech + no-speech pairs with each no-speech target (`--nospeech_target`), and speech-only ORPO.
 Raw numbers go to silence_raw.json after every model; the report renders from it alone.
@@ -68,10 +70,20 @@ def long_recordings(corpus, folder: Path) -> list[dict]:
     return files
 
 
+GAP_MARGIN = 0.5  # seconds: timestamps are rounded to 20 ms and drift; a segment may lean this far out of the gap
+
+
 def gap_output(segments, gap: tuple[float, float]) -> bool:
-    """Any text timed inside the non-speech stretch (a segment whose midpoint is in it, 0.5 s margins)."""
+    """Any segment of text that lies inside the non-speech stretch (within `GAP_MARGIN` of its ends).
+
+    Not a segment's midpoint: Whisper times a window's first segment from the window's start (its
+    first timestamp is at most 1 s in, `max_initial_timestamp`), so the speech after a long gap,
+    decoded in a window that starts inside the gap, is timed from there. Such a segment runs past the
+    gap's end and is the real speech; its hallucinated words, if any, count in `insertion_rate_long`.
+    """
     return any(
-        not is_silent(text) and gap[0] + 0.5 <= (start + end) / 2 <= gap[1] - 0.5 for start, end, text in segments
+        not is_silent(text) and start >= gap[0] - GAP_MARGIN and end <= gap[1] + GAP_MARGIN
+        for start, end, text in segments
     )
 
 
@@ -100,10 +112,33 @@ def fw_transcripts(fw, corpus) -> dict[str, list[str]]:
 
 def long_scores(decoded: list[list[tuple[float, float, str]]], files: list[dict]) -> dict:
     texts = [" ".join(t for _, _, t in segments) for segments in decoded]
+    rates = score_rows([f["text"] for f in files], texts, "en")
     return {
         "gap_output_rate": sum(gap_output(s, f["gap"]) for s, f in zip(decoded, files)) / len(files),
-        "wer_long": score_rows([f["text"] for f in files], texts, "en")["wer"],
+        "insertion_rate_long": rates["insertion_rate"],
+        "wer_long": rates["wer"],
+        "segments": [[(round(a, 2), round(b, 2), text) for a, b, text in s] for s in decoded],
     }
+
+
+def long_decoders(adapter: Path, fw32, files) -> dict[str, dict]:
+    """The long recordings' scores under both long-form decoders (the adapter's folder, a float32 export)."""
+    return {
+        "fw_float32": long_scores(long_fw(fw32, files), files),
+        "transcribe_long": long_scores(long_transcribe(adapter, files), files),
+    }
+
+
+def rescore_long(run: dict, adapter: Path, fw32_dir: Path, files) -> None:
+    """A run measured before the long recordings kept their segments gets them (and today's gap rule)."""
+    if "segments" in run["decoders"].get("transcribe_long", {}).get("long", {}):
+        return
+    from rlhf_asr.evaluation.faster_whisper_eval import faster_whisper_model
+
+    logger.info("%s seed %s: the long recordings scored again (segments kept)", run["variant"], run["seed"])
+    long = long_decoders(adapter, faster_whisper_model(fw32_dir, device="cpu"), files)
+    run["decoders"]["fw_float32"]["long"] = long["fw_float32"]
+    run["decoders"]["transcribe_long"] = {"long": long["transcribe_long"]}
 
 
 def long_transcribe(model_dir: Path, files) -> list:
@@ -126,12 +161,10 @@ def score_model(merged: Path, adapter: Path, corpus, files, work: Path) -> dict[
     pick_threads(2)
     out = {"pipeline": scores(corpus, pipeline_transcripts(merged, corpus))}
     fw32 = export_faster_whisper(merged, work / "ct2_float32", "float32")
-    out["fw_float32"] = {
-        **scores(corpus, fw_transcripts(fw32, corpus)),
-        "long": long_scores(long_fw(fw32, files), files),
-    }
+    long = long_decoders(adapter, fw32, files)
+    out["fw_float32"] = {**scores(corpus, fw_transcripts(fw32, corpus)), "long": long["fw_float32"]}
     out["fw_int8"] = scores(corpus, fw_transcripts(export_faster_whisper(merged, work / "ct2_int8", "int8"), corpus))
-    out["transcribe_long"] = {"long": long_scores(long_transcribe(adapter, files), files)}
+    out["transcribe_long"] = {"long": long["transcribe_long"]}
     return out
 
 
@@ -142,9 +175,7 @@ def run_silence(options: ResultsOptions) -> dict:
         options, out, "pairs_ns.jsonl"
     )
     files = long_recordings(corpus, out / "long")
-    guard = DecodeGuard()
-    guarded = guarded_transcripts(model, processor, corpus, guard)
-    earlier = earlier_runs(options, "silence", redone=("guard",))  # the guard: one decoding pass, no training
+    earlier = earlier_runs(options, "silence")
     raw = {
         "study": "silence",
         "options": asdict(options),
@@ -159,15 +190,25 @@ def run_silence(options: ResultsOptions) -> dict:
         or [{"variant": "base", "seed": None, "decoders": score_model(base, base, corpus, files, out / "base")}],
         "environment": environment(),
     }
-    raw["runs"].append({"variant": "guard", "seed": None, "decoders": {"guard": scores(corpus, guarded)}})
+    rescore_long(raw["runs"][0], base, out / "base" / "ct2_float32", files)
+    # the guard decodes the base model, which loops on noise: half an hour on 2 cores, so it is kept too
+    raw["runs"] += earlier.get(("guard", None)) or [
+        {
+            "variant": "guard",
+            "seed": None,
+            "decoders": {"guard": scores(corpus, guarded_transcripts(model, processor, corpus, DecodeGuard()))},
+        }
+    ]
     save(raw, options)
     for seed in options.seeds:
         for variant, (alpha, pair_file, target) in SILENCE_VARIANTS.items():
+            run_dir = out / f"{variant}_seed{seed}"
             if (variant, seed) in earlier:  # measured by an earlier, interrupted run of the same study
+                for run in earlier[variant, seed]:
+                    rescore_long(run, run_dir, run_dir / "ct2_float32", files)
                 raw["runs"] += earlier[variant, seed]
                 save(raw, options)
                 continue
-            run_dir = out / f"{variant}_seed{seed}"
             args = training_args(
                 replace(options, alpha=alpha, seed=seed), base, pairs[pair_file], run_dir,
                 max_steps=max_steps, plot=False, merge_at_end=True, overwrite_output_dir=True,

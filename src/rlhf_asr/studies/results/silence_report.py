@@ -121,6 +121,12 @@ def check_targets(raw: dict) -> list[str]:
                 f"- long recordings, {DECODERS[decoder]}: ORPO eot writes text inside the non-speech stretch of "
                 f"{gap:.1f}% of files (target 0): {'met' if gap == 0 else 'not met'}"
             )
+        base, ours = (_mean(raw, v, decoder, "wer_long", long=True) for v in ("base", "orpo_eot"))
+        if base is not None and ours is not None:
+            lines.append(
+                f"- long recordings, {DECODERS[decoder]}: ORPO eot's WER no worse than the base model's: "
+                f"{ours:.1f} against {base:.1f}: {'met' if ours <= base else 'not met'}"
+            )
     return lines
 
 
@@ -157,9 +163,14 @@ def render_silence(raw: dict, provenance: Provenance) -> str:
         "",
         f"**Long recordings** ({len(raw['long_files'])} files: held-out speech, two held-out non-speech "
         "clips (30-60 s), speech) under `rlhf-asr transcribe --timestamps` and faster-whisper: "
-        "% of files with text timed inside the non-speech stretch:",
+        "% of files with a segment of text inside the non-speech stretch (a segment that runs on into the "
+        "speech after it is that speech, timed from the start of a window that began in the gap):",
         "",
         *_table(raw, "gap_output_rate", ("transcribe_long", "fw_float32"), long=True),
+        "",
+        "the words inserted over the reference, anywhere in the file (% of reference words):",
+        "",
+        *_table(raw, "insertion_rate_long", ("transcribe_long", "fw_float32"), long=True),
         "",
         "and the WER of the whole file (%):",
         "",
