@@ -323,3 +323,18 @@ def test_import_ct2_onto_an_existing_file(tmp_path, capsys):
     (tmp_path / "dst").write_text("x")
     rc, _, err = run(capsys, "import-ct2", "tiny.en", str(tmp_path / "dst"))
     assert_one_line(rc, err, "dst", "existing file")
+
+
+def test_a_number_option_that_may_be_none_takes_none(capsys):
+    """--help says "None: no check": the command line takes it, a non-number is still one line."""
+    from rlhf_asr.commands.evaluate import parse_args as evaluate_args
+    from rlhf_asr.commands.transcribe import parse_all
+
+    _, long_form = parse_all(["a.wav", "--model", "m", "--no_speech_threshold", "None", "--logprob_threshold", "none"])
+    assert long_form.no_speech_threshold is None and long_form.logprob_threshold is None
+    assert long_form.compression_ratio_threshold == 2.4  # untouched: its default
+    assert evaluate_args(["--model", "m", "--data", "d", "--output", "o.json", "--max_rows", "None"]).max_rows is None
+    rc, _, err = run(capsys, "transcribe", "--model", "m", "--no_speech_threshold", "often", "a.wav")
+    assert_one_line(rc, err, "invalid float value: 'often'")
+    rc, _, err = run(capsys, "transcribe", "--model", "m", "--temperature", "None", "a.wav")
+    assert_one_line(rc, err, "invalid float value: 'None'")  # a list of temperatures has no None

@@ -100,6 +100,7 @@ def _split_commas(convert):
     def split(text: str) -> list:
         return [convert(part.strip()) for part in text.split(",") if part.strip()]
 
+    split.__name__ = convert.__name__  # "invalid float value", not "invalid split value"
     return split
 
 
@@ -113,6 +114,28 @@ def _comma_lists(parser: argparse.ArgumentParser) -> set[str]:
                 action.choices = _ListChoices(action.choices)
             dests.add(action.dest)
     return dests
+
+
+def _or_none(convert):
+    def parse(text: str):
+        return None if text.strip().lower() == "none" else convert(text)
+
+    parse.__name__ = convert.__name__  # argparse's message names the type: "invalid float value"
+    return parse
+
+
+def _none_values(parser) -> None:
+    """A number option whose field may be None takes `None` (help texts say "None: no check")."""
+    optional = {  # the annotations as written: HfArgumentParser replaces `field.type` (float | None -> float)
+        name
+        for cls in parser.dataclass_types
+        for klass in reversed(cls.__mro__)
+        for name, annotation in vars(klass).get("__annotations__", {}).items()
+        if "None" in str(annotation) or "Optional" in str(annotation)
+    }
+    for action in parser._actions:
+        if action.dest in optional and action.type in (int, float):
+            action.type = _or_none(action.type)
 
 
 def hf_argument_parser() -> type:
@@ -165,6 +188,7 @@ def options_parser(
     """
     parser = hf_argument_parser()(list(classes), prog=prog, description=description, formatter_class=_HelpFormatter)
     make_one_line(parser)
+    _none_values(parser)
     parser.comma_lists = _comma_lists(parser)
     add_aliases(parser, names or {}, first=True)
     add_aliases(parser, older or {})
