@@ -17,11 +17,14 @@ through the demo's encoder, decoding and encoder cache like any speech clip; its
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import soundfile
 
-from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech
+from rlhf_asr.data.audio import load_audio
+from rlhf_asr.data.nonspeech import NONSPEECH_KINDS, make_nonspeech, pad_speech
 from rlhf_asr.data.synth_audio import SAMPLING_RATE
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, repetition_rate
 from rlhf_asr.studies.corpus import Corpus, Utterance, write_jsonl
@@ -30,6 +33,9 @@ TRAIN_KINDS = ("silence", "white_noise", "pink_noise", "band_noise", "tone", "ch
 TRAIN_DURATIONS = (1.0, 2.0, 5.0, 10.0)  # seconds
 HELD_OUT_KINDS = ("brown_noise", "blue_noise", "hum", "arpeggio", "mixture")
 HELD_OUT_DURATIONS = (15.0, 20.0, 30.0)  # seconds
+# Seconds of filler around each padded speech clip (`add_padded`): speech after a pause of 0-25 s,
+# as in a long-form window that starts inside a pause or music.
+PADDED_SECONDS = 25.0
 # split name -> (kinds, durations); the held-out split is what "hallucination rate" is measured on
 NONSPEECH_SPLITS = {
     "nonspeech_train": (TRAIN_KINDS, TRAIN_DURATIONS),
@@ -64,6 +70,26 @@ def add_nonspeech(corpus: Corpus, train: int, test: int, seed: int) -> Corpus:
             corpus.splits[split] = nonspeech_utterances(corpus.folder, split, count, kinds, durations, seed)
             write_jsonl(corpus.manifest(split), [u.asr_row() for u in corpus.splits[split]])
     return corpus
+
+
+def add_padded(corpus: Corpus, split: str = "train", fillers: str = "nonspeech_train", seed: int = 0) -> str:
+    """Adds `<split>_padded` (manifest too): each clip of `split` with `PADDED_SECONDS` of filler split
+    at random before and after it, as `make-pairs --pad_silence` pads (`data.nonspeech.pad_speech`:
+    digital silence, a generated noise, or a stretch of one of the `fillers` split's sounds). Only
+    training sounds are used, so no held-out kind reaches training. Returns the split's name."""
+    name = f"{split}_padded"
+    sounds = [corpus.folder / u.path for u in corpus.splits[fillers] if u.voice != "silence"]
+    (corpus.folder / name).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index, utterance in enumerate(corpus.splits[split]):
+        rng = np.random.default_rng([seed, index])
+        padded, _, _ = pad_speech(load_audio(corpus.folder / utterance.path), PADDED_SECONDS, rng, sounds)
+        relative = f"{name}/{index:04d}.wav"
+        soundfile.write(corpus.folder / relative, np.clip(padded, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
+        rows.append(dataclasses.replace(utterance, path=relative, duration=padded.size / SAMPLING_RATE, split=name))
+    corpus.splits[name] = rows
+    write_jsonl(corpus.manifest(name), [u.asr_row() for u in rows])
+    return name
 
 
 def evaluate_nonspeech(

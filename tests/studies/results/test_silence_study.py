@@ -56,6 +56,34 @@ def test_long_recordings_place_the_gap_between_the_speech(tmp_path):
     assert soundfile.info(file["path"]).duration == 40.0
 
 
+def test_padded_speech_keeps_its_text_fits_the_window_and_is_seeded(tmp_path):
+    from rlhf_asr.studies.corpus import Utterance
+    from rlhf_asr.studies.nonspeech import PADDED_SECONDS, add_padded
+
+    def write(name, samples):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(tmp_path / name, samples.astype(np.float32), 16000)
+        return name
+
+    tone = 0.5 * np.sin(np.arange(16000 * 2) * 2 * np.pi * 440 / 16000)
+    speech = [Utterance(f"words {i}", "v", 160, write(f"train/{i}.wav", tone), 2.0, "train") for i in range(4)]
+    fillers = [Utterance("", "tone", 0, write("nonspeech_train/0.wav", tone), 2.0, "nonspeech_train")]
+    held_out = [Utterance("", "hum", 0, write("nonspeech_test/0.wav", tone), 2.0, "nonspeech_test")]
+    corpus = SimpleNamespace(
+        folder=tmp_path,
+        splits={"train": speech, "nonspeech_train": fillers, "nonspeech_test": held_out},
+        manifest=lambda split: tmp_path / f"{split}.jsonl",
+    )
+    name = add_padded(corpus)
+    rows = corpus.splits[name]
+    assert name == "train_padded" and [u.text for u in rows] == [u.text for u in speech]
+    assert all(u.duration == pytest.approx(2.0 + PADDED_SECONDS) for u in rows)  # 27 s: within the 30 s window
+    assert all(soundfile.info(tmp_path / u.path).duration == pytest.approx(u.duration) for u in rows)
+    assert len((tmp_path / "train_padded.jsonl").read_text().splitlines()) == 4
+    first = (tmp_path / rows[1].path).read_bytes()
+    assert add_padded(corpus) == name and (tmp_path / rows[1].path).read_bytes() == first  # seeded: a rerun agrees
+
+
 def _raw(rates: dict[str, float]) -> dict:
     def run(variant, seed, rate, wer=0.3):
         scores = {"nonspeech_output_rate": rate, "hallucination_rate": rate / 2, "wer_test": wer}
@@ -150,3 +178,17 @@ def test_an_interrupted_study_continues_from_its_raw_file_only_for_the_same_opti
     (tmp_path / "silence_raw.json").write_text(json.dumps(raw))
     assert len(_earlier_runs(replace(options, objectives=["sft"]))) == 5
     assert _earlier_runs(replace(options, nbest=2)) == {}
+
+
+def test_each_variant_trains_with_its_no_speech_target(tmp_path):
+    """The arguments a trained variant runs with (a frozen DataArguments once made this step crash)."""
+    from rlhf_asr.studies.options import ResultsOptions
+    from rlhf_asr.studies.results.silence import SILENCE_VARIANTS, variant_args
+
+    for variant, (alpha, _, target) in SILENCE_VARIANTS.items():
+        options = ResultsOptions(alpha=alpha, seed=2)
+        args = variant_args(options, tmp_path, tmp_path / "p.jsonl", tmp_path / variant, 85, target)
+        model_args, data_args, config = args
+        assert data_args.nospeech_target == target and data_args.train_data == str(tmp_path / "p.jsonl")
+        assert config.max_steps == 85 and config.merge_at_end and config.alpha == alpha and config.seed == 2
+        assert config.output_dir == str(tmp_path / variant) and model_args.base_model == str(tmp_path)

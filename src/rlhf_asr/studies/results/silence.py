@@ -13,7 +13,9 @@ users run rather than the study's own greedy decoding:
   reference (hallucinated words anywhere, also those glued to real speech) and the WER. The
   segments are kept in the raw file.
 Variants: the base model, the base behind the decode-time guard (its own decoder), SFT and ORPO on
-speech + no-speech pairs with each no-speech target (`--nospeech_target`), and speech-only ORPO.
+speech + no-speech pairs with each no-speech target (`--nospeech_target`), ORPO with the speech
+also padded with non-speech around it (`padded_pairs`, as `make-pairs --pad_silence`), and
+speech-only ORPO.
 Raw numbers go to silence_raw.json after every model; the report renders from it alone.
 """
 
@@ -33,17 +35,26 @@ from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_texts, pipeline_texts
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
 from rlhf_asr.inference.guard import DecodeGuard
+from rlhf_asr.studies.nonspeech import add_padded
 from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
 from rlhf_asr.studies.results.report import environment
 from rlhf_asr.studies.results.resume import earlier_runs
-from rlhf_asr.studies.stages import pick_threads, timed_training
+from rlhf_asr.studies.stages import (
+    cpu_cores,
+    decode_split,
+    encode_clips,
+    make_split_pairs,
+    pick_threads,
+    timed_training,
+)
 
 logger = logging.getLogger(__name__)
 SPEECH_SPLITS = ("test", "test_voices")
 # variant -> (alpha, pair file, --nospeech_target)
 SILENCE_VARIANTS = {  # in the order they run within a seed (raw is saved after each)
     "orpo_eot": (ORPO_ALPHA, "mixed", "eot"),
+    "orpo_eot_padded": (ORPO_ALPHA, "mixed_padded", "eot"),  # + speech padded with non-speech (padded_pairs)
     "orpo_nospeech": (ORPO_ALPHA, "mixed", "nospeech"),
     "sft_eot": (0.0, "mixed", "eot"),
     "orpo_speech": (ORPO_ALPHA, "speech", "eot"),
@@ -168,12 +179,36 @@ def score_model(merged: Path, adapter: Path, corpus, files, work: Path) -> dict[
     return out
 
 
+def padded_pairs(start, options: ResultsOptions) -> tuple[Path, list]:
+    """The mixed pairs plus those of the training speech padded with up to 25 s of training non-speech
+    around it (`add_padded`): the base model's mistakes on them, chosen the reference. They teach that
+    a window which starts with non-speech may still hold speech."""
+    corpus, _, model, processor, hidden, before = start[:6]
+    split = add_padded(corpus)
+    paths = [corpus.folder / u.path for u in corpus.splits[split]]
+    hidden[split] = encode_clips(model, processor, paths, workers=cpu_cores())
+    pick_threads(1)
+    before[split] = decode_split(model, processor, hidden, corpus, split, options.decode_batch_size)
+    splits = ("train", "nonspeech_train", split)
+    path, found, _ = make_split_pairs(corpus, splits, before, hidden, model, "pairs_ns_padded.jsonl", start.cache)
+    return path, found
+
+
+def variant_args(options: ResultsOptions, base: Path, pairs: Path, run_dir: Path, max_steps: int, target: str):
+    """(ModelArguments, DataArguments, ORPOConfig) of one trained variant: the studies' run with the
+    no-speech target `target`, merged at the end (the pipeline and the exports read the merged folder)."""
+    model_args, data_args, config = training_args(
+        options, base, pairs, run_dir, max_steps=max_steps, plot=False, merge_at_end=True, overwrite_output_dir=True
+    )
+    return model_args, replace(data_args, nospeech_target=target), config  # DataArguments is frozen
+
+
 def run_silence(options: ResultsOptions) -> dict:
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    corpus, base, model, processor, _, _, pairs, mixed, _, cache, max_steps = study_start(
-        options, out, "pairs_ns.jsonl"
-    )
+    start = study_start(options, out, "pairs_ns.jsonl")
+    corpus, base, model, processor, _, _, pairs, mixed, _, cache, max_steps = start
+    pairs["mixed_padded"], with_padded = padded_pairs(start, options)
     files = long_recordings(corpus, out / "long")
     earlier = earlier_runs(options, "silence")
     raw = {
@@ -182,6 +217,7 @@ def run_silence(options: ResultsOptions) -> dict:
         "pairs": {
             "speech": len(mixed) - sum(r["chosen"] == "" for _, r in mixed),
             "no_speech": sum(r["chosen"] == "" for _, r in mixed),
+            "padded": len(with_padded) - len(mixed),  # in mixed_padded, beside all of mixed
         },
         "max_steps": max_steps,
         "long_files": [{"gap_s": [round(x, 2) for x in f["gap"]]} for f in files],
@@ -209,11 +245,8 @@ def run_silence(options: ResultsOptions) -> dict:
                 raw["runs"] += earlier[variant, seed]
                 save(raw, options)
                 continue
-            args = training_args(
-                replace(options, alpha=alpha, seed=seed), base, pairs[pair_file], run_dir,
-                max_steps=max_steps, plot=False, merge_at_end=True, overwrite_output_dir=True,
-            )  # fmt: skip
-            args[1].nospeech_target = target
+            run_options = replace(options, alpha=alpha, seed=seed)
+            args = variant_args(run_options, base, pairs[pair_file], run_dir, max_steps, target)
             train_s = timed_training(args, cache)
             decoders = score_model(run_dir / "merged", run_dir, corpus, files, run_dir)
             raw["runs"].append({"variant": variant, "seed": seed, "train_s": round(train_s, 1), "decoders": decoders})

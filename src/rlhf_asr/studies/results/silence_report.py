@@ -17,6 +17,7 @@ NAMES = {
     "guard": "base + decode-time guard",
     "sft_eot": "SFT, target eot",
     "orpo_eot": "ORPO, target eot",
+    "orpo_eot_padded": "ORPO, target eot, + padded speech",
     "orpo_nospeech": "ORPO, target nospeech",
     "orpo_both": "ORPO, target both",
     "orpo_speech": "ORPO, speech pairs only",
@@ -130,6 +131,14 @@ def check_targets(raw: dict) -> list[str]:
     return lines
 
 
+def _padded(raw: dict) -> str:
+    count = raw["pairs"].get("padded")
+    if not count:
+        return ""
+    return (f" (the padded variant: + {count} pairs of training speech with up to 25 s of training "
+            "non-speech around it)")  # fmt: skip
+
+
 def render_silence(raw: dict, provenance: Provenance) -> str:
     opts = raw["options"]
     seeds = " ".join(map(str, opts["seeds"]))
@@ -140,7 +149,8 @@ def render_silence(raw: dict, provenance: Provenance) -> str:
         f"Rendered from `{provenance.raw_path}` by `{provenance.regenerate_command()}`{provenance.scope()}.",
         f"{'Complete' if raw.get('complete') else 'INCOMPLETE (runs missing)'}: seeds {seeds}, "
         f"{raw['max_steps']} steps each, {raw['pairs']['speech']} speech + {raw['pairs']['no_speech']} no-speech "
-        f"pairs; {opts['nonspeech_test']} held-out non-speech clips of kinds and lengths training never had.",
+        f"pairs{_padded(raw)}; {opts['nonspeech_test']} held-out non-speech clips of kinds and lengths training "
+        "never had.",
         "Each decoder at its own defaults: the pipeline on the merged folder (5 beams, the saved generation "
         "config; `rlhf-asr transcribe` decodes short clips the same way), faster-whisper on a float32 and an int8 "
         "export. The guard row is the base model through `generate` with the no-speech and log-prob thresholds.",
