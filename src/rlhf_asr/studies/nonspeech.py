@@ -36,6 +36,9 @@ HELD_OUT_DURATIONS = (15.0, 20.0, 30.0)  # seconds
 # Seconds of filler around each padded speech clip (`add_padded`): speech after a pause of 0-25 s,
 # as in a long-form window that starts inside a pause or music.
 PADDED_SECONDS = 25.0
+# Seconds of held-out non-speech before each held-out clip of the after-pause split (`add_after_pause`):
+# long enough that a model trained to end on non-speech clips of 1-10 s may stop before the speech.
+PAUSE_SECONDS = 15.0
 # split name -> (kinds, durations); the held-out split is what "hallucination rate" is measured on
 NONSPEECH_SPLITS = {
     "nonspeech_train": (TRAIN_KINDS, TRAIN_DURATIONS),
@@ -72,24 +75,46 @@ def add_nonspeech(corpus: Corpus, train: int, test: int, seed: int) -> Corpus:
     return corpus
 
 
-def add_padded(corpus: Corpus, split: str = "train", fillers: str = "nonspeech_train", seed: int = 0) -> str:
-    """Adds `<split>_padded` (manifest too): each clip of `split` with `PADDED_SECONDS` of filler split
-    at random before and after it, as `make-pairs --pad_silence` pads (`data.nonspeech.pad_speech`:
-    digital silence, a generated noise, or a stretch of one of the `fillers` split's sounds). Only
-    training sounds are used, so no held-out kind reaches training. Returns the split's name."""
-    name = f"{split}_padded"
-    sounds = [corpus.folder / u.path for u in corpus.splits[fillers] if u.voice != "silence"]
+def _derived_split(corpus: Corpus, split: str, name: str, make_audio) -> str:
+    """Adds split `name` (manifest too): each clip of `split` with the same text, its audio
+    `make_audio(index, audio)`, written under `name/`. Returns `name`."""
     (corpus.folder / name).mkdir(parents=True, exist_ok=True)
     rows = []
     for index, utterance in enumerate(corpus.splits[split]):
-        rng = np.random.default_rng([seed, index])
-        padded, _, _ = pad_speech(load_audio(corpus.folder / utterance.path), PADDED_SECONDS, rng, sounds)
+        audio = make_audio(index, load_audio(corpus.folder / utterance.path))
         relative = f"{name}/{index:04d}.wav"
-        soundfile.write(corpus.folder / relative, np.clip(padded, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
-        rows.append(dataclasses.replace(utterance, path=relative, duration=padded.size / SAMPLING_RATE, split=name))
+        soundfile.write(corpus.folder / relative, np.clip(audio, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
+        rows.append(dataclasses.replace(utterance, path=relative, duration=audio.size / SAMPLING_RATE, split=name))
     corpus.splits[name] = rows
     write_jsonl(corpus.manifest(name), [u.asr_row() for u in rows])
     return name
+
+
+def add_padded(corpus: Corpus, split: str = "train", fillers: str = "nonspeech_train", seed: int = 0) -> str:
+    """Adds `<split>_padded`: each clip of `split` with `PADDED_SECONDS` of filler split at random
+    before and after it, as `make-pairs --pad_silence` pads (`data.nonspeech.pad_speech`: digital
+    silence, a generated noise, or a stretch of one of the `fillers` split's sounds). Only training
+    sounds are used, so no held-out kind reaches training. Returns the split's name."""
+    sounds = [corpus.folder / u.path for u in corpus.splits[fillers] if u.voice != "silence"]
+
+    def padded(index: int, speech: np.ndarray) -> np.ndarray:
+        return pad_speech(speech, PADDED_SECONDS, np.random.default_rng([seed, index]), sounds)[0]
+
+    return _derived_split(corpus, split, f"{split}_padded", padded)
+
+
+def add_after_pause(corpus: Corpus, split: str = "test_voices", pauses: str = "nonspeech_test") -> str:
+    """Adds `<split>_after_pause`: each clip of `split` after `PAUSE_SECONDS` of one of the `pauses`
+    split's sounds (in turn; looped or cut), as speech comes after music or noise at the start of a
+    recording or of a long-form window. Held-out sounds and voices only. Returns the split's name."""
+    sounds = corpus.splits[pauses]
+    frames = round(PAUSE_SECONDS * SAMPLING_RATE)
+
+    def after_pause(index: int, speech: np.ndarray) -> np.ndarray:
+        pause = load_audio(corpus.folder / sounds[index % len(sounds)].path)
+        return np.concatenate([np.resize(pause, frames), speech])
+
+    return _derived_split(corpus, split, f"{split}_after_pause", after_pause)
 
 
 def evaluate_nonspeech(

@@ -84,6 +84,66 @@ def test_padded_speech_keeps_its_text_fits_the_window_and_is_seeded(tmp_path):
     assert add_padded(corpus) == name and (tmp_path / rows[1].path).read_bytes() == first  # seeded: a rerun agrees
 
 
+def test_speech_after_a_pause_starts_after_15_s_of_held_out_sound(tmp_path):
+    from rlhf_asr.studies.corpus import Utterance
+    from rlhf_asr.studies.nonspeech import PAUSE_SECONDS, add_after_pause
+
+    def write(name, samples):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(tmp_path / name, samples.astype(np.float32), 16000)
+        return name
+
+    speech = [Utterance(f"words {i}", "v", 160, write(f"v/{i}.wav", np.full(16000, 0.5)), 1.0, "test_voices")
+              for i in range(3)]  # fmt: skip
+    hums = [Utterance("", "hum", 0, write(f"n/{i}.wav", np.full(8000, -0.25 * (i + 1))), 0.5, "nonspeech_test")
+            for i in range(2)]  # fmt: skip
+    corpus = SimpleNamespace(
+        folder=tmp_path,
+        splits={"test_voices": speech, "nonspeech_test": hums},
+        manifest=lambda split: tmp_path / f"{split}.jsonl",
+    )
+    name = add_after_pause(corpus)
+    rows = corpus.splits[name]
+    assert [u.text for u in rows] == ["words 0", "words 1", "words 2"]
+    audio, _ = soundfile.read(tmp_path / rows[2].path, dtype="float32")
+    pause = round(PAUSE_SECONDS * 16000)
+    assert audio.size == pause + 16000 and rows[2].duration == PAUSE_SECONDS + 1.0
+    assert np.allclose(audio[:pause], -0.25, atol=1e-4)  # clip 2 after hum 0 (in turn), looped to 15 s
+    assert np.allclose(audio[pause:], 0.5, atol=1e-4)  # then the speech, whole
+
+
+def test_after_pause_scores_count_clips_with_nothing_written():
+    from rlhf_asr.studies.results.silence import AFTER_PAUSE, pause_scores
+
+    corpus = SimpleNamespace(texts=lambda split: ["red green", "blue black"] if split == AFTER_PAUSE else [])
+    scores = pause_scores(corpus, ["red green", "  "])
+    assert scores == {"wer_after_pause": pytest.approx(0.5), "no_output_after_pause": 0.5}
+    assert pause_scores(corpus, [".", "blue black"])["no_output_after_pause"] == 0.0  # "." is output
+
+
+def test_runs_measured_before_the_after_pause_clips_get_them_once(tmp_path, monkeypatch):
+    from rlhf_asr.evaluation import faster_whisper_eval
+    from rlhf_asr.studies.results import silence
+
+    decoded = []
+    monkeypatch.setattr(faster_whisper_eval, "faster_whisper_model", lambda folder, device: folder)
+    monkeypatch.setattr(silence, "pipeline_texts", lambda folder, paths: decoded.append(folder) or ["a b"] * len(paths))
+    monkeypatch.setattr(silence, "faster_whisper_texts", lambda fw, paths: decoded.append(fw) or [""] * len(paths))
+    monkeypatch.setattr(silence, "pick_threads", lambda n: None)
+    corpus = SimpleNamespace(
+        folder=tmp_path, splits={silence.AFTER_PAUSE: [SimpleNamespace(path="x.wav")]}, texts=lambda split: ["a b"]
+    )
+    run = json.loads(json.dumps(_raw({"orpo_eot": 0.1})["runs"][1]))  # as read back: no dict shared by decoders
+    silence.rescore_after_pause(run, tmp_path / "merged", tmp_path, corpus)
+    assert decoded == [tmp_path / "merged", tmp_path / "ct2_float32", tmp_path / "ct2_int8"]
+    assert run["decoders"]["pipeline"]["no_output_after_pause"] == 0.0
+    assert run["decoders"]["fw_int8"]["no_output_after_pause"] == 1.0 and "wer_test" in run["decoders"]["fw_int8"]
+    silence.rescore_after_pause(run, tmp_path / "merged", tmp_path, corpus)
+    guard = {"variant": "guard", "seed": None, "decoders": {"guard": {}}}
+    silence.rescore_after_pause(guard, tmp_path, tmp_path, corpus)
+    assert len(decoded) == 3  # measured already; the guard has no pipeline or export
+
+
 def _raw(rates: dict[str, float]) -> dict:
     def run(variant, seed, rate, wer=0.3):
         scores = {"nonspeech_output_rate": rate, "hallucination_rate": rate / 2, "wer_test": wer}
@@ -146,6 +206,7 @@ def test_report_renders_from_the_raw_file_alone(tmp_path):
     path.write_text(json.dumps(_raw({"orpo_eot": 0.1, "orpo_speech": 1.0})))
     report = regenerate(path, tmp_path / "r.md")
     assert "## Silence where it is deployed (tiny.en)" in report
+    assert "**Speech after a pause**" in report  # its table, "-" where no run has the split
     assert "| ORPO, target eot | 11.0 ± 1.0 | 11.0 ± 1.0 | 11.0 ± 1.0 | - |" in report
     assert f"--from_raw {path}" in report and (tmp_path / "r.md").read_text() == report
 

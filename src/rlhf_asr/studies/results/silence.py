@@ -12,6 +12,9 @@ users run rather than the study's own greedy decoding:
   share of files with a segment of text inside the non-speech stretch, the words inserted over the
   reference (hallucinated words anywhere, also those glued to real speech) and the WER. The
   segments are kept in the raw file.
+- Speech after a pause (`AFTER_PAUSE`: each held-out voice clip after 15 s of held-out non-speech),
+  under the same three short-form decoders: WER and the share of clips with no output at all (a
+  model that learnt "non-speech at the start: write nothing" stops before the speech).
 Variants: the base model, the base behind the decode-time guard (its own decoder), SFT and ORPO on
 speech + no-speech pairs with each no-speech target (`--nospeech_target`), ORPO with the speech
 also padded with non-speech around it (`padded_pairs`, as `make-pairs --pad_silence`), and
@@ -35,7 +38,7 @@ from rlhf_asr.data.text_rules import is_silent
 from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_texts, pipeline_texts
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
 from rlhf_asr.inference.guard import DecodeGuard
-from rlhf_asr.studies.nonspeech import add_padded
+from rlhf_asr.studies.nonspeech import add_after_pause, add_padded
 from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
 from rlhf_asr.studies.results.report import environment
@@ -51,6 +54,8 @@ from rlhf_asr.studies.stages import (
 
 logger = logging.getLogger(__name__)
 SPEECH_SPLITS = ("test", "test_voices")
+AFTER_PAUSE = "test_voices_after_pause"  # held-out voices after 15 s of held-out non-speech (add_after_pause)
+SCORED_SPLITS = (*SPEECH_SPLITS, AFTER_PAUSE, "nonspeech_test")
 # variant -> (alpha, pair file, --nospeech_target)
 SILENCE_VARIANTS = {  # in the order they run within a seed (raw is saved after each)
     "orpo_eot": (ORPO_ALPHA, "mixed", "eot"),
@@ -104,9 +109,36 @@ def scores(corpus, transcripts: dict[str, list[str]]) -> dict:
         f"wer_{split}": score_rows(corpus.texts(split), transcripts[split], "en")["wer"] for split in SPEECH_SPLITS
     }
     result.update(nonspeech_rates(transcripts["nonspeech_test"]))
+    if AFTER_PAUSE in transcripts:
+        result.update(pause_scores(corpus, transcripts[AFTER_PAUSE]))
     written = Counter(t if len(t) <= 60 else f"{t[:60]}... ({len(t)} chars)" for t in transcripts["nonspeech_test"])
     result["outputs"] = dict(written.most_common(8))  # what was written on non-speech ("" included), counted
     return result
+
+
+def pause_scores(corpus, texts: list[str]) -> dict:
+    """WER of held-out speech after a long pause, and the share of those clips with no output at all."""
+    return {
+        "wer_after_pause": score_rows(corpus.texts(AFTER_PAUSE), texts, "en")["wer"],
+        "no_output_after_pause": sum(is_silent(text) for text in texts) / len(texts),
+    }
+
+
+def rescore_after_pause(run: dict, merged: Path, work: Path, corpus) -> None:
+    """A run measured before the after-pause clips existed gets their scores under its three decoders
+    (the merged folder for the pipeline, the exports in `work` for faster-whisper)."""
+    decoders = run["decoders"]
+    if "pipeline" not in decoders or "wer_after_pause" in decoders["pipeline"]:
+        return  # the guard's run (its own decoder), or measured already
+    from rlhf_asr.evaluation.faster_whisper_eval import faster_whisper_model
+
+    logger.info("%s seed %s: the after-pause clips scored", run["variant"], run["seed"])
+    pick_threads(2)
+    paths = _paths(corpus, AFTER_PAUSE)
+    decoders["pipeline"].update(pause_scores(corpus, pipeline_texts(merged, paths)))
+    for decoder, folder in (("fw_float32", "ct2_float32"), ("fw_int8", "ct2_int8")):
+        fw = faster_whisper_model(work / folder, device="cpu")
+        decoders[decoder].update(pause_scores(corpus, faster_whisper_texts(fw, paths)))
 
 
 def _paths(corpus, split: str) -> list[str]:
@@ -114,11 +146,11 @@ def _paths(corpus, split: str) -> list[str]:
 
 
 def pipeline_transcripts(folder: Path, corpus) -> dict[str, list[str]]:
-    return {split: pipeline_texts(folder, _paths(corpus, split)) for split in (*SPEECH_SPLITS, "nonspeech_test")}
+    return {split: pipeline_texts(folder, _paths(corpus, split)) for split in SCORED_SPLITS}
 
 
 def fw_transcripts(fw, corpus) -> dict[str, list[str]]:
-    return {split: faster_whisper_texts(fw, _paths(corpus, split)) for split in (*SPEECH_SPLITS, "nonspeech_test")}
+    return {split: faster_whisper_texts(fw, _paths(corpus, split)) for split in SCORED_SPLITS}
 
 
 def long_scores(decoded: list[list[tuple[float, float, str]]], files: list[dict]) -> dict:
@@ -210,6 +242,7 @@ def run_silence(options: ResultsOptions) -> dict:
     corpus, base, model, processor, _, _, pairs, mixed, _, cache, max_steps = start
     pairs["mixed_padded"], with_padded = padded_pairs(start, options)
     files = long_recordings(corpus, out / "long")
+    add_after_pause(corpus)
     earlier = earlier_runs(options, "silence")
     raw = {
         "study": "silence",
@@ -227,6 +260,7 @@ def run_silence(options: ResultsOptions) -> dict:
         "environment": environment(),
     }
     rescore_long(raw["runs"][0], base, out / "base" / "ct2_float32", files)
+    rescore_after_pause(raw["runs"][0], base, out / "base", corpus)
     # the guard decodes the base model, which loops on noise: half an hour on 2 cores, so it is kept too
     raw["runs"] += earlier.get(("guard", None)) or [
         {
@@ -242,6 +276,7 @@ def run_silence(options: ResultsOptions) -> dict:
             if (variant, seed) in earlier:  # measured by an earlier, interrupted run of the same study
                 for run in earlier[variant, seed]:
                     rescore_long(run, run_dir, run_dir / "ct2_float32", files)
+                    rescore_after_pause(run, run_dir / "merged", run_dir, corpus)
                 raw["runs"] += earlier[variant, seed]
                 save(raw, options)
                 continue

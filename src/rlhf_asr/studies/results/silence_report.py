@@ -2,8 +2,9 @@
 
 Tables of mean ± standard deviation over seeds, per variant and decoder: the non-speech output rate
 (any output, "." included) and the hallucination rate (words) on held-out non-speech, speech WER on
-held-out texts and voices, and the long recordings' share of files with text inside the
-non-speech stretch; then the issue's targets checked on those numbers.
+held-out texts and voices, speech after a 15 s pause, and the long recordings' share of files with
+text inside the non-speech stretch, inserted words and WER; then the issue's targets checked on those
+numbers.
 """
 
 from __future__ import annotations
@@ -170,6 +171,15 @@ def render_silence(raw: dict, provenance: Provenance) -> str:
         "**Speech WER on held-out voices** (%):",
         "",
         *_table(raw, "wer_test_voices", decoders),
+        "",
+        "**Speech after a pause** (each held-out voice clip after 15 s of held-out non-speech): % of clips "
+        "with no output at all,",
+        "",
+        *_table(raw, "no_output_after_pause", decoders[:3]),
+        "",
+        "and their WER (%):",
+        "",
+        *_table(raw, "wer_after_pause", decoders[:3]),
         "",
         f"**Long recordings** ({len(raw['long_files'])} files: held-out speech, two held-out non-speech "
         "clips (30-60 s), speech) under `rlhf-asr transcribe --timestamps` and faster-whisper: "
