@@ -175,12 +175,15 @@ def _raw(rates: dict[str, float]) -> dict:
 
 
 def test_targets_say_met_and_not_met_from_the_numbers():
-    lines = check_targets(_raw({"orpo_eot": 0.1, "orpo_nospeech": 0.5, "orpo_speech": 1.0}))
-    eot = [line for line in lines if line.startswith("- ORPO, target eot, pipeline")]
+    rates = {"orpo_eot_padded": 0.1, "sft_eot_padded": 0.05, "orpo_nospeech": 0.5, "orpo_speech": 1.0}
+    lines = check_targets(_raw(rates))
+    recipe = [line for line in lines if line.startswith("- ORPO, target eot, + padded speech, pipeline")]
     nospeech = [line for line in lines if line.startswith("- ORPO, target nospeech, pipeline")]
-    assert eot[0].endswith(": met") and nospeech[0].endswith(": not met")
-    long_wer = [line for line in lines if "ORPO eot's WER no worse than the base model's" in line]
+    assert recipe[0].endswith(": met") and nospeech[0].endswith(": not met")
+    long_wer = [line for line in lines if "+ padded speech: WER no worse than the base model's" in line]
     assert len(long_wer) == 2 and all(line.endswith(": met") for line in long_wer)  # 0.31 against 0.40
+    sft = [line for line in lines if line.startswith("- ORPO no worse than SFT")]
+    assert len(sft) == 3 and all(line.endswith(": not met") for line in sft)  # 10% against SFT's 5%
 
 
 def test_runs_measured_before_the_segments_were_kept_are_scored_again(tmp_path, monkeypatch):
@@ -246,10 +249,11 @@ def test_each_variant_trains_with_its_no_speech_target(tmp_path):
     from rlhf_asr.studies.options import ResultsOptions
     from rlhf_asr.studies.results.silence import SILENCE_VARIANTS, variant_args
 
-    for variant, (alpha, _, target) in SILENCE_VARIANTS.items():
-        options = ResultsOptions(alpha=alpha, seed=2)
-        args = variant_args(options, tmp_path, tmp_path / "p.jsonl", tmp_path / variant, 85, target)
+    for variant, (loss, _, target) in SILENCE_VARIANTS.items():
+        args = variant_args(
+            ResultsOptions(seed=2), tmp_path, tmp_path / "p.jsonl", tmp_path / variant, 85, target, loss
+        )
         model_args, data_args, config = args
         assert data_args.nospeech_target == target and data_args.train_data == str(tmp_path / "p.jsonl")
-        assert config.max_steps == 85 and config.merge_at_end and config.alpha == alpha and config.seed == 2
+        assert config.max_steps == 85 and config.merge_at_end and config.loss == loss and config.seed == 2
         assert config.output_dir == str(tmp_path / variant) and model_args.base_model == str(tmp_path)

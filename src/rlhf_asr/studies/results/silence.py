@@ -39,7 +39,7 @@ from rlhf_asr.evaluation.deployed import export_faster_whisper, faster_whisper_t
 from rlhf_asr.evaluation.hallucination import nonspeech_rates, score_rows
 from rlhf_asr.inference.guard import DecodeGuard
 from rlhf_asr.studies.nonspeech import add_after_pause, add_padded
-from rlhf_asr.studies.options import ORPO_ALPHA, ResultsOptions, training_args
+from rlhf_asr.studies.options import ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
 from rlhf_asr.studies.results.report import environment
 from rlhf_asr.studies.results.resume import earlier_runs
@@ -56,14 +56,16 @@ logger = logging.getLogger(__name__)
 SPEECH_SPLITS = ("test", "test_voices")
 AFTER_PAUSE = "test_voices_after_pause"  # held-out voices after 15 s of held-out non-speech (add_after_pause)
 SCORED_SPLITS = (*SPEECH_SPLITS, AFTER_PAUSE, "nonspeech_test")
-# variant -> (alpha, pair file, --nospeech_target)
-SILENCE_VARIANTS = {  # in the order they run within a seed (raw is saved after each)
-    "orpo_eot": (ORPO_ALPHA, "mixed", "eot"),
-    "orpo_eot_padded": (ORPO_ALPHA, "mixed_padded", "eot"),  # + speech padded with non-speech (padded_pairs)
-    "orpo_nospeech": (ORPO_ALPHA, "mixed", "nospeech"),
-    "sft_eot": (0.0, "mixed", "eot"),
-    "orpo_speech": (ORPO_ALPHA, "speech", "eot"),
-    "orpo_both": (ORPO_ALPHA, "mixed", "both"),
+# variant -> (--loss, pair file, --nospeech_target), in the order they run, each over every seed (raw is
+# saved after each run): the recipe and its SFT and speech-only comparisons first, so an interrupted
+# study has those at every seed before the target comparisons on the unpadded pairs
+SILENCE_VARIANTS = {
+    "orpo_eot_padded": ("orpo", "mixed_padded", "eot"),  # + speech padded with non-speech (padded_pairs)
+    "sft_eot_padded": ("sft", "mixed_padded", "eot"),
+    "orpo_speech": ("orpo", "speech", "eot"),
+    "orpo_eot": ("orpo", "mixed", "eot"),
+    "orpo_nospeech": ("orpo", "mixed", "nospeech"),
+    "orpo_both": ("orpo", "mixed", "both"),
 }
 DECODERS = ("pipeline", "fw_float32", "fw_int8")
 LONG_DECODERS = ("transcribe_long", "fw_float32")
@@ -226,11 +228,22 @@ def padded_pairs(start, options: ResultsOptions) -> tuple[Path, list]:
     return path, found
 
 
-def variant_args(options: ResultsOptions, base: Path, pairs: Path, run_dir: Path, max_steps: int, target: str):
-    """(ModelArguments, DataArguments, ORPOConfig) of one trained variant: the studies' run with the
-    no-speech target `target`, merged at the end (the pipeline and the exports read the merged folder)."""
+def variant_args(
+    options: ResultsOptions, base: Path, pairs: Path, run_dir: Path, max_steps: int, target: str, loss: str
+):
+    """(ModelArguments, DataArguments, PreferenceConfig) of one trained variant: the studies' run with the
+    objective `loss` and the no-speech target `target`, merged at the end (the pipeline and the exports
+    read the merged folder)."""
     model_args, data_args, config = training_args(
-        options, base, pairs, run_dir, max_steps=max_steps, plot=False, merge_at_end=True, overwrite_output_dir=True
+        options,
+        base,
+        pairs,
+        run_dir,
+        loss=loss,
+        max_steps=max_steps,
+        plot=False,
+        merge_at_end=True,
+        overwrite_output_dir=True,
     )
     return model_args, replace(data_args, nospeech_target=target), config  # DataArguments is frozen
 
@@ -270,8 +283,8 @@ def run_silence(options: ResultsOptions) -> dict:
         }
     ]
     save(raw, options)
-    for seed in options.seeds:
-        for variant, (alpha, pair_file, target) in SILENCE_VARIANTS.items():
+    for variant, (loss, pair_file, target) in SILENCE_VARIANTS.items():
+        for seed in options.seeds:
             run_dir = out / f"{variant}_seed{seed}"
             if (variant, seed) in earlier:  # measured by an earlier, interrupted run of the same study
                 for run in earlier[variant, seed]:
@@ -280,8 +293,7 @@ def run_silence(options: ResultsOptions) -> dict:
                 raw["runs"] += earlier[variant, seed]
                 save(raw, options)
                 continue
-            run_options = replace(options, alpha=alpha, seed=seed)
-            args = variant_args(run_options, base, pairs[pair_file], run_dir, max_steps, target)
+            args = variant_args(replace(options, seed=seed), base, pairs[pair_file], run_dir, max_steps, target, loss)
             train_s = timed_training(args, cache)
             decoders = score_model(run_dir / "merged", run_dir, corpus, files, run_dir)
             raw["runs"].append({"variant": variant, "seed": seed, "train_s": round(train_s, 1), "decoders": decoders})
