@@ -57,13 +57,13 @@ SPEECH_SPLITS = ("test", "test_voices")
 AFTER_PAUSE = "test_voices_after_pause"  # held-out voices after 15 s of held-out non-speech (add_after_pause)
 SCORED_SPLITS = (*SPEECH_SPLITS, AFTER_PAUSE, "nonspeech_test")
 # variant -> (--loss, pair file, --nospeech_target), in the order they run, each over every seed (raw is
-# saved after each run): the recipe and its SFT and speech-only comparisons first, so an interrupted
-# study has those at every seed before the target comparisons on the unpadded pairs
+# saved after each run): the recipe and the same without padding first (the recipe's --pad_silence rests
+# on that pair), then its SFT and speech-only comparisons, then the other no-speech targets
 SILENCE_VARIANTS = {
     "orpo_eot_padded": ("orpo", "mixed_padded", "eot"),  # + speech padded with non-speech (padded_pairs)
+    "orpo_eot": ("orpo", "mixed", "eot"),
     "sft_eot_padded": ("sft", "mixed_padded", "eot"),
     "orpo_speech": ("orpo", "speech", "eot"),
-    "orpo_eot": ("orpo", "mixed", "eot"),
     "orpo_nospeech": ("orpo", "mixed", "nospeech"),
     "orpo_both": ("orpo", "mixed", "both"),
 }
