@@ -59,7 +59,7 @@ def own_data(tmp_path, monkeypatch):
 def test_own_data_commands_run_as_written(own_data, tmp_path):
     lines = [line for line in readme_block("own-data").splitlines() if line.strip() and not line.startswith("#")]
     assert [shlex.split(line)[1] for line in lines] == [
-        "make-pairs", "train", "evaluate", "evaluate", "merge", "transcribe", "export-ct2", "evaluate",
+        "make-pairs", "train", "evaluate", "evaluate", "merge", "transcribe", "export-ct2", "evaluate", "evaluate",
     ]  # fmt: skip
     for line in lines:
         argv = shlex.split(_localise(line, own_data))
@@ -70,6 +70,8 @@ def test_own_data_commands_run_as_written(own_data, tmp_path):
     after = json.loads((tmp_path / "after" / "metrics.json").read_text())
     assert after["rows_no_speech"] == 1 and after["hallucination_rate"] is not None
     assert "wer_difference" in json.loads((tmp_path / "ct2" / "metrics.json").read_text())
+    deployed = json.loads((tmp_path / "fw" / "metrics.json").read_text())
+    assert deployed["backend"] == "faster-whisper" and deployed["nonspeech_output_rate"] is not None
 
 
 @pytest.mark.slow
