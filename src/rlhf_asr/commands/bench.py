@@ -1,4 +1,4 @@
-"""`rlhf-asr bench`: peak memory and step time of sft / naive / concat / ours / ours_frozen (or K-best).
+"""`rlhf-asr bench`: peak memory and step time of sft / naive / concat / packed / packed_frozen (or K-best).
 
 Thin wrapper: options here, one process per mode in `rlhf_asr.studies.bench.run` (which takes the same
 common options), tables and searches in `rlhf_asr.studies.bench.compare`. Tables go to stdout.
@@ -20,7 +20,9 @@ from rlhf_asr.errors import UserInputError
 
 log = logging.getLogger(__name__)
 # rlhf_asr.studies.bench.run.MODES (a test keeps them equal; bench.run imports torch).
-MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
+MODES = ("sft", "naive", "concat", "packed", "packed_frozen")
+# The names the packed modes had before they took the engine's name; JSON files of those runs use them.
+OLDER_MODES = {"ours": "packed", "ours_frozen": "packed_frozen"}
 # Default sweeps, (batches, label lengths, steps, warm-up steps): a GPU takes the full grid; a CPU, whose
 # steps take tens of seconds (docs/benchmarks.md), a grid that ends in about ten minutes.
 SWEEP_GPU = ([2, 8, 16], [32, 64, 128], 3, 1)
@@ -48,7 +50,7 @@ class BenchOptions:
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (None: all cores)"})
     logps_chunk_size: int | None = field(default=None, metadata={"help": "packed engine's chunk (None: the engine's)"})
     checkpoint_decoder: bool = field(
-        default=False, metadata={"help": "ours: recompute decoder layers (as training's option)"}
+        default=False, metadata={"help": "packed: recompute decoder layers (as training's option)"}
     )
     # This command's own.
     modes: str = field(default=",".join(MODES), metadata={"help": f"comma-separated subset of {','.join(MODES)}"})
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     if options.mining:
         return _mining(options, argv)
-    modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
+    modes = [OLDER_MODES.get(mode.strip(), mode.strip()) for mode in options.modes.split(",") if mode.strip()]
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
         raise UserInputError(f"unknown --modes {','.join(unknown)}: choose from {','.join(MODES)}")

@@ -7,7 +7,7 @@ is any K. Three ways to compute the same numbers (they are compared in the tests
 - "naive": the whole model once per transcript (encoder K times, full logits K times).
 - "concat": encoder once, its output copied K times, decoder on the K transcripts stacked along
   the batch, full logits (what earlier ORPO-for-Whisper code did for K = 2).
-- "packed" (ours): encoder once; each audio's K transcripts are packed side by side along the
+- "packed" (this project's engine): encoder once; each audio's K transcripts are packed side by side along the
   decoder's time axis, with a block-causal mask and positions restarting at 0 in each block
   (model/packing.py, which also says what packing costs). One decoder pass, the audio's
   cross-attention keys and values computed once and shared, no copy of the encoder output, and
@@ -53,7 +53,7 @@ def checkpoint_decoder_layers(model: nn.Module) -> None:
     """Recompute each decoder layer in the backward pass instead of keeping its activations.
 
     The packed decoder runs on twice sft's tokens, and its per-token activations (self- and
-    cross-attention, the MLP, LoRA's inputs) are what keeps `ours` above `sft` per pair. The
+    cross-attention, the MLP, LoRA's inputs) are what keeps `packed` above `sft` per pair. The
     decoder is cheap to recompute next to the encoder (tens of tokens against 1500 frames), so
     checkpointing it, layer by layer, buys that memory back for some step time (the recompute
     includes each layer's cross-attention projections over the audio frames): opt-in.

@@ -30,9 +30,9 @@ def _row(peak: float, step: float, objective: str | None = None) -> dict:
 def test_plan_runs_sft_once_and_dpo_beside_an_orpo_pair():
     rows = plan([4, 8])
     assert rows["sft"] == ("sft", None, None)
-    assert rows["packed_k4"] == ("ours", 4, "mwer") and rows["naive_k8"] == ("naive", 8, "mwer")
-    assert rows["packed_k2"] == ("ours", 2, "orpo") and "naive_k2" not in rows  # DPO's comparison only
-    assert rows["dpo_k2"] == ("ours", 2, "dpo")
+    assert rows["packed_k4"] == ("packed", 4, "mwer") and rows["naive_k8"] == ("naive", 8, "mwer")
+    assert rows["packed_k2"] == ("packed", 2, "orpo") and "naive_k2" not in rows  # DPO's comparison only
+    assert rows["dpo_k2"] == ("packed", 2, "dpo")
 
 
 def test_ratios_and_targets_from_measured_rows():

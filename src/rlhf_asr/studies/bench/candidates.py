@@ -2,7 +2,7 @@
 
 The loss is training's: the engine's `forward_candidates` (through its forward, as a trainer
 reaches it), `trainer.batches.candidate_scores`, then the objective. Which engine scores the K
-candidates is the mode's: `ours` packs them as K blocks of one decoder pass after one encoder
+candidates is the mode's: `packed` packs them as K blocks of one decoder pass after one encoder
 pass; `naive` runs the whole model once per candidate (the encoder K times), as an implementation
 that scores each sequence separately would.
 """

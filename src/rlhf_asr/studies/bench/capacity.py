@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="small,large-v3")
     parser.add_argument("--precisions", default="bf16,fp16,int8")
     parser.add_argument("--modes", default=",".join(MODES), help="modes for bf16")
-    parser.add_argument("--other_modes", default="sft,naive,ours", help="modes for fp16 and int8")
+    parser.add_argument("--other_modes", default="sft,naive,packed", help="modes for fp16 and int8")
     parser.add_argument("--label_len", type=int, default=64)
     parser.add_argument("--time_limit_s", type=float, default=480.0, help="searches not started by then are skipped")
     parser.add_argument(

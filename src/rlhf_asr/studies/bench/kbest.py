@@ -2,7 +2,7 @@
 
 Per K, in one run (so the ratios share one machine state), each measurement in its own process
 (`compare.run_mode`, a full training step as `run.py` times it):
-- `packed_kK`: the packed engine (`ours`): one encoder pass, the K candidates as K blocks of one
+- `packed_kK`: the packed engine (mode `packed`): one encoder pass, the K candidates as K blocks of one
   decoder pass, then the objective over the K sums (ORPO at K = 2, MWER above it);
 - `naive_kK`: the whole model once per candidate (the encoder K times), same objective: what an
   implementation that scores each sequence separately (as TRL's trainers do) costs;
@@ -54,10 +54,10 @@ def plan(ks: list[int]) -> dict[str, tuple[str, int | None, str | None]]:
     """Row name -> (bench mode, K, objective), in running order."""
     rows: dict[str, tuple[str, int | None, str | None]] = {"sft": ("sft", None, None)}
     for k in [*ks, 2]:  # K = 2 packed under ORPO is DPO's comparison, asked for or not
-        rows[f"packed_k{k}"] = ("ours", k, default_objective(k))
+        rows[f"packed_k{k}"] = ("packed", k, default_objective(k))
         if k in ks:
             rows[f"naive_k{k}"] = ("naive", k, default_objective(k))
-    rows["dpo_k2"] = ("ours", 2, "dpo")
+    rows["dpo_k2"] = ("packed", 2, "dpo")
     return rows
 
 

@@ -33,9 +33,9 @@ from rlhf_asr.studies.bench.shapes import build_model
 
 logger = logging.getLogger(__name__)
 
-MODES = ("sft", "naive", "concat", "ours", "ours_frozen")
-# benchmark mode -> PreferenceWhisper mode; `ours_frozen` also freezes the encoder.
-ENGINE_MODES = {"naive": "naive", "concat": "concat", "ours": "packed", "ours_frozen": "packed"}
+MODES = ("sft", "naive", "concat", "packed", "packed_frozen")
+# benchmark mode -> PreferenceWhisper mode; `packed_frozen` also freezes the encoder.
+ENGINE_MODES = {"naive": "naive", "concat": "concat", "packed": "packed", "packed_frozen": "packed"}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 EXIT_OOM = 3
 
@@ -56,7 +56,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores)")
     parser.add_argument("--logps_chunk_size", type=int, default=None, help="packed engine's chunk (default: engine's)")
     parser.add_argument(
-        "--checkpoint_decoder", action="store_true", help="ours: recompute decoder layers (as training's option)"
+        "--checkpoint_decoder", action="store_true", help="packed: recompute decoder layers (as training's option)"
     )
 
 
@@ -95,7 +95,7 @@ def build(args: argparse.Namespace, total_steps: int):
     from rlhf_asr.model.peft_setup import apply_peft
     from rlhf_asr.trainer.config import ModelArguments
 
-    frozen = args.mode == "ours_frozen"
+    frozen = args.mode == "packed_frozen"
     if getattr(args, "load_in_8bit", False):  # a saved checkpoint, loaded in 8 bits as `--use_8bit` loads it
         from rlhf_asr.model.peft_setup import load_training_model
 
