@@ -9,9 +9,11 @@ import pytest
 import torch
 from transformers import WhisperForConditionalGeneration
 
+from rlhf_asr.data.collator import CandidateCollator
+from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.loss.orpo import orpo_loss
 from rlhf_asr.model.engine import PreferenceWhisper
-from whisper_fixtures import tiny_whisper_config
+from whisper_fixtures import tiny_processor, tiny_whisper_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -56,6 +58,42 @@ def test_packed_equals_two_pass_under_cuda_autocast(dtype, attn, lengths):
         err_packed = (packed[key].float() - exact[key]).abs().max()
         err_naive = (naive[key].float() - exact[key]).abs().max()
         assert err_packed <= 2 * err_naive + 1e-3, (key, err_packed, err_naive)
+
+
+# Per audio, four candidates of a K-best: an empty one ("" is the prompt then <|endoftext|>) and very unequal lengths.
+KBEST = [
+    ["the cat sat on the mat", "the cat sat on a hat", "", "a cat"],
+    [" ".join(["a quick brown fox jumps over the lazy dog"] * 5), "a quick brown box", "a quick brown fox", "hello"],
+    ["hello world", "", "hello word and more words that make it longer", "hello"],
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_k_blocks_equal_separate_passes_under_cuda_autocast(dtype, attn):
+    """K = 4 candidates packed in one decoder pass under autocast: no further from the float32 result
+    than the K separate passes (`naive`) under the same autocast."""
+    english = TranscriptEncoder(tiny_processor("tiny.en").tokenizer)
+    gen = torch.Generator().manual_seed(0)
+    items = [
+        {
+            "input_features": torch.randn(80, 3000, generator=gen).numpy(),
+            "candidates": [english.encode(text, None) for text in texts],
+            "index": i,
+        }
+        for i, texts in enumerate(KBEST)
+    ]
+    batch = {k: v.cuda() for k, v in CandidateCollator(pad_token_id=50256)(items).items() if k != "example_index"}
+    model = _model(attn)
+    with torch.no_grad():
+        exact = PreferenceWhisper(model, mode="naive").forward_candidates(**batch)
+        with torch.autocast("cuda", dtype=dtype):
+            packed = PreferenceWhisper(model, mode="packed").forward_candidates(**batch)
+            naive = PreferenceWhisper(model, mode="naive").forward_candidates(**batch)
+    assert torch.equal(packed.tokens, exact.tokens) and exact.logps.shape == (3, 4)
+    err_packed = (packed.logps.float() - exact.logps).abs().max()
+    err_naive = (naive.logps.float() - exact.logps).abs().max()
+    assert err_packed <= 2 * err_naive + 1e-3, (err_packed, err_naive)
 
 
 def test_packed_mask_isolates_rejected_on_cuda():
