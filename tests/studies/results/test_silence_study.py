@@ -257,3 +257,14 @@ def test_each_variant_trains_with_its_no_speech_target(tmp_path):
         assert data_args.nospeech_target == target and data_args.train_data == str(tmp_path / "p.jsonl")
         assert config.max_steps == 85 and config.merge_at_end and config.loss == loss and config.seed == 2
         assert config.output_dir == str(tmp_path / variant) and model_args.base_model == str(tmp_path)
+
+
+def test_an_interrupted_study_renders_with_its_count_of_runs():
+    from rlhf_asr.studies.results.report import Provenance
+    from rlhf_asr.studies.results.silence_report import render_silence
+
+    raw = _raw({"orpo_eot_padded": 0.1}) | {"complete": False, "planned_runs": 20}
+    report = render_silence(raw, Provenance.alone("silence_raw.json", "silence.md"))
+    assert "INCOMPLETE (4 of 20 planned runs recorded): seeds 0 1 2" in report
+    assert "| ORPO, target eot, + padded speech | 11.0 ± 1.0 |" in report  # 10, 11, 12 % over the seeds
+    assert "| base model | 100.0 |" in report

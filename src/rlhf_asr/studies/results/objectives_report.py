@@ -9,7 +9,15 @@ read from the raw file.
 from __future__ import annotations
 
 from rlhf_asr.studies.options import TEST_SPLITS
-from rlhf_asr.studies.results.report import Provenance, base_row_name, cell, measured_on, prompt_in_loss, summarize
+from rlhf_asr.studies.results.report import (
+    Provenance,
+    base_row_name,
+    cell,
+    completeness,
+    measured_on,
+    prompt_in_loss,
+    summarize,
+)
 
 METRICS = ("wer_test", "wer_test_voices", "preference_accuracy", "train_s")
 NAMES = {
@@ -95,7 +103,7 @@ def render_objectives(raw: dict, provenance: Provenance) -> str:
         f"## Objectives at equal steps ({opts['model']})",
         "",
         f"Rendered from `{provenance.raw_path}` by `{provenance.regenerate_command()}`{provenance.scope()}.",
-        f"{'Complete' if raw.get('complete') else 'INCOMPLETE (runs missing)'}: seeds {opts['seeds']} "
+        f"{completeness(raw)}: seeds {opts['seeds']} "
         "(mean ± standard deviation). The WER study's corpus and pairs: "
         f"{raw['pairs']} preference pairs (chosen = text spoken, rejected = the base model's transcript) for SFT, "
         "ORPO, DPO and SimPO; MWER on K-best rows of the same training clips (the base model's beam search, "

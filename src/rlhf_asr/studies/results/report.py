@@ -139,6 +139,13 @@ def summarize(runs: list[dict], metrics: tuple[str, ...]) -> dict[str, dict[str,
     return summary
 
 
+def completeness(raw: dict) -> str:
+    """'Complete', or how many of the planned runs an interrupted study has recorded so far."""
+    if raw.get("complete"):
+        return "Complete"
+    return f"INCOMPLETE ({len(raw['runs'])} of {raw.get('planned_runs', '?')} planned runs recorded)"
+
+
 def model_studied(opts: dict) -> str:
     """The model a study ran on; raw files from before `--model` was recorded ran on the default."""
     return opts.get("model", DemoOptions.model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from rlhf_asr.studies.results.report import Provenance
+from rlhf_asr.studies.results.report import Provenance, completeness
 
 NAMES = {
     "base": "base model",
@@ -149,7 +149,7 @@ def render_silence(raw: dict, provenance: Provenance) -> str:
         f"## Silence where it is deployed ({opts['model']})",
         "",
         f"Rendered from `{provenance.raw_path}` by `{provenance.regenerate_command()}`{provenance.scope()}.",
-        f"{'Complete' if raw.get('complete') else 'INCOMPLETE (runs missing)'}: seeds {seeds}, "
+        f"{completeness(raw)}: seeds {seeds}, "
         f"{raw['max_steps']} steps each, {raw['pairs']['speech']} speech + {raw['pairs']['no_speech']} no-speech "
         f"pairs{_padded(raw)}; {opts['nonspeech_test']} held-out non-speech clips of kinds and lengths training "
         "never had.",
