@@ -31,6 +31,8 @@ def test_study_runs_every_objective_asked_then_continues_from_its_raw_file(tmp_p
     for run in raw["runs"]:
         for column in ("wer_test", "wer_test_voices", "preference_accuracy"):
             assert 0 <= run[column] <= 10, (run["variant"], column)
+    # each trained run names its own commit: a study continued later may run other code
+    assert all(run["measured"]["commit"] == raw["environment"]["commit"] for run in raw["runs"][1:])
     rows = [json.loads(line) for line in (out / "corpus" / "kbest2.jsonl").read_text().splitlines()]
     assert len(rows) == raw["kbest_rows"] and all(1 <= len(row["candidates"]) <= 2 for row in rows)
     report = (out / "objectives.md").read_text()

@@ -22,7 +22,7 @@ from dataclasses import asdict, replace
 
 from rlhf_asr.studies.options import ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import save
-from rlhf_asr.studies.results.report import environment
+from rlhf_asr.studies.results.report import environment, measured_at
 from rlhf_asr.studies.results.resume import earlier_runs
 from rlhf_asr.studies.results.wer import evaluate_model, speech_start
 from rlhf_asr.studies.stages import load_decoding_model, make_kbest_rows, pick_threads, timed_training
@@ -95,7 +95,8 @@ def run_objectives(options: ResultsOptions) -> dict:
             train_s = timed_training(args, start.cache)
             tuned, _ = load_decoding_model(run_dir)
             scores = evaluate_model(tuned, processor, corpus, hidden, start.held_out, options)
-            raw["runs"].append({"variant": objective, "seed": seed, "train_s": round(train_s, 1), **scores})
+            run = {"variant": objective, "seed": seed, "train_s": round(train_s, 1), **scores}
+            raw["runs"].append(run | {"measured": measured_at()})
             logger.info("%s", raw["runs"][-1])
             save(raw, options)
     return raw

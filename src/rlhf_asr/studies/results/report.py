@@ -40,6 +40,12 @@ def environment() -> dict:
     }
 
 
+def measured_at() -> dict:
+    """One run's own provenance: an interrupted study continues later, maybe at another commit or on
+    another machine, while `environment` names only the latest start."""
+    return {"commit": source_commit(), "date": date.today().isoformat(), "cpu_cores": cpu_cores()}
+
+
 def source_commit() -> str | None:
     """The git commit of the code that ran ("+changes" when the tree differs from it); None outside a checkout.
 

@@ -41,7 +41,7 @@ from rlhf_asr.inference.guard import DecodeGuard
 from rlhf_asr.studies.nonspeech import add_after_pause, add_padded
 from rlhf_asr.studies.options import ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import guarded_transcripts, save, study_start
-from rlhf_asr.studies.results.report import environment
+from rlhf_asr.studies.results.report import environment, measured_at
 from rlhf_asr.studies.results.resume import earlier_runs
 from rlhf_asr.studies.stages import (
     cpu_cores,
@@ -296,7 +296,8 @@ def run_silence(options: ResultsOptions) -> dict:
             args = variant_args(replace(options, seed=seed), base, pairs[pair_file], run_dir, max_steps, target, loss)
             train_s = timed_training(args, cache)
             decoders = score_model(run_dir / "merged", run_dir, corpus, files, run_dir)
-            raw["runs"].append({"variant": variant, "seed": seed, "train_s": round(train_s, 1), "decoders": decoders})
+            run = {"variant": variant, "seed": seed, "train_s": round(train_s, 1), "decoders": decoders}
+            raw["runs"].append(run | {"measured": measured_at()})
             logger.info("%s seed %s: %s", variant, seed, json.dumps(decoders)[:400])
             save(raw, options)
     return raw
