@@ -95,6 +95,15 @@ def test_the_target_is_not_met_when_the_gain_is_small_or_the_spreads_overlap():
     assert "NOT MET by any objective" in overlapping and "-10.0% (spreads overlap)" in overlapping
 
 
+def test_one_seed_is_not_called_apart_or_overlapping():
+    raw = _raw(0.27)
+    raw["runs"] = [run for run in raw["runs"] if run["seed"] in (None, 0)]  # base, then seed 0 of each
+    report = _render(raw | {"complete": False, "planned_runs": 10})
+    assert "INCOMPLETE (4 of 10 planned runs recorded)" in report
+    assert "| DPO (`--loss dpo`) | 26.5 ± 0.0 | -10.2% (fewer than 2 seeds: no spread) |" in report
+    assert "cannot be checked: fewer than 2 seeds" in report
+
+
 def test_the_report_renders_beside_the_other_studies_from_raw_files_alone(tmp_path):
     path = tmp_path / "objectives_raw.json"
     path.write_text(json.dumps(_raw(0.27)))

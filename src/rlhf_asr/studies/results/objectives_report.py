@@ -39,9 +39,9 @@ def split_check(summary: dict, runs: list[dict], objective: str, split: str) -> 
     """One objective against SFT on one held-out split: relative reduction, spreads apart, met."""
     (sft, sft_spread), (ours, spread) = summary["sft"][f"wer_{split}"], summary[objective][f"wer_{split}"]
     relative = (sft - ours) / sft if sft else 0.0
-    apart = ours + spread < sft - sft_spread  # the seed spreads (mean ± standard deviation) do not overlap
     seeded = min(_seeds(runs, "sft"), _seeds(runs, objective)) >= MIN_SEEDS
-    return {"relative": relative, "apart": apart, "met": relative >= TARGET and apart and seeded}
+    apart = seeded and ours + spread < sft - sft_spread  # the seed spreads (mean ± standard deviation) do not overlap
+    return {"relative": relative, "apart": apart, "seeded": seeded, "met": relative >= TARGET and apart}
 
 
 def check_target(summary: dict, runs: list[dict]) -> dict[str, dict[str, dict]]:
@@ -72,6 +72,7 @@ def _change(check: dict | None) -> str:
     if check is None:
         return "–"
     verdict = "met" if check["met"] else "spreads apart" if check["apart"] else "spreads overlap"
+    verdict = verdict if check.get("seeded", True) else f"fewer than {MIN_SEEDS} seeds: no spread"
     return f"{round(-100 * check['relative'], 1) + 0.0:+.1f}% ({verdict})"  # + 0.0: never "-0.0"
 
 
