@@ -71,8 +71,10 @@ def target_line(checks: dict, runs: list[dict]) -> str:
 def _change(check: dict | None) -> str:
     if check is None:
         return "–"
-    verdict = "met" if check["met"] else "spreads apart" if check["apart"] else "spreads overlap"
-    verdict = verdict if check.get("seeded", True) else f"fewer than {MIN_SEEDS} seeds: no spread"
+    if not check["seeded"]:
+        verdict = f"fewer than {MIN_SEEDS} seeds: no spread"
+    else:
+        verdict = "met" if check["met"] else "spreads apart" if check["apart"] else "spreads overlap"
     return f"{round(-100 * check['relative'], 1) + 0.0:+.1f}% ({verdict})"  # + 0.0: never "-0.0"
 
 

@@ -29,21 +29,19 @@ def environment() -> dict:
     import transformers
 
     return {
-        "date": date.today().isoformat(),
-        "cpu_cores": cpu_cores(),
+        **measured_at(),  # date, cores, commit
         "machine": platform.machine(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "espeak_ng": espeak_version(),
-        "commit": source_commit(),
     }
 
 
 def measured_at() -> dict:
     """One run's own provenance: an interrupted study continues later, maybe at another commit or on
     another machine, while `environment` names only the latest start."""
-    return {"commit": source_commit(), "date": date.today().isoformat(), "cpu_cores": cpu_cores()}
+    return {"date": date.today().isoformat(), "cpu_cores": cpu_cores(), "commit": source_commit()}
 
 
 def source_commit() -> str | None:
