@@ -1,7 +1,8 @@
 """`rlhf-asr results`: base vs SFT vs ORPO over seeds (speech WER, or hallucinations on non-speech); raw and report.
 
 Both go to results_output/ by default; `--from_raw` renders the report again from a raw.json.
-`--study objectives` compares every `train --loss` at equal steps (objectives_raw.json, objectives.md).
+`--study objectives` compares every `train --loss` at equal steps (objectives_raw.json, objectives.md),
+`--study objectives_nonspeech` the same on speech + no-speech pairs.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def build_parser():
     )
 
 
-# --study hallucination, silence, objectives write these file names instead of results.md and raw.json
+# --study hallucination, silence, objectives(_nonspeech) write these file names instead of results.md and raw.json
 STUDY_FILES = {
     "hallucination": {"report_path": "hallucination.md", "raw_path": "hallucination_raw.json"},
     "silence": {"report_path": "silence.md", "raw_path": "silence_raw.json"},
     "objectives": {"report_path": "objectives.md", "raw_path": "objectives_raw.json"},
+    "objectives_nonspeech": {"report_path": "objectives_nonspeech.md", "raw_path": "objectives_nonspeech_raw.json"},
 }
 
 
@@ -92,11 +94,12 @@ def main(argv: list[str]) -> int:
     if options.nbest < 1:
         raise UserInputError(f"--nbest must be at least 1, not {options.nbest}")
     check_counts(options)
-    if options.study in ("hallucination", "silence") and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
+    nonspeech_studies = ("hallucination", "silence", "objectives_nonspeech")
+    if options.study in nonspeech_studies and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
         raise UserInputError(f"--study {options.study} needs --nonspeech_train and --nonspeech_test of at least 1")
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    if options.study == "objectives":
+    if options.study in ("objectives", "objectives_nonspeech"):
         from rlhf_asr.studies.results.objectives import run_objectives
 
         run_objectives(options)

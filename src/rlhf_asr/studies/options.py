@@ -36,7 +36,7 @@ GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
 # The objectives study (`--study objectives`): every `train --loss` compared on the WER study's pairs
 # (MWER on K-best rows of the same clips), each objective's weights at the trainer's defaults.
 STUDY_OBJECTIVES = ("sft", "orpo", "dpo", "simpo", "mwer")
-STUDIES = ("wer", "hallucination", "silence", "objectives")
+STUDIES = ("wer", "hallucination", "silence", "objectives", "objectives_nonspeech")
 
 
 def default_workers() -> int:
@@ -115,15 +115,17 @@ class ResultsOptions(DemoOptions):
             "help": "wer: base, SFT and ORPO on speech pairs (--variants); hallucination: base, decode-time guard, "
             "SFT and ORPO with non-speech pairs, speech-only ORPO (hallucination_raw.json, hallucination.md); silence: "
             "the same scored under the pipeline and faster-whisper, per no-speech target (silence_raw.json, "
-            "silence.md); objectives: base and every `train --loss` at equal steps (objectives_raw.json, objectives.md)"
+            "silence.md); objectives: base and every `train --loss` at equal steps (objectives_raw.json, "
+            "objectives.md); objectives_nonspeech: the same on speech + no-speech pairs, also scored on held-out "
+            "non-speech (objectives_nonspeech_raw.json, objectives_nonspeech.md)"
         },
     )
     objectives: list[str] = field(
         default_factory=lambda: list(STUDY_OBJECTIVES),
-        metadata={"help": "--study objectives: the `train --loss` objectives to run (a subset runs only those)"},
+        metadata={"help": "--study objectives(_nonspeech): the `train --loss` objectives to run (a subset: those)"},
     )
     nbest: int = field(
-        default=4, metadata={"help": "--study objectives: K, the hypotheses per K-best row MWER trains on"}
+        default=4, metadata={"help": "--study objectives(_nonspeech): K, the hypotheses per K-best row MWER trains on"}
     )
 
 

@@ -206,11 +206,19 @@ def make_split_pairs(
 
 
 def make_kbest_rows(
-    corpus: Corpus, split: str, hidden: torch.Tensor, model, processor, nbest: int, batch_size: int, cache: EncoderCache
+    corpus: Corpus,
+    splits: tuple[str, ...],
+    hidden: dict[str, torch.Tensor],
+    model,
+    processor,
+    nbest: int,
+    batch_size: int,
+    cache: EncoderCache,
 ) -> tuple[Path, list[dict]]:
-    """K-best rows of one split as `make-pairs --nbest K` writes them, from the split's encoder outputs:
+    """K-best rows of `splits` as `make-pairs --nbest K` writes them, from the splits' encoder outputs:
     make-pairs' decoding (`MiningOptions.decoding`: a scored beam of max(num_candidates, K)) and its
-    rows (`pairs.nbest.kbest_row`), in `kbest<K>.jsonl`; each row's encoder output put in `cache`."""
+    rows (`pairs.nbest.kbest_row`; a non-speech clip's reference is ""), in `kbest<K>.jsonl`; each
+    row's encoder output put in `cache`."""
     from rlhf_asr.data.manifest import AsrExample
     from rlhf_asr.data.text_rules import NO_SPEECH, SPEECH
     from rlhf_asr.data.tokens import transcript_encoder
@@ -225,31 +233,35 @@ def make_kbest_rows(
         processor, random.Random(mining.seed), mining.negative, False, name, corpus.folder.absolute(), [],
         transcript_encoder(processor),
     )  # fmt: skip
-    clips = corpus.splits[split]
-    order = sorted(range(len(clips)), key=lambda i: clips[i].duration)
     prefix = decoder_prefixes(processor, ["en"])[0]
-    found: list[tuple[int, dict]] = []
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        decoded = decode_encoded(model, processor, hidden[indices], [prefix] * len(indices), **mining.decoding())
-        for index, candidates in zip(indices, decoded):
-            clip = clips[index]
-            example = AsrExample(corpus.folder / clip.path, clip.duration, clip.text, "en", None, f"{split}:{index}")
-            kind = SPEECH if clip.text else NO_SPEECH
-            row, _ = kbest_row(miner, example, "en", candidates, kind, nbest)
-            if row is not None:
-                found.append((index, row))
-    found.sort(key=lambda item: item[0])
+    found: list[tuple[Path, torch.Tensor, dict]] = []  # (audio, encoder output, row), split by split
+    for split in splits:
+        clips = corpus.splits[split]
+        order = sorted(range(len(clips)), key=lambda i: clips[i].duration)
+        rows: list[tuple[int, dict]] = []
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            decoded = decode_encoded(
+                model, processor, hidden[split][indices], [prefix] * len(indices), **mining.decoding()
+            )
+            for index, candidates in zip(indices, decoded):
+                clip = clips[index]
+                path = corpus.folder / clip.path
+                example = AsrExample(path, clip.duration, clip.text, "en", None, f"{split}:{index}")
+                row, _ = kbest_row(miner, example, "en", candidates, SPEECH if clip.text else NO_SPEECH, nbest)
+                if row is not None:
+                    rows.append((index, row))
+        found += [(corpus.folder / clips[i].path, hidden[split][i], row) for i, row in sorted(rows, key=lambda r: r[0])]
+        logger.info("%d %d-best rows of %d %s clips", len(rows), nbest, len(clips), split)
     if not found:
-        raise RuntimeError(f"every {nbest}-best hypothesis of every {split} clip is right: nothing for MWER")
+        raise RuntimeError(f"every {nbest}-best hypothesis of every {'/'.join(splits)} clip is right: nothing for MWER")
     path = corpus.folder / f"kbest{nbest}.jsonl"
-    write_jsonl(path, [row for _, row in found])
+    write_jsonl(path, [row for _, _, row in found])
     check_pairs(path, len(found))
     fingerprint = encoder_fingerprint(model)
-    for index, _ in found:
-        cache.put(fingerprint, audio_key(corpus.folder / clips[index].path), hidden[index])
-    logger.info("%d %d-best rows of %d %s clips", len(found), nbest, len(clips), split)
-    return path, [row for _, row in found]
+    for audio, output, _ in found:
+        cache.put(fingerprint, audio_key(audio), output)
+    return path, [row for _, _, row in found]
 
 
 def timed_training(args: tuple, cache) -> float:

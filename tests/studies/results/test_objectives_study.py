@@ -47,6 +47,33 @@ def test_study_runs_every_objective_asked_then_continues_from_its_raw_file(tmp_p
     assert again["runs"] == raw["runs"]
 
 
+@pytest.mark.slow
+def test_the_nonspeech_study_trains_on_speech_and_nonspeech_and_scores_the_nonspeech_clips(tmp_path, monkeypatch):
+    import rlhf_asr.studies.results.hallucination as hallucination
+    import rlhf_asr.studies.results.objectives as study
+
+    monkeypatch.setattr(hallucination, "synthesize_corpus", fake_corpus)
+    options = tiny_results_options(
+        tmp_path, "objectives_nonspeech", "objectives_nonspeech_raw.json", "objectives_nonspeech.md",
+        objectives=["dpo", "mwer"], nbest=2, nonspeech_train=2, nonspeech_test=2,
+    )  # fmt: skip
+    out = tmp_path / "study"
+    raw = study.run_objectives(options)
+
+    assert raw["study"] == "objectives_nonspeech" and [run["variant"] for run in raw["runs"]] == ["base", "dpo", "mwer"]
+    pairs = [json.loads(line) for line in (out / "corpus" / "pairs_nonspeech.jsonl").read_text().splitlines()]
+    assert raw["pairs"] == len(pairs) and raw["nonspeech_pairs"] == sum(pair["chosen"] == "" for pair in pairs)
+    # a random model writes something on every clip: both training non-speech clips are pairs and K-best rows
+    assert raw["nonspeech_pairs"] == 2
+    rows = [json.loads(line) for line in (out / "corpus" / "kbest2.jsonl").read_text().splitlines()]
+    assert len(rows) == raw["kbest_rows"] and sum(row["reference"] == "" for row in rows) == 2
+    for run in raw["runs"]:
+        assert run["nonspeech_output_rate"] in (0.0, 0.5, 1.0) and 0 <= run["hallucination_rate"] <= 1
+    report = (out / "objectives_nonspeech.md").read_text()
+    assert report.startswith("## Objectives at equal steps, speech + no-speech pairs")
+    assert "**Held-out non-speech** (2 clips" in report and "| DPO (`--loss dpo`) |" in report
+
+
 def _raw(ours: float, spread: float = 0.005) -> dict:
     runs = [{"variant": "base", "seed": None, "wer_test": 0.40, "wer_test_voices": 0.50, "preference_accuracy": 0.1}]
     for seed, step in zip((0, 1, 2), (-1, 0, 1)):

@@ -8,10 +8,15 @@ LoRA, learning rate and batch, and the same number of optimizer steps: the WER s
 batch) x ceil(epochs). MWER's K-best rows are more (every training clip with a wrong hypothesis), so
 its steps cover them fewer times; every step is `batch_size` rows for every objective.
 
+`--study objectives_nonspeech` runs the same objectives on the hallucination study's corpus and pairs
+(`hallucination.study_start`): speech plus no-speech pairs (chosen "", the `eot` target), MWER on
+K-best rows of the training speech and non-speech clips, the hallucination study's steps; each run
+is also scored on the held-out non-speech clips (any output, words).
+
 Per run: held-out WER on texts (`test`) and voices (`test_voices`), preference accuracy on the
 held-out pairs (reference against the base model's own wrong transcript), training time (DPO's
 includes computing the starting model's log-probs). `--objectives` runs a subset. Raw numbers go to
-objectives_raw.json after every run and the report (`objectives_report.py`) is rendered from it
+<study>_raw.json after every run and the report (`objectives_report.py`) is rendered from it
 alone; rerunning the same command continues an interrupted study (`resume.earlier_runs`).
 """
 
@@ -19,16 +24,77 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, NamedTuple
 
+from rlhf_asr.evaluation.hallucination import nonspeech_rates
+from rlhf_asr.studies.corpus import Corpus
 from rlhf_asr.studies.options import ResultsOptions, training_args
-from rlhf_asr.studies.results.hallucination import save
+from rlhf_asr.studies.results.hallucination import save, study_start
 from rlhf_asr.studies.results.report import environment, measured_at
 from rlhf_asr.studies.results.resume import earlier_runs
-from rlhf_asr.studies.results.wer import evaluate_model, speech_start
-from rlhf_asr.studies.stages import load_decoding_model, make_kbest_rows, pick_threads, timed_training
+from rlhf_asr.studies.results.wer import evaluate_model, held_out_pairs, speech_start
+from rlhf_asr.studies.stages import (
+    decode_split,
+    load_decoding_model,
+    make_kbest_rows,
+    pick_threads,
+    timed_training,
+)
 
 logger = logging.getLogger(__name__)
-KBEST_OBJECTIVES = ("mwer",)  # trained on K-best rows; the others on the speech pairs
+KBEST_OBJECTIVES = ("mwer",)  # trained on K-best rows; the others on the preference pairs
+NONSPEECH_TEST = "nonspeech_test"
+
+
+class ObjectivesStart(NamedTuple):
+    """What every run of an objectives study starts from, made once."""
+
+    out: Path  # the study's output folder
+    corpus: Corpus
+    base: Path  # the base model's folder
+    model: Any  # the base model, for decoding
+    processor: Any
+    hidden: dict  # encoder outputs per split
+    pairs_path: Path  # the preference pairs: the training clips the base model got wrong
+    pairs: int  # how many
+    nonspeech_pairs: int  # of which no-speech (chosen "")
+    kbest_splits: tuple[str, ...]  # the training splits MWER's K-best rows are made of
+    cache: Any  # EncoderCache holding every pair's encoder output
+    held_out: list  # (index, row) pairs of the held-out texts, for preference accuracy
+    max_steps: int  # every trained run's steps
+
+
+def speech_objectives(options: ResultsOptions) -> ObjectivesStart:
+    """`--study objectives`: the WER study's corpus and speech pairs."""
+    start = speech_start(options)
+    return ObjectivesStart(
+        start.out, start.corpus, start.base, start.model, start.processor, start.hidden, start.pairs_path,
+        len(start.pairs), 0, ("train",), start.cache, start.held_out, start.max_steps,
+    )  # fmt: skip
+
+
+def nonspeech_objectives(options: ResultsOptions) -> ObjectivesStart:
+    """`--study objectives_nonspeech`: the hallucination study's corpus, speech + no-speech pairs and steps."""
+    out = Path(options.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = study_start(options, out, "pairs_nonspeech.jsonl")
+    return ObjectivesStart(
+        out, start.corpus, start.base, start.model, start.processor, start.hidden, start.pair_files["mixed"],
+        len(start.mixed), sum(row["chosen"] == "" for _, row in start.mixed), ("train", "nonspeech_train"),
+        start.cache, held_out_pairs(start.corpus, start.before["test"]), start.max_steps,
+    )  # fmt: skip
+
+
+def scores(model, start: ObjectivesStart, options: ResultsOptions) -> dict:
+    """Held-out WER and preference accuracy, and on held-out non-speech (when the corpus has it) the
+    share of clips with any output and with words."""
+    result = evaluate_model(model, start.processor, start.corpus, start.hidden, start.held_out, options)
+    if NONSPEECH_TEST in start.hidden:
+        corpus, batch = start.corpus, options.decode_batch_size
+        texts = decode_split(model, start.processor, start.hidden, corpus, NONSPEECH_TEST, batch)
+        result.update(nonspeech_rates(texts))
+    return result
 
 
 def objective_args(options: ResultsOptions, objective: str, seed: int, start, data, run_dir):
@@ -50,41 +116,35 @@ def objective_weights(args) -> dict:
 
 
 def run_objectives(options: ResultsOptions) -> dict:
-    start = speech_start(options)
-    out, corpus, processor, hidden = start.out, start.corpus, start.processor, start.hidden
+    start = (nonspeech_objectives if options.study == "objectives_nonspeech" else speech_objectives)(options)
     data = {"pairs": start.pairs_path}
     kbest_rows = None
     if set(options.objectives) & set(KBEST_OBJECTIVES):
         pick_threads(1)
         data["kbest"], rows = make_kbest_rows(
-            corpus, "train", hidden["train"], start.model, processor, options.nbest, options.decode_batch_size,
-            start.cache,
+            start.corpus, start.kbest_splits, start.hidden, start.model, start.processor, options.nbest,
+            options.decode_batch_size, start.cache,
         )  # fmt: skip
         kbest_rows = len(rows)
-    earlier = earlier_runs(options, "objectives")
+    earlier = earlier_runs(options, options.study)
     raw = {
-        "study": "objectives",
+        "study": options.study,
         "options": asdict(options),
-        "pairs": len(start.pairs),
+        "pairs": start.pairs,
+        "nonspeech_pairs": start.nonspeech_pairs,
         "kbest_rows": kbest_rows,
         "held_out_pairs": len(start.held_out),
         "max_steps": start.max_steps,
         "weights": {},
         "planned_runs": 1 + len(options.seeds) * len(options.objectives),
         "runs": earlier.get(("base", None))
-        or [
-            {
-                "variant": "base",
-                "seed": None,
-                **evaluate_model(start.model, processor, corpus, hidden, start.held_out, options),
-            }
-        ],
+        or [{"variant": "base", "seed": None, **scores(start.model, start, options)}],
         "environment": environment(),
     }
     save(raw, options)
     for seed in options.seeds:
         for objective in options.objectives:
-            run_dir = out / f"{objective}_seed{seed}"
+            run_dir = start.out / f"{objective}_seed{seed}"
             pair_file = data["kbest" if objective in KBEST_OBJECTIVES else "pairs"]
             args = objective_args(options, objective, seed, start, pair_file, run_dir)
             raw["weights"][objective] = objective_weights(args)
@@ -94,8 +154,7 @@ def run_objectives(options: ResultsOptions) -> dict:
                 continue
             train_s = timed_training(args, start.cache)
             tuned, _ = load_decoding_model(run_dir)
-            scores = evaluate_model(tuned, processor, corpus, hidden, start.held_out, options)
-            run = {"variant": objective, "seed": seed, "train_s": round(train_s, 1), **scores}
+            run = {"variant": objective, "seed": seed, "train_s": round(train_s, 1), **scores(tuned, start, options)}
             raw["runs"].append(run | {"measured": measured_at()})
             logger.info("%s", raw["runs"][-1])
             save(raw, options)

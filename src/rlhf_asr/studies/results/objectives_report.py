@@ -1,9 +1,10 @@
 """The objectives study's report (`objectives.py`), rendered from objectives_raw.json alone.
 
 Per held-out split a table of WER, mean ± standard deviation over seeds, with each objective's
-relative change against SFT; then preference accuracy and training time; then issue 25's target,
-checked on those numbers (`check_target`), and what was tried (K, the weights, the learning rate),
-read from the raw file.
+relative change against SFT; then preference accuracy and training time (and for
+`--study objectives_nonspeech` the held-out non-speech clips with any output and with words); then
+the target, checked on those numbers (`check_target`), and what was tried (K, the weights, the
+learning rate), read from the raw file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rlhf_asr.studies.results.report import (
 )
 
 METRICS = ("wer_test", "wer_test_voices", "preference_accuracy", "train_s")
+NONSPEECH_METRICS = ("nonspeech_output_rate", "hallucination_rate")  # --study objectives_nonspeech
 NAMES = {
     "sft": "SFT (`--loss sft`)",
     "orpo": "ORPO (`--loss orpo`)",
@@ -27,7 +29,7 @@ NAMES = {
     "simpo": "SimPO (`--loss simpo`)",
     "mwer": "MWER (`--loss mwer`, K-best rows)",
 }
-TARGET = 0.05  # relative WER reduction against SFT an objective must reach (issue 25)
+TARGET = 0.05  # relative WER reduction against SFT an objective must reach
 MIN_SEEDS = 2  # a seed spread needs two seeds
 
 
@@ -96,23 +98,54 @@ def tried(raw: dict) -> list[str]:
     return lines
 
 
+def _data(raw: dict) -> tuple[str, str]:
+    """(title suffix, what the runs trained on) of either objectives study."""
+    opts = raw["options"]
+    if raw.get("study") == "objectives_nonspeech":
+        return ", speech + no-speech pairs", (
+            f"The hallucination study's corpus and pairs: {raw['pairs']} preference pairs, {raw['nonspeech_pairs']} of "
+            "them no-speech (chosen = nothing, the `eot` target), the others chosen = text spoken, rejected = the base "
+            "model's transcript, for SFT, ORPO, DPO and SimPO; MWER on K-best rows of the same training speech and "
+            f"non-speech clips (the base model's beam search, `make-pairs --nbest {opts['nbest']}`)."
+        )
+    return "", (
+        f"The WER study's corpus and pairs: {raw['pairs']} preference pairs (chosen = text spoken, rejected = the base "
+        "model's transcript) for SFT, ORPO, DPO and SimPO; MWER on K-best rows of the same training clips (the base "
+        f"model's beam search, `make-pairs --nbest {opts['nbest']}`)."
+    )
+
+
+def _nonspeech_table(raw: dict, summary: dict, names: dict) -> list[str]:
+    if not any("nonspeech_output_rate" in metrics for metrics in summary.values()):
+        return []
+    lines = [
+        f"**Held-out non-speech** ({raw['options']['nonspeech_test']} clips of kinds and durations not in training, "
+        "the study's greedy decoding): share of clips with any output (punctuation included), and with words:",
+        "",
+        "| model | any output (%) | words (%) |",
+        "|---|---|---|",
+    ]
+    for variant, metrics in summary.items():
+        any_output, words = metrics.get("nonspeech_output_rate"), metrics.get("hallucination_rate")
+        lines.append(f"| {names.get(variant, variant)} | {cell(any_output)} | {cell(words)} |")
+    return [*lines, ""]
+
+
 def render_objectives(raw: dict, provenance: Provenance) -> str:
     opts, runs = raw["options"], raw["runs"]
-    found = summarize(runs, METRICS)
+    found = summarize(runs, METRICS + NONSPEECH_METRICS)
     summary = {v: found[v] for v in sorted(found, key=lambda v: [*("base", *NAMES), v].index(v))}  # SFT first
     checks = check_target(summary, runs)
     names = {"base": base_row_name(opts), **NAMES}
+    title, data = _data(raw)
     lines = [
-        f"## Objectives at equal steps ({opts['model']})",
+        f"## Objectives at equal steps{title} ({opts['model']})",
         "",
         f"Rendered from `{provenance.raw_path}` by `{provenance.regenerate_command()}`{provenance.scope()}.",
-        f"{completeness(raw)}: seeds {opts['seeds']} "
-        "(mean ± standard deviation). The WER study's corpus and pairs: "
-        f"{raw['pairs']} preference pairs (chosen = text spoken, rejected = the base model's transcript) for SFT, "
-        "ORPO, DPO and SimPO; MWER on K-best rows of the same training clips (the base model's beam search, "
-        f"`make-pairs --nbest {opts['nbest']}`). Every run: LoRA r={opts['lora_r']} on the decoder, frozen encoder, "
-        f"{prompt_in_loss(opts)}, lr {opts['learning_rate']}, the same {raw['max_steps']} optimizer steps of "
-        f"{opts['batch_size']} rows, each objective's weights at the trainer's defaults.",
+        f"{completeness(raw)}: seeds {opts['seeds']} (mean ± standard deviation). {data} Every run: LoRA "
+        f"r={opts['lora_r']} on the decoder, frozen encoder, {prompt_in_loss(opts)}, lr {opts['learning_rate']}, the "
+        f"same {raw['max_steps']} optimizer steps of {opts['batch_size']} rows, each objective's weights at the "
+        "trainer's defaults.",
         "",
     ]
     for split, label in TEST_SPLITS.items():
@@ -137,6 +170,7 @@ def render_objectives(raw: dict, provenance: Provenance) -> str:
     for variant, metrics in summary.items():
         train_s = cell(metrics.get("train_s"), False) if variant != "base" else "–"
         lines.append(f"| {names.get(variant, variant)} | {cell(metrics.get('preference_accuracy'))} | {train_s} |")
-    lines += ["", target_line(checks, runs), "", "What was tried:", "", *tried(raw)]
+    lines += ["", *_nonspeech_table(raw, summary, names), target_line(checks, runs), ""]
+    lines += ["What was tried:", "", *tried(raw)]
     lines += ["", *measured_on(raw.get("environment")), ""]
     return "\n".join(lines)

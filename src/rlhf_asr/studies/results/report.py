@@ -93,7 +93,7 @@ class Provenance:
 
 def render_any(raw: dict, provenance: Provenance) -> str:
     """The report of any study, by the raw file's "study" (the WER study's files have none)."""
-    if raw.get("study") == "objectives":
+    if raw.get("study") in ("objectives", "objectives_nonspeech"):
         from rlhf_asr.studies.results.objectives_report import render_objectives
 
         return render_objectives(raw, provenance)

@@ -78,17 +78,22 @@ class SpeechStart(NamedTuple):
     max_steps: int  # every trained run's steps: the epochs over the pairs
 
 
-def speech_start(options: ResultsOptions) -> SpeechStart:
-    """The corpus, the base model's transcripts, the speech pairs and the held-out pairs."""
+def held_out_pairs(corpus: Corpus, hypotheses: list[str]) -> list:
+    """(index, row) pairs of the held-out texts the base model got wrong (its `hypotheses`), for preference accuracy."""
     from rlhf_asr.pairs import mistake_rows
 
+    test = corpus.splits["test"]
+    return mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), hypotheses)
+
+
+def speech_start(options: ResultsOptions) -> SpeechStart:
+    """The corpus, the base model's transcripts, the speech pairs and the held-out pairs."""
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     corpus = synthesize_corpus(options, out / "corpus", seed=0)
     base, model, processor, hidden, before = base_transcripts(options, corpus)
     pairs_path, pairs, cache = make_pairs(corpus, before["train"], hidden["train"], model)
-    test = corpus.splits["test"]
-    held_out = mistake_rows([u.path for u in test], [u.duration for u in test], corpus.texts("test"), before["test"])
+    held_out = held_out_pairs(corpus, before["test"])
     max_steps = math.ceil(len(pairs) / options.batch_size) * math.ceil(options.epochs)
     return SpeechStart(
         out, corpus, base, model, processor, hidden, before, pairs_path, pairs, cache, held_out, max_steps
