@@ -55,7 +55,10 @@ class MiningOptions:
     )
     pad_silence: float = field(  # seconds
         default=0.0,
-        metadata={"help": "also mine each speech clip with this many seconds of silence or noise around it (0: off)"},
+        metadata={
+            "help": "also mine each speech clip with up to this many seconds of silence or noise around it (0: off; "
+            "25 beside no-speech pairs, else the model may write nothing for speech after a pause: README, No speech)"
+        },
     )
     loop_pairs: bool = field(
         default=False,
