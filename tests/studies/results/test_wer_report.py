@@ -172,6 +172,26 @@ def test_committed_results_are_what_their_raw_files_render_to(tmp_path, monkeypa
     assert regenerate(paths, "docs/results.md") == committed
 
 
+REPO = Path(__file__).resolve().parents[3]
+RUN_FOLDERS = sorted(
+    str(folder.relative_to(REPO)) for folder in REPO.glob("docs/results/*") if (folder / "raw.json").is_file()
+)
+
+
+@pytest.mark.parametrize("folder", RUN_FOLDERS)
+def test_each_run_folders_report_is_what_its_raw_file_renders_to(folder, tmp_path, monkeypatch):
+    """docs/results/<run>/report.md, the studies in progress included, is never edited by hand either."""
+    import shutil
+
+    from rlhf_asr.studies.results.report import regenerate
+
+    (tmp_path / folder).mkdir(parents=True)
+    shutil.copy(REPO / folder / "raw.json", tmp_path / folder / "raw.json")
+    monkeypatch.chdir(tmp_path)
+    rendered = regenerate([f"{folder}/raw.json"], f"{folder}/report.md")
+    assert rendered == (REPO / folder / "report.md").read_text(encoding="utf-8")
+
+
 def test_raw_files_record_the_commit_that_ran(monkeypatch):
     """environment() names the code's own commit (docs/results/*/commit.txt comes from it); None without git."""
     import subprocess
