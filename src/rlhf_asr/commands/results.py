@@ -74,7 +74,7 @@ def parse_args(argv: list[str]):
 def main(argv: list[str]) -> int:
     from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
-    from rlhf_asr.studies.options import STUDIES, STUDY_OBJECTIVES, VARIANTS
+    from rlhf_asr.studies.options import NONSPEECH_STUDIES, OBJECTIVES_STUDIES, STUDIES, STUDY_OBJECTIVES, VARIANTS
 
     options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
@@ -94,12 +94,11 @@ def main(argv: list[str]) -> int:
     if options.nbest < 1:
         raise UserInputError(f"--nbest must be at least 1, not {options.nbest}")
     check_counts(options)
-    nonspeech_studies = ("hallucination", "silence", "objectives_nonspeech")
-    if options.study in nonspeech_studies and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
+    if options.study in NONSPEECH_STUDIES and (options.nonspeech_train < 1 or options.nonspeech_test < 1):
         raise UserInputError(f"--study {options.study} needs --nonspeech_train and --nonspeech_test of at least 1")
     if not espeak_available():
         raise UserInputError(INSTALL_HINT)
-    if options.study in ("objectives", "objectives_nonspeech"):
+    if options.study in OBJECTIVES_STUDIES:
         from rlhf_asr.studies.results.objectives import run_objectives
 
         run_objectives(options)

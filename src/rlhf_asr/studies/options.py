@@ -36,7 +36,9 @@ GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
 # The objectives study (`--study objectives`): every `train --loss` compared on the WER study's pairs
 # (MWER on K-best rows of the same clips), each objective's weights at the trainer's defaults.
 STUDY_OBJECTIVES = ("sft", "orpo", "dpo", "simpo", "mwer")
-STUDIES = ("wer", "hallucination", "silence", "objectives", "objectives_nonspeech")
+OBJECTIVES_STUDIES = ("objectives", "objectives_nonspeech")  # objectives.py runs both, objectives_report renders both
+NONSPEECH_STUDIES = ("hallucination", "silence", "objectives_nonspeech")  # corpora with non-speech clips
+STUDIES = ("wer", "hallucination", "silence", *OBJECTIVES_STUDIES)
 
 
 def default_workers() -> int:

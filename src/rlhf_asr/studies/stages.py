@@ -238,7 +238,7 @@ def make_kbest_rows(
     for split in splits:
         clips = corpus.splits[split]
         order = sorted(range(len(clips)), key=lambda i: clips[i].duration)
-        rows: list[tuple[int, dict]] = []
+        rows: list[tuple[int, Path, dict]] = []  # (index in the split, audio, row)
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             decoded = decode_encoded(
@@ -246,12 +246,12 @@ def make_kbest_rows(
             )
             for index, candidates in zip(indices, decoded):
                 clip = clips[index]
-                path = corpus.folder / clip.path
-                example = AsrExample(path, clip.duration, clip.text, "en", None, f"{split}:{index}")
+                audio = corpus.folder / clip.path
+                example = AsrExample(audio, clip.duration, clip.text, "en", None, f"{split}:{index}")
                 row, _ = kbest_row(miner, example, "en", candidates, SPEECH if clip.text else NO_SPEECH, nbest)
                 if row is not None:
-                    rows.append((index, row))
-        found += [(corpus.folder / clips[i].path, hidden[split][i], row) for i, row in sorted(rows, key=lambda r: r[0])]
+                    rows.append((index, audio, row))
+        found += [(audio, hidden[split][index], row) for index, audio, row in sorted(rows, key=lambda r: r[0])]
         logger.info("%d %d-best rows of %d %s clips", len(rows), nbest, len(clips), split)
     if not found:
         raise RuntimeError(f"every {nbest}-best hypothesis of every {'/'.join(splits)} clip is right: nothing for MWER")

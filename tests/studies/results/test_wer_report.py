@@ -56,6 +56,9 @@ from pathlib import Path  # noqa: E402
 from rlhf_asr.commands import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
+RUN_FOLDERS = sorted(
+    str(folder.relative_to(ROOT)) for folder in ROOT.glob("docs/results/*") if (folder / "raw.json").is_file()
+)
 
 
 def _raw() -> dict:
@@ -156,26 +159,17 @@ def test_the_report_says_whether_the_task_prompt_was_in_the_loss():
 
 def test_committed_results_are_what_their_raw_files_render_to(tmp_path, monkeypatch):
     """docs/results.md is never edited by hand: the command it prints renders it again byte for byte."""
-    import re
     import shutil
-    from pathlib import Path
 
     from rlhf_asr.studies.results.report import regenerate
 
-    repo = Path(__file__).resolve().parents[3]
-    committed = (repo / "docs" / "results.md").read_text(encoding="utf-8")
+    committed = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     paths = re.search(r"`rlhf-asr results --from_raw (.+?) --report docs/results.md`", committed).group(1).split()
     for path in paths:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(repo / path, tmp_path / path)
+        shutil.copy(ROOT / path, tmp_path / path)
     monkeypatch.chdir(tmp_path)
     assert regenerate(paths, "docs/results.md") == committed
-
-
-REPO = Path(__file__).resolve().parents[3]
-RUN_FOLDERS = sorted(
-    str(folder.relative_to(REPO)) for folder in REPO.glob("docs/results/*") if (folder / "raw.json").is_file()
-)
 
 
 @pytest.mark.parametrize("folder", RUN_FOLDERS)
@@ -186,10 +180,10 @@ def test_each_run_folders_report_is_what_its_raw_file_renders_to(folder, tmp_pat
     from rlhf_asr.studies.results.report import regenerate
 
     (tmp_path / folder).mkdir(parents=True)
-    shutil.copy(REPO / folder / "raw.json", tmp_path / folder / "raw.json")
+    shutil.copy(ROOT / folder / "raw.json", tmp_path / folder / "raw.json")
     monkeypatch.chdir(tmp_path)
     rendered = regenerate([f"{folder}/raw.json"], f"{folder}/report.md")
-    assert rendered == (REPO / folder / "report.md").read_text(encoding="utf-8")
+    assert rendered == (ROOT / folder / "report.md").read_text(encoding="utf-8")
 
 
 def test_raw_files_record_the_commit_that_ran(monkeypatch):

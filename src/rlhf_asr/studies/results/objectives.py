@@ -25,15 +25,13 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from rlhf_asr.evaluation.hallucination import nonspeech_rates
-from rlhf_asr.studies.corpus import Corpus
 from rlhf_asr.studies.options import ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import save, study_start
 from rlhf_asr.studies.results.report import environment, measured_at
 from rlhf_asr.studies.results.resume import earlier_runs
-from rlhf_asr.studies.results.wer import evaluate_model, held_out_pairs, speech_start
+from rlhf_asr.studies.results.wer import SpeechStart, evaluate_model, held_out_pairs, speech_start
 from rlhf_asr.studies.stages import (
     decode_split,
     load_decoding_model,
@@ -44,49 +42,23 @@ from rlhf_asr.studies.stages import (
 
 logger = logging.getLogger(__name__)
 KBEST_OBJECTIVES = ("mwer",)  # trained on K-best rows; the others on the preference pairs
+KBEST_SPLITS = ("train", "nonspeech_train")  # the training clips K-best rows are made of, where the corpus has them
 NONSPEECH_TEST = "nonspeech_test"
 
 
-class ObjectivesStart(NamedTuple):
-    """What every run of an objectives study starts from, made once."""
-
-    out: Path  # the study's output folder
-    corpus: Corpus
-    base: Path  # the base model's folder
-    model: Any  # the base model, for decoding
-    processor: Any
-    hidden: dict  # encoder outputs per split
-    pairs_path: Path  # the preference pairs: the training clips the base model got wrong
-    pairs: int  # how many
-    nonspeech_pairs: int  # of which no-speech (chosen "")
-    kbest_splits: tuple[str, ...]  # the training splits MWER's K-best rows are made of
-    cache: Any  # EncoderCache holding every pair's encoder output
-    held_out: list  # (index, row) pairs of the held-out texts, for preference accuracy
-    max_steps: int  # every trained run's steps
-
-
-def speech_objectives(options: ResultsOptions) -> ObjectivesStart:
-    """`--study objectives`: the WER study's corpus and speech pairs."""
-    start = speech_start(options)
-    return ObjectivesStart(
-        start.out, start.corpus, start.base, start.model, start.processor, start.hidden, start.pairs_path,
-        len(start.pairs), 0, ("train",), start.cache, start.held_out, start.max_steps,
-    )  # fmt: skip
-
-
-def nonspeech_objectives(options: ResultsOptions) -> ObjectivesStart:
+def nonspeech_start(options: ResultsOptions) -> SpeechStart:
     """`--study objectives_nonspeech`: the hallucination study's corpus, speech + no-speech pairs and steps."""
     out = Path(options.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = study_start(options, out, "pairs_nonspeech.jsonl")
-    return ObjectivesStart(
-        out, start.corpus, start.base, start.model, start.processor, start.hidden, start.pair_files["mixed"],
-        len(start.mixed), sum(row["chosen"] == "" for _, row in start.mixed), ("train", "nonspeech_train"),
-        start.cache, held_out_pairs(start.corpus, start.before["test"]), start.max_steps,
+    held_out = held_out_pairs(start.corpus, start.before["test"])
+    return SpeechStart(
+        out, start.corpus, start.base, start.model, start.processor, start.hidden, start.before,
+        start.pair_files["mixed"], start.mixed, start.cache, held_out, start.max_steps,
     )  # fmt: skip
 
 
-def scores(model, start: ObjectivesStart, options: ResultsOptions) -> dict:
+def scores(model, start: SpeechStart, options: ResultsOptions) -> dict:
     """Held-out WER and preference accuracy, and on held-out non-speech (when the corpus has it) the
     share of clips with any output and with words."""
     result = evaluate_model(model, start.processor, start.corpus, start.hidden, start.held_out, options)
@@ -116,13 +88,14 @@ def objective_weights(args) -> dict:
 
 
 def run_objectives(options: ResultsOptions) -> dict:
-    start = (nonspeech_objectives if options.study == "objectives_nonspeech" else speech_objectives)(options)
+    start = (nonspeech_start if options.study == "objectives_nonspeech" else speech_start)(options)
     data = {"pairs": start.pairs_path}
     kbest_rows = None
     if set(options.objectives) & set(KBEST_OBJECTIVES):
         pick_threads(1)
+        splits = tuple(split for split in KBEST_SPLITS if split in start.corpus.splits)
         data["kbest"], rows = make_kbest_rows(
-            start.corpus, start.kbest_splits, start.hidden, start.model, start.processor, options.nbest,
+            start.corpus, splits, start.hidden, start.model, start.processor, options.nbest,
             options.decode_batch_size, start.cache,
         )  # fmt: skip
         kbest_rows = len(rows)
@@ -130,8 +103,8 @@ def run_objectives(options: ResultsOptions) -> dict:
     raw = {
         "study": options.study,
         "options": asdict(options),
-        "pairs": start.pairs,
-        "nonspeech_pairs": start.nonspeech_pairs,
+        "pairs": len(start.pairs),
+        "nonspeech_pairs": sum(row["chosen"] == "" for _, row in start.pairs),
         "kbest_rows": kbest_rows,
         "held_out_pairs": len(start.held_out),
         "max_steps": start.max_steps,

@@ -100,18 +100,13 @@ def tried(raw: dict) -> list[str]:
 
 def _data(raw: dict) -> tuple[str, str]:
     """(title suffix, what the runs trained on) of either objectives study."""
-    opts = raw["options"]
-    if raw.get("study") == "objectives_nonspeech":
-        return ", speech + no-speech pairs", (
-            f"The hallucination study's corpus and pairs: {raw['pairs']} preference pairs, {raw['nonspeech_pairs']} of "
-            "them no-speech (chosen = nothing, the `eot` target), the others chosen = text spoken, rejected = the base "
-            "model's transcript, for SFT, ORPO, DPO and SimPO; MWER on K-best rows of the same training speech and "
-            f"non-speech clips (the base model's beam search, `make-pairs --nbest {opts['nbest']}`)."
-        )
-    return "", (
-        f"The WER study's corpus and pairs: {raw['pairs']} preference pairs (chosen = text spoken, rejected = the base "
-        "model's transcript) for SFT, ORPO, DPO and SimPO; MWER on K-best rows of the same training clips (the base "
-        f"model's beam search, `make-pairs --nbest {opts['nbest']}`)."
+    nonspeech = raw.get("study") == "objectives_nonspeech"
+    no_speech = f"; {raw['nonspeech_pairs']} of them no-speech, chosen = nothing" if nonspeech else ""
+    study, clips = ("hallucination", "speech and non-speech clips") if nonspeech else ("WER", "clips")
+    return ", speech + no-speech pairs" if nonspeech else "", (
+        f"The {study} study's corpus and pairs: {raw['pairs']} preference pairs (chosen = text spoken, rejected = the "
+        f"base model's transcript{no_speech}) for SFT, ORPO, DPO and SimPO; MWER on K-best rows of the same training "
+        f"{clips} (the base model's beam search, `make-pairs --nbest {raw['options']['nbest']}`)."
     )
 
 

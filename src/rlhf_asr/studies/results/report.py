@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from rlhf_asr.data.synth_audio import espeak_version
-from rlhf_asr.studies.options import DemoOptions, recorded_options
+from rlhf_asr.studies.options import OBJECTIVES_STUDIES, DemoOptions, recorded_options
 from rlhf_asr.studies.stages import cpu_cores
 
 
@@ -93,7 +93,7 @@ class Provenance:
 
 def render_any(raw: dict, provenance: Provenance) -> str:
     """The report of any study, by the raw file's "study" (the WER study's files have none)."""
-    if raw.get("study") in ("objectives", "objectives_nonspeech"):
+    if raw.get("study") in OBJECTIVES_STUDIES:
         from rlhf_asr.studies.results.objectives_report import render_objectives
 
         return render_objectives(raw, provenance)

@@ -62,7 +62,8 @@ def evaluate_model(model, processor, corpus, hidden, held_out, options: ResultsO
 
 
 class SpeechStart(NamedTuple):
-    """What every compared run of the WER and objectives studies starts from, made once."""
+    """What every compared run of the WER and objectives studies starts from, made once (the objectives
+    study on no-speech pairs too: `objectives.nonspeech_start`)."""
 
     out: Path  # the study's output folder
     corpus: Corpus
@@ -71,7 +72,7 @@ class SpeechStart(NamedTuple):
     processor: Any
     hidden: dict  # encoder outputs per split
     before: dict  # the base model's transcripts per split
-    pairs_path: Path  # the speech pairs: the training clips the base model got wrong
+    pairs_path: Path  # the preference pairs: the training clips the base model got wrong
     pairs: list  # (index, row)
     cache: Any  # EncoderCache holding every pair's encoder output
     held_out: list  # (index, row) pairs of the held-out texts, for preference accuracy
