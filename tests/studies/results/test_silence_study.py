@@ -176,7 +176,11 @@ def _raw(rates: dict[str, float]) -> dict:
 
 def test_targets_say_met_and_not_met_from_the_numbers():
     rates = {"orpo_eot_padded": 0.1, "sft_eot_padded": 0.05, "orpo_nospeech": 0.5, "orpo_speech": 1.0}
-    lines = check_targets(_raw(rates))
+    raw = _raw(rates)
+    for run in raw["runs"]:
+        if run["variant"] == "orpo_eot_padded":  # worse than the base on held-out voices under the pipeline
+            run["decoders"]["pipeline"] = {**run["decoders"]["pipeline"], "wer_test_voices": 0.35}
+    lines = check_targets(raw)
     recipe = [line for line in lines if line.startswith("- ORPO, target eot, + padded speech, pipeline")]
     nospeech = [line for line in lines if line.startswith("- ORPO, target nospeech, pipeline")]
     assert recipe[0].endswith(": met") and nospeech[0].endswith(": not met")
@@ -184,6 +188,14 @@ def test_targets_say_met_and_not_met_from_the_numbers():
     assert len(long_wer) == 2 and all(line.endswith(": met") for line in long_wer)  # 0.31 against 0.40
     sft = [line for line in lines if line.startswith("- ORPO no worse than SFT")]
     assert len(sft) == 3 and all(line.endswith(": not met") for line in sft)  # 10% against SFT's 5%
+    against_base = {
+        line.split(" no worse")[0]: line.endswith(": met")
+        for line in lines
+        if "no worse than the base model" in line and "WER (test" in line
+    }
+    assert len(against_base) == 6 and [k for k, met in against_base.items() if not met] == [
+        "- ORPO, target eot, + padded speech, speech WER (test_voices, pipeline)"
+    ]  # 35.0 against the base's 30.0; every other split and decoder ties the base
 
 
 def test_runs_measured_before_the_segments_were_kept_are_scored_again(tmp_path, monkeypatch):

@@ -99,6 +99,16 @@ def check_targets(raw: dict) -> list[str]:
                 f"- {NAMES[RECIPE]}, speech WER ({split[4:]}, {DECODERS[decoder]}): {ours:.1f} against speech-only "
                 f"{statistics.mean(speech):.1f} (allowed up to {limit:.1f}): {'met' if ours <= limit else 'not met'}"
             )
+    # The issue asks for no loss against the base model on a domain it already knows; the synthetic voices
+    # are the nearest we have (no real recordings here), so every split and decoder is checked against it.
+    for decoder in ("pipeline", "fw_float32", "fw_int8"):
+        for split in ("wer_test", "wer_test_voices"):
+            base, ours = (_mean(raw, v, decoder, split) for v in ("base", RECIPE))
+            if base is not None and ours is not None:
+                lines.append(
+                    f"- {NAMES[RECIPE]}, speech WER ({split[4:]}, {DECODERS[decoder]}) no worse than the base "
+                    f"model's: {ours:.1f} against {base:.1f}: {'met' if ours <= base else 'not met'}"
+                )
     for decoder in ("pipeline", "fw_float32", "fw_int8"):
         sft, ours = (
             _mean(raw, "sft_eot_padded", decoder, "nonspeech_output_rate"),
