@@ -75,6 +75,7 @@ def main(argv: list[str]) -> int:
     from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.studies.options import NONSPEECH_STUDIES, OBJECTIVES_STUDIES, STUDIES, STUDY_OBJECTIVES, VARIANTS
+    from rlhf_asr.studies.results.objective_spec import parse_spec
 
     options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
@@ -88,9 +89,10 @@ def main(argv: list[str]) -> int:
     unknown = sorted(set(options.variants) - set(VARIANTS))
     if unknown:
         raise UserInputError(f"--variants {' '.join(unknown)}: choose from {', '.join(VARIANTS)}")
-    unknown = sorted(set(options.objectives) - set(STUDY_OBJECTIVES))
-    if unknown or not options.objectives:
-        raise UserInputError(f"--objectives {' '.join(unknown)}: choose from {', '.join(STUDY_OBJECTIVES)}")
+    if not options.objectives:
+        raise UserInputError(f"--objectives: name at least one of {', '.join(STUDY_OBJECTIVES)}")
+    for spec in options.objectives:
+        parse_spec(spec, STUDY_OBJECTIVES)
     if options.nbest < 1:
         raise UserInputError(f"--nbest must be at least 1, not {options.nbest}")
     check_counts(options)

@@ -55,12 +55,14 @@ def test_the_nonspeech_study_trains_on_speech_and_nonspeech_and_scores_the_nonsp
     monkeypatch.setattr(hallucination, "synthesize_corpus", fake_corpus)
     options = tiny_results_options(
         tmp_path, "objectives_nonspeech", "objectives_nonspeech_raw.json", "objectives_nonspeech.md",
-        objectives=["dpo", "mwer"], nbest=2, nonspeech_train=2, nonspeech_test=2,
+        objectives=["dpo:rpo_alpha=1", "mwer"], nbest=2, nonspeech_train=2, nonspeech_test=2,
     )  # fmt: skip
     out = tmp_path / "study"
     raw = study.run_objectives(options)
 
-    assert raw["study"] == "objectives_nonspeech" and [run["variant"] for run in raw["runs"]] == ["base", "dpo", "mwer"]
+    variants = [run["variant"] for run in raw["runs"]]
+    assert raw["study"] == "objectives_nonspeech" and variants == ["base", "dpo:rpo_alpha=1", "mwer"]
+    assert raw["weights"]["dpo:rpo_alpha=1"]["rpo_alpha"] == 1.0 and (out / "dpo_rpo_alpha1_seed0").is_dir()
     pairs = [json.loads(line) for line in (out / "corpus" / "pairs_nonspeech.jsonl").read_text().splitlines()]
     assert raw["pairs"] == len(pairs) and raw["nonspeech_pairs"] == sum(pair["chosen"] == "" for pair in pairs)
     # a random model writes something on every clip: both training non-speech clips are pairs and K-best rows
@@ -71,7 +73,7 @@ def test_the_nonspeech_study_trains_on_speech_and_nonspeech_and_scores_the_nonsp
         assert run["nonspeech_output_rate"] in (0.0, 0.5, 1.0) and 0 <= run["hallucination_rate"] <= 1
     report = (out / "objectives_nonspeech.md").read_text()
     assert report.startswith("## Objectives at equal steps, speech + no-speech pairs")
-    assert "**Held-out non-speech** (2 clips" in report and "| DPO (`--loss dpo`) |" in report
+    assert "**Held-out non-speech** (2 clips" in report and "| DPO (`--loss dpo --rpo_alpha 1`) |" in report
 
 
 def _raw(ours: float, spread: float = 0.005) -> dict:

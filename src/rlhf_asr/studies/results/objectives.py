@@ -2,9 +2,11 @@
 
 The WER study's corpus, base transcripts and speech pairs (`wer.speech_start`): the base model,
 then SFT, ORPO, DPO and SimPO on the speech pairs and MWER on K-best rows of the same training clips
-(`--nbest` K, default 4: make-pairs --nbest's decoding and rows, `stages.make_kbest_rows`). Each
-objective trains with its weights at the trainer's defaults (recorded in the raw file), the same
-LoRA, learning rate and batch, and the same number of optimizer steps: the WER study's, ceil(pairs /
+(`--nbest` K, default 4: make-pairs --nbest's decoding and rows, `stages.make_kbest_rows`), and by
+default DPO again with RPO's NLL term (`dpo:rpo_alpha=1`: without it DPO collapsed at the shared
+learning rate). Each objective trains with its weights at the trainer's defaults unless its spec
+changes them (`objective_spec.py`; recorded in the raw file), the same LoRA, learning rate and
+batch, and the same number of optimizer steps: the WER study's, ceil(pairs /
 batch) x ceil(epochs). MWER's K-best rows are more (every training clip with a wrong hypothesis), so
 its steps cover them fewer times; every step is `batch_size` rows for every objective.
 
@@ -27,8 +29,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rlhf_asr.evaluation.hallucination import nonspeech_rates
-from rlhf_asr.studies.options import ResultsOptions, training_args
+from rlhf_asr.studies.options import STUDY_OBJECTIVES, ResultsOptions, training_args
 from rlhf_asr.studies.results.hallucination import save, study_start
+from rlhf_asr.studies.results.objective_spec import ObjectiveSpec, parse_spec
 from rlhf_asr.studies.results.report import environment, measured_at
 from rlhf_asr.studies.results.resume import earlier_runs
 from rlhf_asr.studies.results.wer import SpeechStart, evaluate_model, held_out_pairs, speech_start
@@ -69,14 +72,17 @@ def scores(model, start: SpeechStart, options: ResultsOptions) -> dict:
     return result
 
 
-def objective_args(options: ResultsOptions, objective: str, seed: int, start, data, run_dir):
-    """`train`'s (ModelArguments, DataArguments, PreferenceConfig) of one run: `--loss objective`, every
-    weight at the trainer's default (ORPO's alpha included, whatever `--alpha` says), the study's steps."""
+def objective_args(options: ResultsOptions, spec: ObjectiveSpec, seed: int, start, data, run_dir):
+    """`train`'s (ModelArguments, DataArguments, PreferenceConfig) of one run: `--loss spec.loss`, every
+    weight at the trainer's default (ORPO's alpha included, whatever `--alpha` says) unless the spec
+    changes it, the spec's learning rate or the study's, the study's steps."""
     from rlhf_asr.trainer.objective_options import WEIGHT_DEFAULTS
 
+    learning_rate = spec.learning_rate or options.learning_rate
     return training_args(
-        replace(options, alpha=WEIGHT_DEFAULTS["alpha"], seed=seed), start.base, data, run_dir,
-        loss=objective, max_steps=start.max_steps, plot=False, overwrite_output_dir=True,
+        replace(options, alpha=WEIGHT_DEFAULTS["alpha"], seed=seed, learning_rate=learning_rate), start.base, data,
+        run_dir, loss=spec.loss, max_steps=start.max_steps, plot=False, overwrite_output_dir=True,
+        **dict(spec.weights),
     )  # fmt: skip
 
 
@@ -88,10 +94,11 @@ def objective_weights(args) -> dict:
 
 
 def run_objectives(options: ResultsOptions) -> dict:
+    specs = [parse_spec(text, STUDY_OBJECTIVES) for text in options.objectives]
     start = (nonspeech_start if options.study == "objectives_nonspeech" else speech_start)(options)
     data = {"pairs": start.pairs_path}
     kbest_rows = None
-    if set(options.objectives) & set(KBEST_OBJECTIVES):
+    if any(spec.loss in KBEST_OBJECTIVES for spec in specs):
         pick_threads(1)
         splits = tuple(split for split in KBEST_SPLITS if split in start.corpus.splits)
         data["kbest"], rows = make_kbest_rows(
@@ -116,10 +123,11 @@ def run_objectives(options: ResultsOptions) -> dict:
     }
     save(raw, options)
     for seed in options.seeds:
-        for objective in options.objectives:
-            run_dir = start.out / f"{objective}_seed{seed}"
-            pair_file = data["kbest" if objective in KBEST_OBJECTIVES else "pairs"]
-            args = objective_args(options, objective, seed, start, pair_file, run_dir)
+        for spec in specs:
+            objective = spec.text
+            run_dir = start.out / f"{spec.folder}_seed{seed}"
+            pair_file = data["kbest" if spec.loss in KBEST_OBJECTIVES else "pairs"]
+            args = objective_args(options, spec, seed, start, pair_file, run_dir)
             raw["weights"][objective] = objective_weights(args)
             if (objective, seed) in earlier:  # measured by an earlier, interrupted run of the same study
                 raw["runs"] += earlier[objective, seed]

@@ -29,8 +29,27 @@ NAMES = {
     "simpo": "SimPO (`--loss simpo`)",
     "mwer": "MWER (`--loss mwer`, K-best rows)",
 }
+LABELS = {"sft": "SFT", "orpo": "ORPO", "dpo": "DPO", "simpo": "SimPO", "mwer": "MWER"}
 TARGET = 0.05  # relative WER reduction against SFT an objective must reach
 MIN_SEEDS = 2  # a seed spread needs two seeds
+
+
+def name_of(variant: str) -> str:
+    """A run's row name: the objective's, or for a spec with changes (`dpo:rpo_alpha=1`, objective_spec.py)
+    the train command's flags (`DPO (`--loss dpo --rpo_alpha 1`)`)."""
+    if variant in NAMES or ":" not in variant:
+        return NAMES.get(variant, variant)
+    loss, _, changes = variant.partition(":")
+    flags = " ".join(f"--{name} {value}" for name, _, value in (c.partition("=") for c in changes.split(",")))
+    kbest = ", K-best rows" if loss == "mwer" else ""
+    return f"{LABELS.get(loss, loss)} (`--loss {loss} {flags}`{kbest})"
+
+
+def _order(variant: str) -> tuple:
+    """Base, SFT, then each objective followed by its specs with changes, then anything else."""
+    order = ("base", *NAMES)
+    loss = variant.partition(":")[0]
+    return (order.index(loss) if loss in order else len(order), variant != loss, variant)
 
 
 def _seeds(runs: list[dict], variant: str) -> int:
@@ -52,8 +71,8 @@ def check_target(summary: dict, runs: list[dict]) -> dict[str, dict[str, dict]]:
         return {}
     return {
         objective: {split: split_check(summary, runs, objective, split) for split in TEST_SPLITS}
-        for objective in NAMES
-        if objective != "sft" and objective in summary
+        for objective in summary
+        if objective not in ("base", "sft")
     }
 
 
@@ -66,7 +85,7 @@ def target_line(checks: dict, runs: list[dict]) -> str:
         return f"{head}: cannot be checked: fewer than {MIN_SEEDS} seeds."
     winners = [name for name, splits in checks.items() if all(check["met"] for check in splits.values())]
     if winners:
-        return f"{head}: MET by {', '.join(NAMES[name] for name in winners)} on held-out texts and held-out voices."
+        return f"{head}: MET by {', '.join(name_of(name) for name in winners)} on held-out texts and held-out voices."
     return f"{head}: NOT MET by any objective on both held-out texts and held-out voices."
 
 
@@ -94,7 +113,7 @@ def tried(raw: dict) -> list[str]:
         f"- learning rate {opts['learning_rate']}, {raw['max_steps']} steps of {opts['batch_size']} rows, LoRA "
         f"r={opts['lora_r']}, seeds {opts['seeds']}",
     ]
-    lines += [f"- {NAMES.get(name, name)}: {_weights(weights)}" for name, weights in raw.get("weights", {}).items()]
+    lines += [f"- {name_of(name)}: {_weights(weights)}" for name, weights in raw.get("weights", {}).items()]
     return lines
 
 
@@ -129,9 +148,9 @@ def _nonspeech_table(raw: dict, summary: dict, names: dict) -> list[str]:
 def render_objectives(raw: dict, provenance: Provenance) -> str:
     opts, runs = raw["options"], raw["runs"]
     found = summarize(runs, METRICS + NONSPEECH_METRICS)
-    summary = {v: found[v] for v in sorted(found, key=lambda v: [*("base", *NAMES), v].index(v))}  # SFT first
+    summary = {v: found[v] for v in sorted(found, key=_order)}  # SFT first
     checks = check_target(summary, runs)
-    names = {"base": base_row_name(opts), **NAMES}
+    names = {"base": base_row_name(opts)} | {variant: name_of(variant) for variant in summary if variant != "base"}
     title, data = _data(raw)
     lines = [
         f"## Objectives at equal steps{title} ({opts['model']})",
@@ -140,7 +159,7 @@ def render_objectives(raw: dict, provenance: Provenance) -> str:
         f"{completeness(raw)}: seeds {opts['seeds']} (mean ± standard deviation). {data} Every run: LoRA "
         f"r={opts['lora_r']} on the decoder, frozen encoder, {prompt_in_loss(opts)}, lr {opts['learning_rate']}, the "
         f"same {raw['max_steps']} optimizer steps of {opts['batch_size']} rows, each objective's weights at the "
-        "trainer's defaults.",
+        "trainer's defaults unless its row names a change.",
         "",
     ]
     for split, label in TEST_SPLITS.items():
