@@ -93,6 +93,9 @@ def main(argv: list[str]) -> int:
         raise UserInputError(f"--objectives: name at least one of {', '.join(STUDY_OBJECTIVES)}")
     for spec in options.objectives:
         parse_spec(spec, STUDY_OBJECTIVES)
+    twice = sorted({spec for spec in options.objectives if options.objectives.count(spec) > 1})
+    if twice:
+        raise UserInputError(f"--objectives names {' '.join(twice)} twice: each is one run per seed")
     if options.nbest < 1:
         raise UserInputError(f"--nbest must be at least 1, not {options.nbest}")
     check_counts(options)

@@ -53,6 +53,8 @@ def test_the_command_refuses_a_bad_spec_before_anything_is_loaded():
 
     with pytest.raises(UserInputError, match="--objectives dpo:gamma=0.5: --gamma 0.5: --loss dpo does not read it"):
         results.main(["--study", "objectives", "--objectives", "sft", "dpo:gamma=0.5"])
+    with pytest.raises(UserInputError, match="--objectives names dpo twice"):
+        results.main(["--study", "objectives", "--objectives", "dpo", "sft", "dpo"])
     assert "dpo:rpo_alpha=1" in ResultsOptions().objectives  # DPO alone collapsed: the study tries RPO's NLL too
 
 
