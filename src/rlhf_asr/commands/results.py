@@ -75,7 +75,6 @@ def main(argv: list[str]) -> int:
     from rlhf_asr.data.synth_audio import INSTALL_HINT, espeak_available
     from rlhf_asr.errors import UserInputError
     from rlhf_asr.studies.options import NONSPEECH_STUDIES, OBJECTIVES_STUDIES, STUDIES, STUDY_OBJECTIVES, VARIANTS
-    from rlhf_asr.studies.results.objective_spec import parse_spec
 
     options, render = parse_args(argv)  # first: `--help` must not wait for torch
     if render.from_raw:
@@ -91,6 +90,8 @@ def main(argv: list[str]) -> int:
         raise UserInputError(f"--variants {' '.join(unknown)}: choose from {', '.join(VARIANTS)}")
     if not options.objectives:
         raise UserInputError(f"--objectives: name at least one of {', '.join(STUDY_OBJECTIVES)}")
+    from rlhf_asr.studies.results.objective_spec import parse_spec  # torch: after --help has printed
+
     for spec in options.objectives:
         parse_spec(spec, STUDY_OBJECTIVES)
     twice = sorted({spec for spec in options.objectives if options.objectives.count(spec) > 1})
