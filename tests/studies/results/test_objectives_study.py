@@ -153,3 +153,14 @@ def test_the_command_names_its_files_and_refuses_an_unknown_objective():
     assert (options.objectives, options.nbest) == (["sft", "dpo"], 3)
     with pytest.raises(UserInputError, match="--objectives kto: choose from sft, orpo, dpo, simpo, mwer"):
         results.main(["--study", "objectives", "--objectives", "sft", "kto"])
+
+
+def test_a_spec_run_is_checked_against_sft_and_named_by_its_flags():
+    raw = _raw(0.27)
+    for run in raw["runs"]:
+        run["variant"] = "dpo:rpo_alpha=1" if run["variant"] == "dpo" else run["variant"]
+    raw["weights"]["dpo:rpo_alpha=1"] = raw["weights"].pop("dpo") | {"rpo_alpha": 1.0}
+    report = _render(raw)
+    assert "MET by DPO (`--loss dpo --rpo_alpha 1`) on held-out texts and held-out voices." in report
+    assert "| DPO (`--loss dpo --rpo_alpha 1`) | 27.0 ± 0.5 | -10.0% (met) |" in report
+    assert "- DPO (`--loss dpo --rpo_alpha 1`): beta 0.1, label_smoothing 0.0, rpo_alpha 1.0" in report
