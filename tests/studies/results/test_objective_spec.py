@@ -15,13 +15,14 @@ from rlhf_asr.studies.results.objectives_report import name_of
 
 def test_a_plain_objective_changes_nothing():
     spec = parse_spec("dpo", STUDY_OBJECTIVES)
-    assert spec == ObjectiveSpec("dpo", "dpo") and spec.describe() == "" and spec.folder == "dpo"
+    assert spec == ObjectiveSpec("dpo", "dpo") and spec.folder == "dpo"
+    assert name_of("dpo") == "DPO (`--loss dpo`)"
 
 
 def test_a_spec_changes_weights_and_the_learning_rate_and_names_a_safe_folder():
     spec = parse_spec("dpo:rpo_alpha=1,learning_rate=1e-4", STUDY_OBJECTIVES)
     assert (spec.loss, spec.weights, spec.learning_rate) == ("dpo", (("rpo_alpha", 1.0),), 1e-4)
-    assert spec.describe() == "rpo_alpha 1.0, learning rate 0.0001"
+    assert name_of(spec.text) == "DPO (`--loss dpo --rpo_alpha 1 --learning_rate 1e-4`)"
     assert spec.folder == "dpo_rpo_alpha1_learning_rate1e-4"
     assert parse_spec("mwer:reference_in_list=false", STUDY_OBJECTIVES).weights == (("reference_in_list", False),)
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from rlhf_asr.errors import UserInputError
-from rlhf_asr.trainer.objective_options import BOOLEAN_WEIGHTS, WEIGHTS, training_objective
 
 LEARNING_RATE = "learning_rate"  # the one training option a spec may change besides the weights
 SAMPLE = "dpo:rpo_alpha=1"  # what the refusals show
@@ -34,15 +33,18 @@ class ObjectiveSpec:
         """A file-system-safe name for its run folders (`dpo:rpo_alpha=1` -> `dpo_rpo_alpha1`)."""
         return self.text.replace(":", "_").replace(",", "_").replace("=", "")
 
-    def describe(self) -> str:
-        """The changes in words (`rpo_alpha 1, learning rate 0.0001`); empty for the plain objective."""
-        changes = [f"{name} {value}" for name, value in self.weights]
-        if self.learning_rate is not None:
-            changes.append(f"learning rate {self.learning_rate}")
-        return ", ".join(changes)
+
+def spec_changes(spec: str) -> tuple[str, bool, list[tuple[str, bool, str]]]:
+    """(loss, whether a colon follows it, [(name, whether `=` follows it, value text)]) of a spec as
+    written, unchecked: what `parse_spec` checks and the report names runs by (no torch import)."""
+    loss, colon, changes = spec.partition(":")
+    written = [change.partition("=") for change in filter(None, changes.split(","))]
+    return loss, bool(colon), [(name, bool(equals), text) for name, equals, text in written]
 
 
 def _value(name: str, text: str, spec: str) -> float | bool:
+    from rlhf_asr.trainer.objective_options import BOOLEAN_WEIGHTS
+
     if name in BOOLEAN_WEIGHTS:
         if text.lower() not in ("true", "false"):
             raise UserInputError(f"--objectives {spec}: {name} must be true or false, not {text!r}")
@@ -59,13 +61,15 @@ def _value(name: str, text: str, spec: str) -> float | bool:
 def parse_spec(spec: str, losses: tuple[str, ...]) -> ObjectiveSpec:
     """`loss` or `loss:name=value[,name=value]`, with `loss` one of `losses`; anything else is one
     UserInputError line naming the spec and what it may say."""
-    loss, colon, changes = spec.partition(":")
+    from rlhf_asr.trainer.objective_options import WEIGHTS, training_objective  # imports torch: not at module level
+
+    loss, colon, changes = spec_changes(spec)
     if loss not in losses:
         raise UserInputError(f"--objectives {spec}: choose from {', '.join(losses)} (changes after a colon: {SAMPLE})")
     values: dict[str, float | bool] = {}
-    for change in filter(None, changes.split(",")):
-        name, equals, text = change.partition("=")
+    for name, equals, text in changes:
         if not equals or name not in (*WEIGHTS, LEARNING_RATE):
+            change = f"{name}={text}" if equals else name
             raise UserInputError(
                 f"--objectives {spec}: {change!r} is not name=value with a weight "
                 f"({', '.join(WEIGHTS)}) or {LEARNING_RATE}, as in {SAMPLE}"

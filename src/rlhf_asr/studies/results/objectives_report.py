@@ -10,6 +10,7 @@ learning rate), read from the raw file.
 from __future__ import annotations
 
 from rlhf_asr.studies.options import TEST_SPLITS
+from rlhf_asr.studies.results.objective_spec import spec_changes
 from rlhf_asr.studies.results.report import (
     Provenance,
     base_row_name,
@@ -39,8 +40,8 @@ def name_of(variant: str) -> str:
     the train command's flags (`DPO (`--loss dpo --rpo_alpha 1`)`)."""
     if variant in NAMES or ":" not in variant:
         return NAMES.get(variant, variant)
-    loss, _, changes = variant.partition(":")
-    flags = " ".join(f"--{name} {value}" for name, _, value in (c.partition("=") for c in changes.split(",")))
+    loss, _, changes = spec_changes(variant)
+    flags = " ".join(f"--{name} {value}" for name, _, value in changes)
     kbest = ", K-best rows" if loss == "mwer" else ""
     return f"{LABELS.get(loss, loss)} (`--loss {loss} {flags}`{kbest})"
 
