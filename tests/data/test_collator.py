@@ -45,7 +45,7 @@ def test_multilingual_prefix(multilingual):
 
 
 def test_timestamps_wrap_segments(english):
-    from rlhf_asr.data.manifest import Segment
+    from rlhf_asr.data.examples import Segment
 
     encoder = TranscriptEncoder(english.tokenizer, timestamps=True)
     encoded = encoder.encode_segments([Segment(0.0, 1.5, "hi"), Segment(1.5, 2.04, "there")], None)
@@ -155,7 +155,7 @@ def test_unknown_scope_is_rejected():
 @pytest.mark.parametrize("name", ["tiny.en", "base"])
 def test_timestamp_just_past_30_s_is_clamped_to_the_last_timestamp_token(name):
     """The manifest accepts segment ends up to 0.05 s past the audio (30 s at most): 30.04 -> <|30.00|>."""
-    from rlhf_asr.data.manifest import Segment
+    from rlhf_asr.data.examples import Segment
 
     tokenizer = tiny_processor(name).tokenizer
     encoder = TranscriptEncoder(tokenizer, timestamps=True)
@@ -168,7 +168,7 @@ def test_timestamp_just_past_30_s_is_clamped_to_the_last_timestamp_token(name):
 
 def test_timestamp_beyond_the_tolerance_is_refused_naming_the_row(english):
     from rlhf_asr.data.dataset import PreferenceDataset
-    from rlhf_asr.data.manifest import PreferenceExample, Segment
+    from rlhf_asr.data.examples import PreferenceExample, Segment
     from rlhf_asr.data.tokens import TranscriptError
     from rlhf_asr.errors import UserInputError
 

@@ -10,7 +10,8 @@ import pytest
 
 from manifest_fixtures import good_row, make_audio_folder, write_manifest
 from rlhf_asr.commands.cli import main as cli_main
-from rlhf_asr.data.manifest import Hypothesis, KBestExample, read_preference_manifest
+from rlhf_asr.data.examples import Hypothesis, KBestExample
+from rlhf_asr.data.manifest import read_preference_manifest
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.evaluate import manifest_kind
 

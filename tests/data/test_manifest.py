@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from manifest_fixtures import good_row, make_audio_folder, write_manifest, write_wav
-from rlhf_asr.data.manifest import (
-    AsrExample,
-    PreferenceExample,
-    Segment,
-    normalize_language,
-    read_asr_manifest,
-    read_preference_manifest,
-)
+from rlhf_asr.data.examples import AsrExample, PreferenceExample, Segment
+from rlhf_asr.data.language import normalize_language
+from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
 from rlhf_asr.errors import UserInputError
 
 

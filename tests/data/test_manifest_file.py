@@ -1,4 +1,4 @@
-"""Reading a manifest file (`data/manifest.py`: read_rows): encodings, line ends, nesting, arrays, links."""
+"""Reading a manifest file (`data/json_rows.py`: read_rows): encodings, line ends, nesting, arrays, links."""
 
 from __future__ import annotations
 

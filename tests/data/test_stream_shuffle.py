@@ -16,7 +16,7 @@ import pytest
 
 import rlhf_asr.data.dataset as dataset_module
 from rlhf_asr.data.dataset import StreamingPreferenceDataset
-from rlhf_asr.data.manifest import PreferenceExample
+from rlhf_asr.data.examples import PreferenceExample
 from rlhf_asr.data.stream import shuffled
 from rlhf_asr.data.tokens import TranscriptEncoder
 from whisper_fixtures import tiny_processor

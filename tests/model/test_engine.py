@@ -6,7 +6,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import WhisperForConditionalGeneration
 
 from rlhf_asr.data.collator import PreferenceCollator
-from rlhf_asr.data.manifest import Segment
+from rlhf_asr.data.examples import Segment
 from rlhf_asr.data.tokens import TranscriptEncoder
 from rlhf_asr.loss.orpo import orpo_loss, preference_loss
 from rlhf_asr.model.bundled import bundled_processor

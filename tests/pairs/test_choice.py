@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
+from rlhf_asr.data.examples import AsrExample
+from rlhf_asr.data.manifest import read_preference_manifest
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.pairs.choice import Miner
 from whisper_fixtures import write_tone

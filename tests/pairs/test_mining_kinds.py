@@ -13,7 +13,8 @@ import soundfile
 
 from rlhf_asr.commands import cli
 from rlhf_asr.commands.make_pairs import parse_args
-from rlhf_asr.data.manifest import AsrExample, read_preference_manifest
+from rlhf_asr.data.examples import AsrExample
+from rlhf_asr.data.manifest import read_preference_manifest
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.model.loading import load_for_inference

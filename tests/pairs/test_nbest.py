@@ -12,7 +12,8 @@ import pytest
 from mining_fixtures import TEXTS, mining_setup
 
 from rlhf_asr.commands import cli
-from rlhf_asr.data.manifest import AsrExample, KBestExample, read_preference_manifest
+from rlhf_asr.data.examples import AsrExample, KBestExample
+from rlhf_asr.data.manifest import read_preference_manifest
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.evaluation.metrics import score_utterance
 from rlhf_asr.inference.decode import Candidate

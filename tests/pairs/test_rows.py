@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from rlhf_asr.data.manifest import AsrExample
+from rlhf_asr.data.examples import AsrExample
 from rlhf_asr.inference.decode import Candidate
 from rlhf_asr.pairs import loop_rows, mistake_rows, no_speech_rows, preference_row
 from rlhf_asr.pairs.choice import Miner

@@ -13,7 +13,7 @@ dataset options.
 
 A reader yields `(index, row)` or `(index, BadRow)`, in the source's order. The index names the row
 in every message and in its example's `where`: a manifest's 1-based line ("train.jsonl:12",
-`manifest.read_rows`), a dataset's 0-based row ("dataset X (train), row 17", sources.py). The row
+`json_rows.read_rows`), a dataset's 0-based row ("dataset X (train), row 17", sources.py). The row
 is a dict in the manifest format (manifest.py says it): a dataset's row arrives already mapped to
 it, its columns renamed and its audio a file with its real duration. A `BadRow` (a kind counted in
 summaries, a reason) is a row that cannot be read at all: invalid JSON, text that is not UTF-8,
@@ -24,7 +24,7 @@ known and handed whole to the readers: the fields and their types, transcripts (
 characters: text_rules.py), the language (one the tokenizer knows, when given), the audio (there,
 readable, its declared duration within the tolerance, at most Whisper's 30 s window unless
 `long_audio`), the segments with `timestamps`. Each row becomes an example (PreferenceExample,
-KBestExample, AsrExample: manifest.py) or a `RowProblem` naming it. A duration outside
+KBestExample, AsrExample: examples.py) or a `RowProblem` naming it. A duration outside
 `min_duration` and `max_duration` is a filter, not an error: such rows are always skipped and counted.
 
 Bad rows: without `skip_invalid` (--skip_invalid_rows) a read stops, in one `UserInputError`:

@@ -33,114 +33,33 @@ model learns not to hallucinate, so they are accepted and counted. Every other e
 an error: an empty rejected transcript prefers nothing over nothing, and whitespace-only text is
 refused (with a pointer to "") because it is more often a broken export than a deliberate label.
 
-Reading the file (read_rows) has failure modes of its own, each of which used to surface as a
-traceback or as a position nobody can find in an editor: a byte offset for non-UTF-8 text, a
-RecursionError for deeply nested JSON, a ValueError for a number of 5,000 digits. Here each
-becomes "file:line: reason". In JSON lines one bad line is one bad row (counted, skippable); in a
-JSON array the whole file is unreadable, so the error names the line of the array element where
-reading stopped.
+The file is read into rows by data/json_rows.py (its own failure modes, each "file:line: reason").
 
-What a checked row becomes (Segment, PreferenceExample, AsrExample) and the read's report
-(RowProblem, ManifestReport) are plain types: the readers of other sources (datasets, streams:
-data/sources.py, data/stream.py) and the training set share them.
+What a checked row becomes (data/examples.py) and the read's report (RowProblem, ManifestReport)
+are plain types: the readers of other sources (datasets, streams: data/sources.py, data/stream.py)
+and the training set share them.
 """
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
-import errno
-import json
 import math
-import os
-import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from rlhf_asr.data.audio import MIN_AUDIO_SECONDS, WHISPER_MAX_SECONDS, AudioError, audio_duration, check_audio_path
+from rlhf_asr.data.examples import AsrExample, Hypothesis, KBestExample, PreferenceExample, Segment
+from rlhf_asr.data.json_rows import BadRow, read_rows
+from rlhf_asr.data.language import normalize_language
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.text_rules import text_problem
 from rlhf_asr.errors import UserInputError
 
 SEGMENT_SLACK_SECONDS = 0.05  # timestamps are rounded (Whisper: 0.02 s steps)
 SHOWN_PROBLEMS = 5  # problems quoted in the error message before "and N more"
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class PreferenceExample:
-    audio_path: Path
-    duration: float
-    chosen: str
-    rejected: str
-    language: str | None  # Whisper language code ("en", "zh"), None when the row has none
-    chosen_segments: tuple[Segment, ...] | None  # only with timestamps=True
-    rejected_segments: tuple[Segment, ...] | None
-    where: str  # "train.jsonl:12" (a dataset's "dataset X, row 17"): names the row in later messages
-
-    @property
-    def no_speech(self) -> bool:
-        """The right output is nothing: a clip of silence, noise or music."""
-        return self.chosen == ""
-
-    @property
-    def reference(self) -> str:
-        """What evaluation scores a hypothesis against: the preferred transcript."""
-        return self.chosen
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One candidate of a K-best row."""
-
-    text: str
-    word_errors: int  # word edits against the row's reference (the evaluation's normaliser)
-    logprob: float | None  # the writing model's mean per-token log-prob; None: not scored
-
-
-@dataclass(frozen=True)
-class KBestExample:
-    """A K-best row: one audio, its reference and the hypotheses scored against it."""
-
-    audio_path: Path
-    duration: float
-    reference: str  # the preferred transcript; "" = nothing was said
-    hypotheses: tuple[Hypothesis, ...]  # at least one, none the same
-    language: str | None
-    where: str
-
-    @property
-    def no_speech(self) -> bool:
-        return self.reference == ""
-
-
-@dataclass(frozen=True)
-class AsrExample:
-    audio_path: Path
-    duration: float
-    text: str
-    language: str | None
-    segments: tuple[Segment, ...] | None
-    where: str
-
-    @property
-    def no_speech(self) -> bool:
-        """Nothing was said in the clip."""
-        return self.text == ""
-
-    @property
-    def reference(self) -> str:
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -179,169 +98,6 @@ class ManifestReport:
         if counts:
             text += " (" + ", ".join(f"{n} {kind}" for kind, n in counts.most_common()) + ")"
         return text
-
-
-class BadRow(Exception):
-    """A row's first problem. `kind` is the category counted in summaries; `filtered` marks a user filter."""
-
-    def __init__(self, kind: str, reason: str, filtered: bool = False):
-        super().__init__(reason)
-        self.kind, self.reason, self.filtered = kind, reason, filtered
-
-
-Rows = list[tuple[int, Any]]  # (1-based line, parsed value or BadRow)
-
-_SPACE = re.compile(r"\s*")
-_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as decoded by surrogateescape
-_WIDE_BOMS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]  # fmt: skip
-
-
-def _parse_problem(error: Exception) -> str:
-    """What the json module could not read, as one short reason (no traceback, no offset)."""
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} (column {error.colno})"
-    if isinstance(error, RecursionError):
-        return "nested too deeply to read"
-    return str(error).split(";")[0]  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
-
-
-def _not_utf8(text: str, match: re.Match) -> tuple[int, str]:
-    """(line, reason) for the first byte that is not UTF-8."""
-    line_start = text.rfind("\n", 0, match.start()) + 1
-    byte = ord(match.group()) - 0xDC00
-    column = match.start() - line_start + 1
-    return text.count("\n", 0, match.start()) + 1, f"not UTF-8 text (byte 0x{byte:02x} at column {column})"
-
-
-def _array_rows(path: Path, text: str) -> Iterator[tuple[int, Any]]:
-    """(line, value) for each element of a JSON array; UserInputError where an element cannot be read."""
-    decoder, line, counted = json.JSONDecoder(), 1, 0
-    pos = _SPACE.match(text, text.index("[") + 1).end()
-    while text[pos] != "]":
-        line, counted = line + text.count("\n", counted, pos), pos
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except (RecursionError, ValueError) as error:
-            raise UserInputError(f"{path}:{line}: invalid JSON array: {_parse_problem(error)}") from None
-        yield line, value
-        pos = _SPACE.match(text, end).end()
-        if text[pos] == ",":
-            pos = _SPACE.match(text, pos + 1).end()
-
-
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
-    """(line, value or BadRow) for each non-blank line."""
-    for number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        bad_byte = _NOT_UTF8.search(line)
-        if bad_byte:
-            yield number, BadRow("not UTF-8", _not_utf8(line, bad_byte)[1] + ": save the manifest as UTF-8")
-            continue
-        try:
-            yield number, json.loads(line)
-        except (RecursionError, ValueError) as error:  # JSONDecodeError is a ValueError
-            yield number, BadRow("invalid JSON", f"invalid JSON: {_parse_problem(error)}")
-
-
-def _spread_objects(text: str) -> int:
-    """How many JSON values `text` holds one after another (0 unless all of it is JSON)."""
-    decoder, count, pos = json.JSONDecoder(), 0, _SPACE.match(text).end()
-    try:
-        while pos < len(text):
-            _, end = decoder.raw_decode(text, pos)
-            count, pos = count + 1, _SPACE.match(text, end).end()
-    except (RecursionError, ValueError):
-        return 0
-    return count
-
-
-def _array(path: Path, text: str) -> Rows:
-    try:
-        json.loads(text)  # the whole array first: a syntax error anywhere stops here, with its line
-    except json.JSONDecodeError as error:
-        try:  # JSON lines whose first row happens to be a list: each row is reported on its own
-            json.loads(text.lstrip().split("\n", 1)[0])
-        except (RecursionError, ValueError):
-            where = f"{path}:{error.lineno}"
-            raise UserInputError(f"{where}: invalid JSON array: {error.msg} (column {error.colno})") from None
-        return list(_jsonl_rows(text))
-    except (RecursionError, ValueError):
-        pass  # too deep / too long a number: _array_rows finds the element and names its line
-    return list(_array_rows(path, text))
-
-
-def _check_path(path: Path) -> None:
-    try:
-        os.stat(path)
-    except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise UserInputError(f"manifest {path} is a symlink loop") from None
-        if os.path.islink(path):
-            raise UserInputError(f"manifest {path} not found (broken symlink to {os.readlink(path)})") from None
-        raise UserInputError(f"manifest {path} not found ({error.strerror})") from None
-    except ValueError:  # a NUL in the path
-        raise UserInputError(f"manifest path {str(path)!r} contains a NUL character") from None
-    if not path.is_file():
-        raise UserInputError(f"manifest {path} is not a file" + (" (it is a folder)" if path.is_dir() else ""))
-
-
-def read_rows(path: Path) -> Rows:
-    """The manifest's rows, in file order; UserInputError when the file as a whole cannot be read."""
-    _check_path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UserInputError(f"cannot read manifest {path}: {error.strerror or error}") from None
-    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
-    if wide:
-        bom = f"it starts with a {wide} byte-order mark"
-        raise UserInputError(f"manifest {path} is {wide} text ({bom}): save it as UTF-8")
-    if b"\0" in data:
-        line = data.count(b"\n", 0, data.index(b"\0")) + 1
-        expected = "JSON lines or a JSON array expected"
-        raise UserInputError(f"{path}:{line}: a NUL byte: the manifest is not text ({expected})")
-    text = data.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")  # utf-8-sig's BOM
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text mode reads them
-    if text.lstrip().startswith("["):
-        bad_byte = _NOT_UTF8.search(text)
-        if bad_byte:
-            line, reason = _not_utf8(text, bad_byte)
-            raise UserInputError(f"{path}:{line}: {reason}: save the manifest as UTF-8")
-        rows = _array(path, text)
-    else:
-        rows = list(_jsonl_rows(text))
-        first = rows[0][1] if rows else None
-        if isinstance(first, BadRow) and first.kind == "invalid JSON" and _spread_objects(text):
-            raise UserInputError(
-                f"{path}:{rows[0][0]}: each row must be one JSON object on one line (JSON lines), but the "
-                "objects here span several lines; write one per line, or put them in a JSON array [...]"
-            )
-    if not rows:
-        raise UserInputError(f"manifest {path} is empty")
-    return rows
-
-
-@lru_cache(maxsize=1)
-def _whisper_tables() -> tuple[dict[str, str], dict[str, str]]:
-    # Imported lazily: the tokenizer module costs about a second to import.
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES, TO_LANGUAGE_CODE
-
-    return LANGUAGES, TO_LANGUAGE_CODE
-
-
-def normalize_language(value: str) -> str:
-    """'English', 'english', 'en' or '<|en|>' -> 'en'. ValueError for names Whisper lacks."""
-    languages, to_code = _whisper_tables()
-    key = value.strip().lower()
-    if key.startswith("<|") and key.endswith("|>"):
-        key = key[2:-2]
-    if key in languages:
-        return key
-    if key in to_code:
-        return to_code[key]
-    raise ValueError(f"unknown language {value!r} (Whisper knows e.g. {', '.join(list(languages)[:8])}, ...)")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
 from rlhf_asr.data.dataset_files import data_files
-from rlhf_asr.data.manifest import BadRow, ManifestReport, read_manifest
+from rlhf_asr.data.json_rows import BadRow
+from rlhf_asr.data.manifest import ManifestReport, read_manifest
 from rlhf_asr.data.options import Columns, DataSource, as_source
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rlhf_asr.data.manifest import BadRow, RowProblem, _Context, _short, row_parser
+from rlhf_asr.data.json_rows import BadRow
+from rlhf_asr.data.manifest import RowProblem, _Context, _short, row_parser
 from rlhf_asr.data.options import DataSource
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.sources import open_rows

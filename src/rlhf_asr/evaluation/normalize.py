@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 
-from rlhf_asr.data.manifest import normalize_language
+from rlhf_asr.data.language import normalize_language
 
 CER_LANGUAGES = frozenset({"zh", "yue", "ja", "ko", "th"})
 _CHINESE = frozenset({"zh", "yue"})

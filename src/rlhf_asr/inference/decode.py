@@ -37,7 +37,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE
 from rlhf_asr.data.collator import pad_decoder_sequences
-from rlhf_asr.data.manifest import normalize_language
+from rlhf_asr.data.language import normalize_language
 from rlhf_asr.data.tokens import MAX_TARGET_TOKENS, max_text_tokens, transcript_encoder
 from rlhf_asr.errors import UserInputError
 from rlhf_asr.loss.logps import chunked_token_logps, sequence_logps

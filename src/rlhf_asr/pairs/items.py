@@ -20,7 +20,7 @@ import numpy as np
 import soundfile
 
 from rlhf_asr.data.audio import WHISPER_MAX_SECONDS, WHISPER_SAMPLING_RATE, load_audio
-from rlhf_asr.data.manifest import AsrExample
+from rlhf_asr.data.examples import AsrExample
 from rlhf_asr.data.nonspeech import (
     generate_nonspeech,
     generated_folder,

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rlhf_asr.data.audio import AudioError
-from rlhf_asr.data.manifest import AsrExample
+from rlhf_asr.data.examples import AsrExample
 from rlhf_asr.data.options import DataSource
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.data.sources import read_data

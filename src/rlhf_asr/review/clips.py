@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf_asr.data.audio import AudioError, audio_duration
-from rlhf_asr.data.manifest import BadRow, normalize_language, read_asr_manifest, read_preference_manifest, read_rows
+from rlhf_asr.data.json_rows import BadRow, read_rows
+from rlhf_asr.data.language import normalize_language
+from rlhf_asr.data.manifest import read_asr_manifest, read_preference_manifest
 from rlhf_asr.data.row_checks import RowChecks
 from rlhf_asr.errors import UserInputError
 

@@ -219,7 +219,7 @@ def make_kbest_rows(
     make-pairs' decoding (`MiningOptions.decoding`: a scored beam of max(num_candidates, K)) and its
     rows (`pairs.nbest.kbest_row`; a non-speech clip's reference is ""), in `kbest<K>.jsonl`; each
     row's encoder output put in `cache`."""
-    from rlhf_asr.data.manifest import AsrExample
+    from rlhf_asr.data.examples import AsrExample
     from rlhf_asr.data.text_rules import NO_SPEECH, SPEECH
     from rlhf_asr.data.tokens import transcript_encoder
     from rlhf_asr.model.core import whisper_core

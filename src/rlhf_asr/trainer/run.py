@@ -19,8 +19,9 @@ from transformers.trainer_utils import IntervalStrategy
 
 from rlhf_asr.data.augment import build_augmenter
 from rlhf_asr.data.dataset import PreferenceDataset, StreamingPreferenceDataset
+from rlhf_asr.data.examples import KBestExample
 from rlhf_asr.data.kbest import KBestDataset
-from rlhf_asr.data.manifest import KBestExample, normalize_language
+from rlhf_asr.data.language import normalize_language
 from rlhf_asr.data.sources import read_data
 from rlhf_asr.data.stream import ExampleStream
 from rlhf_asr.data.tokens import TranscriptEncoder
