@@ -102,3 +102,20 @@ def test_card_says_what_rows_the_run_read():
         kbest = model_card(replace(FACTS, loss=loss, kbest=True))
         assert "on K-best rows: the reference and the model's own hypotheses" in kbest
         assert f"- **Training data:** {FACTS.train_pairs} K-best rows" in kbest and "pairs of a preferred" not in kbest
+
+
+def test_silence_section_says_which_decoders_each_nospeech_target_serves():
+    """`both` lets <|endoftext|> come first but trains the <|nospeech|> path: the card must not promise the
+    pipeline silence for it (the silence study measured it looping as `nospeech` does)."""
+    cards = {
+        target: model_card(
+            replace(FACTS, no_speech_pairs=40, nospeech_target=target, empty_output=target != "nospeech")
+        )
+        for target in ("eot", "nospeech", "both")
+    }
+    assert "can write nothing on audio without speech" in cards["eot"] and "<|nospeech|>" not in cards["eot"]
+    for target in ("nospeech", "both"):
+        assert "can write nothing" not in cards[target] and "`no_speech_threshold`" in cards[target], target
+    assert "may still write on silence" in cards["both"]
+    assert "suppress `<|endoftext|>` as the first token" in cards["nospeech"]
+    assert "--nospeech_target eot" in cards["both"]

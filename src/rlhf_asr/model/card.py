@@ -175,7 +175,7 @@ def _silence(facts: CardFacts) -> list[str]:
     if facts.no_speech_pairs == 0:
         return ["Trained on speech pairs only: on silence, noise or music it writes text as its base model does."]
     lines = []
-    if facts.empty_output:
+    if facts.empty_output and facts.nospeech_target == "eot":
         lines.append(
             "The saved generation config lets `<|endoftext|>` come first (Whisper's own suppresses it), so "
             "`transformers.pipeline`, `generate` with this folder's generation config, and faster-whisper on an "
@@ -186,6 +186,13 @@ def _silence(facts: CardFacts) -> list[str]:
             "No-speech pairs trained Whisper's `<|nospeech|>` path: faster-whisper, openai-whisper's `transcribe` "
             "and long-form `generate` skip a window whose no-speech probability is over `no_speech_threshold` "
             "and whose text's average log-prob is under `log_prob_threshold`."
+        )
+    if facts.empty_output and facts.nospeech_target == "both":
+        # measured in the silence study: the same weights and the same output as the `nospeech` target
+        lines.append(
+            "The saved generation config lets `<|endoftext|>` come first, but the pairs trained the `<|nospeech|>` "
+            "path, not `<|endoftext|>` after the prompt: short-form `generate` and the pipeline, which never read "
+            "the no-speech probability, may still write on silence. For them, train with `--nospeech_target eot`."
         )
     if not facts.empty_output:
         lines.append(
