@@ -36,9 +36,14 @@ GUARDED_VARIANTS = ("orpo_nonspeech", "sft_nonspeech")
 # The objectives study (`--study objectives`): every `train --loss` compared on the WER study's pairs
 # (MWER on K-best rows of the same clips), each objective's weights at the trainer's defaults.
 STUDY_OBJECTIVES = ("sft", "orpo", "dpo", "simpo", "mwer")
-# What the study runs by default: each objective at the trainer's defaults, and DPO with RPO's NLL term,
-# as DPO alone collapsed at the shared learning rate (docs/results/objectives: chosen log-probs -13 -> -111).
-DEFAULT_STUDY_OBJECTIVES = ("sft", "orpo", "dpo", "dpo:rpo_alpha=1", "simpo", "mwer")
+# What the study runs by default: each objective at the trainer's defaults, and DPO, SimPO and MWER each
+# with a full-weight NLL term on the chosen (DPO's `rpo_alpha`, from RPO; SimPO's `cpo_alpha`, CPO-SimPO;
+# MWER's `ce_weight`, the paper's lambda, 0.01 by default), as each collapsed alone at the shared learning
+# rate (docs/results/objectives, seed 0: DPO's chosen log-probs -13 -> -111, held-out WER 99.8%; SimPO's
+# mean per-token log-prob of the chosen -9.0, WER 99.3%; MWER's reference NLL 0.8 -> 9.2, WER 196%: loops).
+DEFAULT_STUDY_OBJECTIVES = (
+    "sft", "orpo", "dpo", "dpo:rpo_alpha=1", "simpo", "simpo:cpo_alpha=1", "mwer", "mwer:ce_weight=1"
+)  # fmt: skip
 OBJECTIVES_STUDIES = ("objectives", "objectives_nonspeech")  # objectives.py runs both, objectives_report renders both
 NONSPEECH_STUDIES = ("hallucination", "silence", "objectives_nonspeech")  # corpora with non-speech clips
 STUDIES = ("wer", "hallucination", "silence", *OBJECTIVES_STUDIES)

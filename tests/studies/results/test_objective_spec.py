@@ -56,7 +56,8 @@ def test_the_command_refuses_a_bad_spec_before_anything_is_loaded():
         results.main(["--study", "objectives", "--objectives", "sft", "dpo:gamma=0.5"])
     with pytest.raises(UserInputError, match="--objectives names dpo twice"):
         results.main(["--study", "objectives", "--objectives", "dpo", "sft", "dpo"])
-    assert "dpo:rpo_alpha=1" in ResultsOptions().objectives  # DPO alone collapsed: the study tries RPO's NLL too
+    # DPO, SimPO and MWER alone collapsed: the study tries each with a full-weight NLL term too
+    assert {"dpo:rpo_alpha=1", "simpo:cpo_alpha=1", "mwer:ce_weight=1"} <= set(ResultsOptions().objectives)
 
 
 def test_a_spec_trains_with_its_changes_and_the_trainer_defaults_elsewhere(tmp_path):
@@ -77,6 +78,8 @@ def test_a_spec_trains_with_its_changes_and_the_trainer_defaults_elsewhere(tmp_p
 def test_a_spec_is_reported_under_the_train_flags_it_stands_for():
     assert name_of("dpo") == "DPO (`--loss dpo`)"
     assert name_of("dpo:rpo_alpha=1") == "DPO (`--loss dpo --rpo_alpha 1`)"
+    assert name_of("simpo:cpo_alpha=1") == "SimPO (`--loss simpo --cpo_alpha 1`)"
+    assert name_of("mwer:ce_weight=1") == "MWER (`--loss mwer --ce_weight 1`, K-best rows)"
     assert name_of("mwer:ce_weight=0.1,learning_rate=1e-4") == (
         "MWER (`--loss mwer --ce_weight 0.1 --learning_rate 1e-4`, K-best rows)"
     )
